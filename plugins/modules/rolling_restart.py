@@ -1,0 +1,743 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) onebox.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: rolling_restart
+short_description: Restart socket-activated systemd services one by one, waiting for readiness
+version_added: "1.0.0"
+description:
+  - Restarts (or, with O(units[].strategy=overlap), replaces) the given systemd services strictly one after the
+    other on a single host. The next unit is only touched once the previous one answered its readiness URL
+    with HTTP 200 O(passes) times in a row.
+  - Built for sites whose C(<site>.socket) owns the public port and whose C(<site>.service) (or C(<site>@<instance>.service))
+    inherits it, so connections queue in the kernel while the process is replaced.
+  - Fails fast, without waiting for the timeout, when the unit enters the C(failed) state, is crash-looping
+    (C(SubState=auto-restart) or C(NRestarts) going up), stops, or when O(units[].liveness_url) stops answering.
+  - Stops at the first unit that does not come ready; later units are left untouched.
+  - Optionally runs a background HTTP load O(probe) during the whole rollout and fails when it saw more failed
+    requests than O(probe.max_failed).
+author:
+  - onebox.deploy contributors
+requirements:
+  - systemd (C(systemctl), optionally C(journalctl) for failure reports) on the target host.
+options:
+  units:
+    description:
+      - The units to roll, in this order.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description:
+          - For O(units[].strategy=restart) the unit name, for example V(blog.service).
+          - For O(units[].strategy=overlap) the site base name, for example V(blog); the module manages the template
+            instances C(<name>@<instance>.service). A trailing V(@) or V(@.service) is ignored.
+        type: str
+        required: true
+      readiness_url:
+        description:
+          - URL that answers HTTP 200 once the (new) process is ready to serve, and 503 during warm-up and drain
+            (typically C(/readyz) on a loopback health port).
+          - The literal text V({instance}) is replaced by the instance name (overlap strategy), so each instance can
+            be asked on its own health port or path. For the overlap strategy the readiness URL should address the
+            new instance only, otherwise the old instance answers for it.
+        type: str
+        required: true
+      liveness_url:
+        description:
+          - Optional URL answering HTTP 200 while the process is alive (typically C(/livez)). V({instance}) is substituted
+            as for O(units[].readiness_url).
+          - Once it answered 200 (or once the unit is C(active)), more than 3 failed polls in a row make the module fail
+            immediately instead of waiting for the timeout.
+        type: str
+      timeout:
+        description:
+          - Seconds to wait for this unit, counted from the restart/start command. Overrides O(timeout).
+        type: float
+      strategy:
+        description:
+          - V(restart) runs C(systemctl restart --no-block <name>) and waits for the old main process to exit and the new
+            one to become ready. The socket keeps accepting connections meanwhile.
+          - V(overlap) starts the inactive instance of O(units[].instances) next to the running one (both share the socket),
+            waits until it is ready, then stops the old instance(s). If the new instance does not come ready it is
+            stopped again and the old one is left running.
+        type: str
+        choices: [restart, overlap]
+        default: restart
+      instances:
+        description:
+          - Instance names for O(units[].strategy=overlap). The first inactive one (searching after the running one) is
+            started; if none is running, the first one.
+        type: list
+        elements: str
+        default: [a, b]
+      restart:
+        description:
+          - V(false) does not restart anything, it only waits until the unit (with the overlap strategy the running
+            instance) is ready, for example after a deploy step that restarted it already.
+        type: bool
+        default: true
+  interval:
+    description:
+      - Seconds between two polls of the unit state, liveness and readiness.
+    type: float
+    default: 0.1
+  passes:
+    description:
+      - Number of consecutive HTTP 200 answers of the readiness URL (with the unit C(active)) needed to call a unit ready.
+    type: int
+    default: 3
+  timeout:
+    description:
+      - Default seconds to wait for each unit to become ready.
+    type: float
+    default: 60
+  request_timeout:
+    description:
+      - Timeout in seconds of one HTTP request (readiness, liveness and probe).
+    type: float
+    default: 2
+  probe:
+    description:
+      - Background HTTP load sent while rolling, to prove the rollout is really zero-downtime.
+      - It starts before the first unit is touched and stops after the last unit is ready.
+      - Each thread sends GET requests back to back on a keep-alive connection and reconnects after an error or an
+        answer that closes the connection. Exceptions and HTTP status codes >= 400 count as failed.
+    type: dict
+    suboptions:
+      urls:
+        description:
+          - URLs to request, cycled through by every thread (usually the public site URL(s)).
+        type: list
+        elements: str
+        required: true
+      concurrency:
+        description:
+          - Number of parallel connections/threads.
+        type: int
+        default: 4
+      max_failed:
+        description:
+          - Fail the module (after the rollout) when more requests than this failed.
+        type: int
+        default: 0
+      headers:
+        description:
+          - Extra request headers, for example V(Host) to route through a reverse proxy like Traefik.
+        type: dict
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details:
+      - Reports which units would be restarted (status V(would_restart)); only read-only C(systemctl show) calls are made
+        (to pick the overlap instance) and no probe is run.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+notes:
+  - Units are C(Type=notify) services in the intended setup, but the module does not rely on a blocking
+    C(systemctl restart); it issues C(--no-block) jobs and polls, so it can fail fast and enforce its own timeout.
+  - A unit counts as ready only when C(ActiveState=active) and the readiness URL answered 200 O(passes) times in a row
+    after the old main process (C(MainPID) before the restart) has exited, so a draining old process can never be
+    mistaken for the new one.
+  - Probe latencies are measured for requests that got an HTTP answer; after a connection error a probe thread pauses
+    10 ms before retrying.
+"""
+
+EXAMPLES = r"""
+- name: Roll the blog and the shop, one after the other
+  onebox.deploy.rolling_restart:
+    units:
+      - name: blog.service
+        readiness_url: http://127.0.0.1:9101/readyz
+        liveness_url: http://127.0.0.1:9101/livez
+      - name: shop.service
+        readiness_url: http://127.0.0.1:9102/readyz
+        timeout: 120
+
+- name: Blue/green style replacement of wiki@a / wiki@b, with a load probe through Traefik
+  onebox.deploy.rolling_restart:
+    units:
+      - name: wiki
+        strategy: overlap
+        instances: [a, b]
+        readiness_url: http://127.0.0.1:9200/{instance}/readyz
+        liveness_url: http://127.0.0.1:9200/{instance}/livez
+    passes: 5
+    probe:
+      urls:
+        - http://127.0.0.1/
+      headers:
+        Host: wiki.example.org
+      concurrency: 8
+      max_failed: 0
+  register: roll
+
+- name: Show the probe numbers
+  ansible.builtin.debug:
+    msg: "{{ roll.probe.sent }} requests, {{ roll.probe.failed }} failed, p99 {{ roll.probe.p99_ms }} ms"
+
+- name: Only wait until an already restarted service is ready again
+  onebox.deploy.rolling_restart:
+    units:
+      - name: api.service
+        readiness_url: http://127.0.0.1:9300/readyz
+        restart: false
+    timeout: 30
+"""
+
+RETURN = r"""
+changed:
+  description: Whether any unit was restarted, started or stopped (in check mode, whether one would be).
+  returned: always
+  type: bool
+rolled:
+  description: Names of the units (for overlap the base name) that were rolled successfully, in order.
+  returned: always
+  type: list
+  elements: str
+  sample: [blog.service, shop.service]
+duration:
+  description: Seconds the whole module run took.
+  returned: always
+  type: float
+  sample: 4.213
+results:
+  description: One entry per unit that was handled (units after a failing one are not listed).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The unit name as given.
+      type: str
+      sample: blog.service
+    unit:
+      description: The systemd unit that was waited for (for overlap the new instance).
+      type: str
+      sample: blog@b.service
+    strategy:
+      description: V(restart) or V(overlap).
+      type: str
+    status:
+      description: V(ready), V(failed) (fail fast), V(timeout), V(would_restart) or V(would_wait) (check mode).
+      type: str
+    time_to_stop:
+      description:
+        - Restart strategy, seconds from the restart command until the old main process was gone (null when no
+          process ran before).
+        - Overlap strategy, seconds the C(systemctl stop) of the old instance(s) took.
+      type: float
+    time_to_ready:
+      description: Seconds from the restart/start command until the readiness check passed.
+      type: float
+    passes:
+      description: Consecutive successful readiness polls reached.
+      type: int
+    polls:
+      description: Number of polls made.
+      type: int
+    instance:
+      description: Overlap strategy, the instance that was started (or would be).
+      type: str
+      sample: b
+    old_instances:
+      description: Overlap strategy, instances that were running before and have been (or would be) stopped.
+      type: list
+      elements: str
+    readiness:
+      description: Last readiness result, an HTTP status code or an exception name.
+      type: raw
+      sample: 200
+    liveness:
+      description: Last liveness result, an HTTP status code or an exception name.
+      type: raw
+    state:
+      description: Last C(systemctl show) properties of the unit (ActiveState, SubState, MainPID, NRestarts, Result).
+      type: dict
+    reason:
+      description: Why the unit did not come ready.
+      type: str
+probe:
+  description: Load probe statistics.
+  returned: when O(probe) is given and not in check mode
+  type: dict
+  contains:
+    sent:
+      description: Requests sent.
+      type: int
+    failed:
+      description: Requests that raised or got HTTP >= 400.
+      type: int
+    errors:
+      description: Failed requests by kind, for example C(status_503), C(ConnectionRefusedError), C(RemoteDisconnected), C(timeout).
+      type: dict
+    p50_ms:
+      description: Median latency in milliseconds.
+      type: float
+    p99_ms:
+      description: 99th percentile latency in milliseconds.
+      type: float
+    max_ms:
+      description: Maximum latency in milliseconds.
+      type: float
+    duration:
+      description: Seconds the probe ran.
+      type: float
+journal:
+  description: Last journal lines of the unit that did not come ready.
+  returned: on failure of a unit
+  type: list
+  elements: str
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.onebox.deploy.plugins.module_utils.readiness import (
+    LivenessTracker,
+    Probe,
+    RUNNING_STATES,
+    describe,
+    http_get,
+    parse_show,
+    pid_alive,
+    substitute_instance,
+    validate_url,
+    wait_ready,
+)
+
+SHOW_PROPS = ('LoadState', 'ActiveState', 'SubState', 'MainPID', 'NRestarts', 'Result')
+JOURNAL_LINES = 15
+
+
+class RollFailed(Exception):
+    """A unit did not come ready, or a systemctl command failed."""
+
+    def __init__(self, msg, unit=None, **extra):
+        super(RollFailed, self).__init__(msg)
+        self.msg = msg
+        self.unit = unit
+        self.extra = extra
+
+
+def choose_instance(instances, states):
+    """Pick the instance to start and the ones to stop afterwards.
+
+    *states* maps instance -> ActiveState. Returns ``(new, olds)``; *new* is
+    None when every instance is running.
+    """
+    running = [i for i in instances if states.get(i) in RUNNING_STATES]
+    if not running:
+        return instances[0], []
+    first = instances.index(running[0])
+    for step in range(1, len(instances) + 1):
+        cand = instances[(first + step) % len(instances)]
+        if cand not in running:
+            return cand, running
+    return None, running
+
+
+def overlap_base(name):
+    base = name
+    if base.endswith('.service'):
+        base = base[:-len('.service')]
+    return base.rstrip('@')
+
+
+class UnitWatch(object):
+    """One poll = unit state + liveness + readiness, for :func:`wait_ready`."""
+
+    def __init__(self, roller, unit, readiness_url, liveness_url, started, old_pid=0):
+        self.roller = roller
+        self.unit = unit
+        self.readiness_url = readiness_url
+        self.liveness_url = liveness_url
+        self.started = started
+        self.old_pid = old_pid
+        self.old_gone = not old_pid
+        self.time_to_stop = None
+        self.seen_started = False
+        self.nrestarts_floor = None
+        self.failed_polls = 0
+        self.liveness = LivenessTracker()
+        self.readiness_last = None
+        self.state = {}
+
+    def poll(self, remaining):
+        roller = self.roller
+        if not self.old_gone:
+            if pid_alive(self.old_pid):
+                self.state = roller.show(self.unit)
+                return False, self._state_failure()
+            self.old_gone = True
+            self.time_to_stop = round(roller.clock() - self.started, 3)
+        self.state = roller.show(self.unit)
+        failure = self._state_failure()
+        if failure:
+            return False, failure
+        active = self.state.get('ActiveState')
+        if active in ('activating', 'active', 'reloading'):
+            self.seen_started = True
+        elif active == 'inactive' and self.seen_started:
+            return False, 'unit stopped (ActiveState=inactive) before it became ready'
+        req_timeout = max(0.05, min(roller.request_timeout, remaining))
+        if self.liveness_url:
+            result = http_get(self.liveness_url, timeout=req_timeout)[0]
+            dead = self.liveness.update(result, unit_active=(active == 'active'))
+            if dead:
+                return False, dead
+        result = http_get(self.readiness_url, timeout=req_timeout)[0]
+        self.readiness_last = result
+        return result == 200 and active in ('active', 'reloading'), None
+
+    def _state_failure(self):
+        state = self.state
+        try:
+            nrestarts = int(state.get('NRestarts') or 0)
+        except ValueError:
+            nrestarts = 0
+        # NRestarts may be reset by the manual restart: compare with the lowest value seen
+        if self.nrestarts_floor is None or nrestarts < self.nrestarts_floor:
+            self.nrestarts_floor = nrestarts
+        # a restart job whose stop half ended badly shows "failed" for a moment
+        # before the start half runs: only believe it on two polls in a row
+        if state.get('ActiveState') == 'failed':
+            self.failed_polls += 1
+            if self.failed_polls >= 2:
+                return 'unit entered the failed state (SubState=%s, Result=%s)' % (
+                    state.get('SubState'), state.get('Result'))
+        else:
+            self.failed_polls = 0
+        if state.get('SubState') == 'auto-restart':
+            return 'unit is crash-looping (SubState=auto-restart, NRestarts=%d)' % nrestarts
+        if nrestarts > self.nrestarts_floor:
+            return 'unit is crash-looping (systemd restarted it automatically, NRestarts %d -> %d)' % (
+                self.nrestarts_floor, nrestarts)
+        return None
+
+
+class Roller(object):
+    def __init__(self, module, clock=time.monotonic):
+        self.module = module
+        self.clock = clock
+        params = module.params
+        self.interval = params['interval']
+        self.passes = params['passes']
+        self.timeout = params['timeout']
+        self.request_timeout = params['request_timeout']
+        self.systemctl = module.get_bin_path('systemctl', required=True)
+        self.journalctl = module.get_bin_path('journalctl')
+        self.changed = False
+        self.results = []
+        self.rolled = []
+
+    # --- systemd -----------------------------------------------------------
+    def run(self, args):
+        return self.module.run_command(args)
+
+    def show(self, unit):
+        args = [self.systemctl, 'show']
+        for prop in SHOW_PROPS:
+            args.extend(['-p', prop])
+        args.extend(['--', unit])
+        rc, out, err = self.run(args)
+        if rc != 0:
+            raise RollFailed('systemctl show %s failed' % unit, unit=unit, rc=rc, stdout=out, stderr=err,
+                             cmd=' '.join(args))
+        return parse_show(out)
+
+    def mutate(self, verb, unit, no_block=False):
+        args = [self.systemctl, verb]
+        if no_block:
+            args.append('--no-block')
+        args.extend(['--', unit])
+        self.changed = True
+        rc, out, err = self.run(args)
+        if rc != 0:
+            raise RollFailed('systemctl %s %s failed (rc=%d): %s' % (verb, unit, rc, (err or out).strip()),
+                             unit=unit, rc=rc, stdout=out, stderr=err, cmd=' '.join(args))
+
+    def journal(self, unit):
+        if not self.journalctl:
+            return []
+        rc, out, err = self.run([self.journalctl, '-u', unit, '-n', str(JOURNAL_LINES), '--no-pager', '-o', 'cat'])
+        if rc != 0:
+            return ['(journalctl rc=%d: %s)' % (rc, (err or out).strip())]
+        return out.splitlines()[-JOURNAL_LINES:]
+
+    def require_loaded(self, unit, state):
+        if state.get('LoadState') == 'not-found':
+            raise RollFailed('unit %s not found (LoadState=not-found)' % unit, unit=unit)
+
+    # --- waiting -----------------------------------------------------------
+    def wait(self, spec, unit, instance, started, old_pid, result):
+        timeout = spec['timeout'] if spec['timeout'] is not None else self.timeout
+        watch = UnitWatch(self, unit,
+                          substitute_instance(spec['readiness_url'], instance),
+                          substitute_instance(spec['liveness_url'], instance),
+                          started, old_pid)
+        outcome = wait_ready(watch.poll, passes=self.passes, interval=self.interval, timeout=timeout,
+                             clock=self.clock)
+        result.update(
+            unit=unit,
+            passes=outcome.passes,
+            polls=outcome.polls,
+            readiness=watch.readiness_last,
+            liveness=watch.liveness.last,
+            state=dict((k, v) for k, v in watch.state.items() if k != 'LoadState'),
+        )
+        if spec['strategy'] == 'restart':
+            result['time_to_stop'] = watch.time_to_stop
+        if outcome.ready:
+            result['status'] = 'ready'
+            result['time_to_ready'] = round(self.clock() - started, 3)
+            return
+        result['status'] = 'failed' if outcome.status == 'aborted' else 'timeout'
+        reason = outcome.reason
+        if outcome.status == 'timeout' and not watch.old_gone:
+            reason += '; old main process %d is still running' % old_pid
+        result['reason'] = reason
+        raise RollFailed(reason, unit=unit)
+
+    # --- strategies ----------------------------------------------------------
+    def roll(self, spec):
+        result = dict(name=spec['name'], strategy=spec['strategy'], status='pending',
+                      time_to_stop=None, time_to_ready=None, passes=0, polls=0)
+        self.results.append(result)
+        try:
+            if spec['strategy'] == 'overlap':
+                self._overlap(spec, result)
+            else:
+                self._restart(spec, result)
+        except RollFailed as exc:
+            if result['status'] == 'pending':
+                result['status'] = 'failed'
+                result['reason'] = exc.msg
+            raise
+        self.rolled.append(spec['name'])
+
+    def _restart(self, spec, result):
+        unit = spec['name']
+        result['unit'] = unit
+        before = self.show(unit)
+        self.require_loaded(unit, before)
+        try:
+            old_pid = int(before.get('MainPID') or 0)
+        except ValueError:
+            old_pid = 0
+        started = self.clock()
+        if spec['restart']:
+            self.mutate('restart', unit, no_block=True)
+        else:
+            old_pid = 0
+        self.wait(spec, unit, None, started, old_pid, result)
+
+    def _overlap(self, spec, result):
+        base = overlap_base(spec['name'])
+        instances = spec['instances']
+        if not instances:
+            raise RollFailed('overlap strategy needs at least one instance', unit=spec['name'])
+        states = {}
+        for inst in instances:
+            unit = '%s@%s.service' % (base, inst)
+            props = self.show(unit)
+            self.require_loaded(unit, props)
+            states[inst] = props.get('ActiveState')
+        new, olds = choose_instance(instances, states)
+        result['old_instances'] = olds
+        if not spec['restart']:
+            if not olds:
+                raise RollFailed('no instance of %s is running (states: %s)' % (base, states), unit=spec['name'])
+            result['instance'] = olds[0]
+            result['old_instances'] = []
+            self.wait(spec, '%s@%s.service' % (base, olds[0]), olds[0], self.clock(), 0, result)
+            return
+        if new is None:
+            raise RollFailed('all instances of %s are running (%s); refusing to start another one'
+                             % (base, ', '.join(instances)), unit=spec['name'])
+        result['instance'] = new
+        new_unit = '%s@%s.service' % (base, new)
+        started = self.clock()
+        try:
+            self.mutate('start', new_unit, no_block=True)
+            self.wait(spec, new_unit, new, started, 0, result)
+        except RollFailed as exc:
+            # never leave two instances running: drop the new one, keep the old
+            if result['status'] == 'pending':
+                result['status'] = 'failed'
+            result.setdefault('reason', exc.msg)
+            try:
+                self.mutate('stop', new_unit)
+                exc.msg += '; stopped %s' % new_unit
+            except RollFailed as stop_exc:
+                exc.msg += '; stopping %s failed too: %s' % (new_unit, stop_exc.msg)
+            if olds:
+                exc.msg += ', left %s running' % ', '.join('%s@%s.service' % (base, o) for o in olds)
+            raise
+        stop_start = self.clock()
+        for old in olds:
+            old_unit = '%s@%s.service' % (base, old)
+            try:
+                self.mutate('stop', old_unit)
+            except RollFailed as exc:
+                result['status'] = 'failed'
+                result['reason'] = exc.msg
+                exc.msg = '%s is ready but stopping the old instance failed: %s' % (new_unit, exc.msg)
+                raise
+        result['time_to_stop'] = round(self.clock() - stop_start, 3) if olds else None
+
+    def plan(self, spec):
+        """Check mode: what would happen, using read-only systemctl calls only."""
+        result = dict(name=spec['name'], strategy=spec['strategy'],
+                      status='would_restart' if spec['restart'] else 'would_wait')
+        if spec['strategy'] == 'overlap':
+            base = overlap_base(spec['name'])
+            states = {}
+            for inst in spec['instances']:
+                states[inst] = self.show('%s@%s.service' % (base, inst)).get('ActiveState')
+            new, olds = choose_instance(spec['instances'], states)
+            if spec['restart']:
+                result.update(unit='%s@%s.service' % (base, new) if new else None, instance=new,
+                              old_instances=olds)
+            else:
+                result.update(instance=olds[0] if olds else None, old_instances=[])
+        else:
+            result['unit'] = spec['name']
+        if spec['restart']:
+            self.changed = True
+        self.results.append(result)
+
+
+def failure_message(exc, result, journal):
+    parts = ['%s did not become ready: %s' % (exc.unit or result.get('name'), exc.msg)]
+    if 'readiness' in result:
+        parts.append('readiness last=%s (polls=%s, passes=%s)' % (
+            describe(result['readiness']) if result['readiness'] is not None else 'none',
+            result.get('polls'), result.get('passes')))
+    if result.get('liveness') is not None:
+        parts.append('liveness last=%s' % describe(result['liveness']))
+    state = result.get('state') or {}
+    if state:
+        parts.append('ActiveState=%s SubState=%s NRestarts=%s' % (
+            state.get('ActiveState'), state.get('SubState'), state.get('NRestarts')))
+    msg = '; '.join(parts)
+    if journal:
+        msg += '\njournal (last %d lines):\n%s' % (len(journal), '\n'.join(journal))
+    return msg
+
+
+def main():
+    unit_spec = dict(
+        name=dict(type='str', required=True),
+        readiness_url=dict(type='str', required=True),
+        liveness_url=dict(type='str'),
+        timeout=dict(type='float'),
+        strategy=dict(type='str', choices=['restart', 'overlap'], default='restart'),
+        instances=dict(type='list', elements='str', default=['a', 'b']),
+        restart=dict(type='bool', default=True),
+    )
+    probe_spec = dict(
+        urls=dict(type='list', elements='str', required=True),
+        concurrency=dict(type='int', default=4),
+        max_failed=dict(type='int', default=0),
+        headers=dict(type='dict'),
+    )
+    module = AnsibleModule(
+        argument_spec=dict(
+            units=dict(type='list', elements='dict', required=True, options=unit_spec),
+            interval=dict(type='float', default=0.1),
+            passes=dict(type='int', default=3),
+            timeout=dict(type='float', default=60),
+            request_timeout=dict(type='float', default=2),
+            probe=dict(type='dict', options=probe_spec),
+        ),
+        supports_check_mode=True,
+    )
+    began = time.monotonic()
+    params = module.params
+    if not params['units']:
+        module.fail_json(msg='units must not be empty')
+    if params['interval'] <= 0 or params['passes'] < 1 or params['timeout'] < 0 or params['request_timeout'] <= 0:
+        module.fail_json(msg='interval and request_timeout must be > 0, passes >= 1, timeout >= 0')
+
+    for spec in params['units']:
+        for key in ('readiness_url', 'liveness_url'):
+            problem = validate_url(spec[key])
+            if problem:
+                module.fail_json(msg='units[%s].%s: %s' % (spec['name'], key, problem))
+    if params['probe']:
+        for url in params['probe']['urls'] or []:
+            problem = validate_url(url)
+            if problem:
+                module.fail_json(msg='probe.urls: %s' % problem)
+
+    roller = Roller(module)
+
+    def finish(**extra):
+        out = dict(changed=roller.changed, results=roller.results, rolled=roller.rolled,
+                   duration=round(time.monotonic() - began, 3))
+        out.update(extra)
+        return out
+
+    if module.check_mode:
+        try:
+            for spec in params['units']:
+                roller.plan(spec)
+        except RollFailed as exc:
+            module.fail_json(msg=exc.msg, **finish(**exc.extra))
+        module.exit_json(**finish())
+
+    probe = None
+    probe_cfg = params['probe']
+    if probe_cfg and probe_cfg['urls']:
+        try:
+            probe = Probe(probe_cfg['urls'], concurrency=probe_cfg['concurrency'],
+                          headers=probe_cfg['headers'], request_timeout=params['request_timeout'])
+        except ValueError as exc:
+            module.fail_json(msg='probe: %s' % exc)
+        probe.start()
+
+    failure = None
+    try:
+        for spec in params['units']:
+            roller.roll(spec)
+    except RollFailed as exc:
+        failure = exc
+    except Exception:
+        if probe is not None:
+            probe.stop()
+        raise
+    probe_summary = probe.stop() if probe is not None else None
+    extra = {}
+    if probe_summary is not None:
+        extra['probe'] = probe_summary
+
+    if failure is not None:
+        result = roller.results[-1] if roller.results else {}
+        journal = roller.journal(failure.unit) if failure.unit else []
+        extra.update(failure.extra)
+        extra['journal'] = journal
+        module.fail_json(msg=failure_message(failure, result, journal), **finish(**extra))
+
+    if probe_summary is not None and probe_summary['failed'] > probe_cfg['max_failed']:
+        module.fail_json(
+            msg='probe saw %d failed of %d requests (max_failed=%d): %s' % (
+                probe_summary['failed'], probe_summary['sent'], probe_cfg['max_failed'],
+                ', '.join('%s=%d' % kv for kv in sorted(probe_summary['errors'].items()))),
+            **finish(**extra))
+
+    module.exit_json(**finish(**extra))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,753 @@
+# -*- coding: utf-8 -*-
+"""Unit tests for onebox.deploy.rolling_restart.
+
+Readiness / liveness / probe endpoints are REAL http.server instances on
+127.0.0.1 (port 0) whose answers each test scripts. systemctl/journalctl are
+faked in-process by patching ``AnsibleModule.run_command``: the fake keeps a
+per-unit state machine driven by timed events, so the module sees realistic
+``activating -> active`` / ``failed`` / ``auto-restart`` transitions.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import os
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from unittest import mock
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.onebox.deploy.plugins.module_utils import readiness
+from ansible_collections.onebox.deploy.plugins.modules import rolling_restart
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # older ansible-core
+    import contextlib
+    import json
+
+    @contextlib.contextmanager
+    def patch_module_args(args=None):
+        payload = json.dumps({'ANSIBLE_MODULE_ARGS': args or {}}).encode()
+        with mock.patch.object(basic, '_ANSIBLE_ARGS', payload):
+            yield
+
+
+# --------------------------------------------------------------------------
+# module invocation
+# --------------------------------------------------------------------------
+
+class ExitJson(Exception):
+    def __init__(self, kwargs):
+        super(ExitJson, self).__init__(kwargs.get('msg'))
+        self.kwargs = kwargs
+
+
+class FailJson(ExitJson):
+    pass
+
+
+def _exit_json(self, **kwargs):
+    kwargs.setdefault('changed', False)
+    raise ExitJson(kwargs)
+
+
+def _fail_json(self, msg, **kwargs):
+    kwargs['failed'] = True
+    kwargs['msg'] = msg
+    raise FailJson(kwargs)
+
+
+def run_module(args, fake):
+    """Run the module in-process; returns (failed, result, seconds)."""
+    started = time.monotonic()
+    with patch_module_args(args), \
+            mock.patch.object(AnsibleModule, 'exit_json', _exit_json), \
+            mock.patch.object(AnsibleModule, 'fail_json', _fail_json), \
+            mock.patch.object(AnsibleModule, 'run_command', fake.run_command), \
+            mock.patch.object(AnsibleModule, 'get_bin_path',
+                              lambda self, name, required=False, opt_dirs=None: '/usr/bin/' + name):
+        try:
+            rolling_restart.main()
+        except FailJson as exc:
+            return True, exc.kwargs, time.monotonic() - started
+        except ExitJson as exc:
+            return False, exc.kwargs, time.monotonic() - started
+    raise AssertionError('module neither exited nor failed')
+
+
+# --------------------------------------------------------------------------
+# real HTTP endpoints
+# --------------------------------------------------------------------------
+
+def seq(*statuses, **kw):
+    """Answer statuses[n] for the n-th request (since reset), then ``then``."""
+    then = kw.get('then', 200)
+    return lambda n: statuses[n] if n < len(statuses) else then
+
+
+def const(status):
+    return lambda n: status
+
+
+class HealthApp(object):
+    """Path -> behaviour(n) with per-path request counters and 200 streaks."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.routes = {}
+        self.counts = {}
+        self.streak = {}   # consecutive 200s currently served per path
+        self.total = 0
+
+    def route(self, path, behaviour):
+        with self.lock:
+            self.routes[path] = behaviour
+            self.counts[path] = 0
+            self.streak[path] = 0
+
+    def reset(self, path):
+        with self.lock:
+            self.counts[path] = 0
+            self.streak[path] = 0
+
+    def handle(self, path):
+        with self.lock:
+            self.total += 1
+            n = self.counts.get(path, 0)
+            self.counts[path] = n + 1
+            behaviour = self.routes.get(path)
+            status = behaviour(n) if behaviour else 404
+            self.streak[path] = self.streak.get(path, 0) + 1 if status == 200 else 0
+            return status
+
+
+class HealthServer(object):
+    def __init__(self, app):
+        self.app = app
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = 'HTTP/1.1'
+
+            def do_GET(self):
+                status = app.handle(self.path)
+                body = b'ok\n' if status == 200 else b'nope\n'
+                self.send_response(status)
+                self.send_header('Content-Type', 'text/plain')
+                self.send_header('Content-Length', str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.closed = False
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={'poll_interval': 0.02})
+        self.thread.daemon = True
+        self.thread.start()
+
+    def url(self, path):
+        return 'http://127.0.0.1:%d%s' % (self.port, path)
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            self.httpd.shutdown()
+            self.httpd.server_close()
+
+
+@pytest.fixture
+def servers():
+    made = []
+
+    def make(app=None):
+        srv = HealthServer(app or HealthApp())
+        made.append(srv)
+        return srv
+
+    yield make
+    for srv in made:
+        srv.close()
+
+
+# --------------------------------------------------------------------------
+# fake systemd
+# --------------------------------------------------------------------------
+
+class FakeUnit(object):
+    def __init__(self, name, ActiveState='inactive', SubState='dead', MainPID=0, NRestarts=0,
+                 LoadState='loaded'):
+        self.name = name
+        self.lock = threading.Lock()
+        self.props = dict(LoadState=LoadState, ActiveState=ActiveState, SubState=SubState,
+                          MainPID=str(MainPID), NRestarts=str(NRestarts), Result='success')
+        self.events = []
+        self.proc = None
+
+    def at(self, delay, **props):
+        """Schedule property changes *delay* seconds from now."""
+        with self.lock:
+            self.events.append((time.monotonic() + delay, props))
+            self.events.sort(key=lambda e: e[0])
+
+    def set(self, **props):
+        with self.lock:
+            self.events = []
+            self.props.update((k, str(v)) for k, v in props.items())
+
+    def current(self):
+        with self.lock:
+            now = time.monotonic()
+            while self.events and self.events[0][0] <= now:
+                self.props.update((k, str(v)) for k, v in self.events.pop(0)[1].items())
+            return dict(self.props)
+
+
+class FakeSystemd(object):
+    """Stands in for systemctl/journalctl via AnsibleModule.run_command."""
+
+    def __init__(self):
+        self.units = {}
+        self.calls = []
+        self.hooks = {}
+        self.journal = {}
+        self.fail = {}          # (verb, unit) -> (rc, out, err)
+        self.procs = []
+
+    def unit(self, name, **props):
+        if name not in self.units or props:
+            self.units[name] = FakeUnit(name, **props)
+        return self.units[name]
+
+    def with_process(self, name, **props):
+        """Unit whose MainPID is a real process (so /proc/<pid> exists)."""
+        proc = subprocess.Popen(['sleep', '30'])
+        self.procs.append(proc)
+        unit = self.unit(name, ActiveState='active', SubState='running', MainPID=proc.pid, **props)
+        unit.proc = proc
+        return unit
+
+    def on(self, verb, name, hook):
+        self.hooks[(verb, name)] = hook
+
+    @property
+    def mutations(self):
+        return [(c[0], c[-1]) for c in self.calls if c[0] in ('restart', 'start', 'stop')]
+
+    def run_command(self, args, **kwargs):
+        prog = os.path.basename(args[0])
+        argv = [a for a in args[1:] if a != '--']
+        self.calls.append(argv if prog == 'systemctl' else [prog] + argv)
+        if prog == 'journalctl':
+            name = argv[argv.index('-u') + 1]
+            return 0, '\n'.join(self.journal.get(name, [])) + '\n', ''
+        verb, name = argv[0], argv[-1]
+        if (verb, name) in self.fail:
+            return self.fail[(verb, name)]
+        unit = self.unit(name)
+        if verb == 'show':
+            props = [argv[i + 1] for i, a in enumerate(argv) if a == '-p']
+            cur = unit.current()
+            return 0, ''.join('%s=%s\n' % (p, cur.get(p, '')) for p in props), ''
+        hook = self.hooks.get((verb, name)) or getattr(self, 'default_' + verb)
+        hook(self, unit)
+        return 0, '', ''
+
+    # default behaviours (also usable from hooks)
+    @staticmethod
+    def kill_later(unit, delay):
+        proc = unit.proc
+        unit.proc = None
+        if proc is None:
+            return
+
+        def kill():
+            proc.kill()
+            proc.wait()
+        timer = threading.Timer(delay, kill)
+        timer.daemon = True
+        timer.start()
+
+    def default_restart(self, fake, unit, stop_after=0.05, ready_after=0.1):
+        self.kill_later(unit, stop_after)
+        unit.set(ActiveState='deactivating', SubState='stop-sigterm')
+        unit.at(stop_after, ActiveState='activating', SubState='start', MainPID=4194000, NRestarts=0)
+        unit.at(ready_after, ActiveState='active', SubState='running')
+
+    def default_start(self, fake, unit):
+        unit.set(ActiveState='activating', SubState='start', MainPID=4194001)
+        unit.at(0.05, ActiveState='active', SubState='running')
+
+    def default_stop(self, fake, unit):
+        self.kill_later(unit, 0)
+        unit.set(ActiveState='inactive', SubState='dead', MainPID=0)
+
+    def cleanup(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def fake():
+    f = FakeSystemd()
+    yield f
+    f.cleanup()
+
+
+def module_args(units, **kw):
+    args = dict(units=units, interval=0.02, passes=3, timeout=5, request_timeout=0.5)
+    args.update(kw)
+    return args
+
+
+# --------------------------------------------------------------------------
+# pure helpers
+# --------------------------------------------------------------------------
+
+class FakeClock(object):
+    def __init__(self):
+        self.now = 100.0
+        self.sleeps = []
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_wait_ready_needs_consecutive_passes_fake_clock():
+    answers = iter([True, False, True, True, False, True, True, True, True])
+    clk = FakeClock()
+    res = readiness.wait_ready(lambda remaining: (next(answers), None), passes=3, interval=0.1,
+                               timeout=60, clock=clk.clock, sleep=clk.sleep)
+    assert res.ready and res.polls == 8 and res.passes == 3
+    assert clk.sleeps == [pytest.approx(0.1)] * 7
+
+
+def test_wait_ready_timeout_and_abort_fake_clock():
+    clk = FakeClock()
+    res = readiness.wait_ready(lambda remaining: (False, None), passes=3, interval=0.1, timeout=1.0,
+                               clock=clk.clock, sleep=clk.sleep)
+    assert res.status == 'timeout' and res.polls == 11
+    assert res.elapsed == pytest.approx(1.0)
+
+    seen = []
+
+    def check(remaining):
+        seen.append(remaining)
+        return True, ('boom' if len(seen) == 2 else None)
+    res = readiness.wait_ready(check, passes=3, interval=0.1, timeout=1.0, clock=clk.clock, sleep=clk.sleep)
+    assert res.status == 'aborted' and res.reason == 'boom' and res.polls == 2
+    assert seen[0] == pytest.approx(1.0)
+
+
+def test_liveness_tracker_and_percentile():
+    tracker = readiness.LivenessTracker(max_failures=3)
+    # failures before the endpoint ever answered (and unit not active) are warm-up
+    assert all(tracker.update('ConnectionRefusedError') is None for _ in range(10))
+    assert tracker.update(200) is None
+    assert [tracker.update('ConnectionRefusedError') for _ in range(3)] == [None] * 3
+    assert 'ConnectionRefusedError' in tracker.update('ConnectionRefusedError')
+    active = readiness.LivenessTracker()
+    assert [active.update(503, unit_active=True) for _ in range(3)] == [None] * 3
+    assert 'status_503' in active.update(503, unit_active=True)
+
+    assert readiness.percentile([], 50) is None
+    values = list(range(1, 101))
+    assert readiness.percentile(values, 50) == 50
+    assert readiness.percentile(values, 99) == 99
+    assert readiness.percentile([5.0], 99) == 5.0
+
+
+def test_http_get_status_and_errors(servers):
+    app = HealthApp()
+    app.route('/readyz', const(503))
+    srv = servers(app)
+    assert readiness.http_get(srv.url('/readyz'), timeout=1)[0] == 503
+    assert readiness.http_get(srv.url('/missing'), timeout=1)[0] == 404
+    srv.close()
+    assert readiness.http_get(srv.url('/readyz'), timeout=1)[0] == 'ConnectionRefusedError'
+
+
+def test_choose_instance():
+    assert rolling_restart.choose_instance(['a', 'b'], {'a': 'active', 'b': 'inactive'}) == ('b', ['a'])
+    assert rolling_restart.choose_instance(['a', 'b'], {'a': 'failed', 'b': 'active'}) == ('a', ['b'])
+    assert rolling_restart.choose_instance(['a', 'b'], {'a': 'inactive', 'b': 'inactive'}) == ('a', [])
+    assert rolling_restart.choose_instance(['a', 'b', 'c'], {'b': 'active'}) == ('c', ['b'])
+    assert rolling_restart.choose_instance(['a', 'b'], {'a': 'active', 'b': 'active'}) == (None, ['a', 'b'])
+
+
+# --------------------------------------------------------------------------
+# restart strategy
+# --------------------------------------------------------------------------
+
+def test_units_restarted_in_order_each_after_previous_ready(servers, fake):
+    app = HealthApp()
+    srv = servers(app)
+    names = ['u1.service', 'u2.service', 'u3.service']
+    order = []
+
+    def make_hook(idx):
+        def hook(f, unit):
+            prev = names[idx - 1] if idx else None
+            order.append(dict(
+                name=unit.name,
+                prev_streak=app.streak['/%s/readyz' % prev] if prev else None,
+                prev_state=f.units[prev].current()['ActiveState'] if prev else None,
+                later_untouched=all(('restart', n) not in f.mutations[:-1] for n in names[idx + 1:]),
+            ))
+            app.reset('/%s/readyz' % unit.name)
+            f.default_restart(f, unit)
+        return hook
+
+    for idx, name in enumerate(names):
+        fake.with_process(name)
+        app.route('/%s/readyz' % name, seq(503, 503))
+        fake.on('restart', name, make_hook(idx))
+
+    failed, res, took = run_module(module_args(
+        [dict(name=n, readiness_url=srv.url('/%s/readyz' % n)) for n in names]), fake)
+
+    assert not failed, res['msg']
+    assert res['changed'] is True
+    assert fake.mutations == [('restart', n) for n in names]
+    assert all(c[:2] == ['restart', '--no-block'] for c in fake.calls if c[0] == 'restart')
+    assert [o['name'] for o in order] == names
+    for entry in order[1:]:
+        assert entry['prev_streak'] >= 3          # previous unit passed readiness...
+        assert entry['prev_state'] == 'active'    # ...and is active
+    assert all(o['later_untouched'] for o in order)
+    assert res['rolled'] == names
+    for r in res['results']:
+        assert r['status'] == 'ready' and r['passes'] == 3
+        assert r['time_to_stop'] is not None and 0.03 <= r['time_to_stop'] <= r['time_to_ready']
+    assert took < 3
+
+
+@pytest.mark.parametrize('crash', ['failed', 'auto-restart', 'nrestarts'])
+def test_fail_fast_when_unit_fails(servers, fake, crash):
+    app = HealthApp()
+    srv = servers(app)
+    names = ['u1.service', 'u2.service', 'u3.service']
+    for name in names:
+        fake.unit(name, ActiveState='active', SubState='running')
+        app.route('/%s/readyz' % name, const(200))
+    app.route('/u2.service/readyz', const(503))
+    fake.journal['u2.service'] = ['line %d' % i for i in range(30)] + ['panic: cannot open db']
+
+    def broken(f, unit):
+        unit.set(ActiveState='activating', SubState='start', NRestarts=0)
+        if crash == 'failed':
+            unit.at(0.1, ActiveState='failed', SubState='failed', Result='exit-code', MainPID=0)
+        elif crash == 'auto-restart':
+            unit.at(0.1, ActiveState='activating', SubState='auto-restart', NRestarts=1)
+        else:  # restarted between two polls: only NRestarts tells
+            unit.at(0.1, ActiveState='activating', SubState='start', NRestarts=1)
+    fake.on('restart', 'u2.service', broken)
+
+    failed, res, took = run_module(module_args(
+        [dict(name=n, readiness_url=srv.url('/%s/readyz' % n)) for n in names], timeout=10), fake)
+
+    assert failed
+    assert took < 2, 'fail fast, not after the 10 s timeout'
+    assert fake.mutations == [('restart', 'u1.service'), ('restart', 'u2.service')]
+    assert res['rolled'] == ['u1.service']
+    assert [r['status'] for r in res['results']] == ['ready', 'failed']
+    assert 'u2.service' in res['msg']
+    assert ('failed state' if crash == 'failed' else 'crash-looping') in res['msg']
+    assert 'panic: cannot open db' in res['msg'] and 'status_503' in res['msg']
+    assert len(res['journal']) == 15 and ['journalctl', '-u', 'u2.service', '-n', '15', '--no-pager',
+                                           '-o', 'cat'] in fake.calls
+
+
+def test_fail_fast_when_liveness_dies(servers, fake):
+    ready_app, live_app = HealthApp(), HealthApp()
+    ready_app.route('/readyz', const(503))
+    live_app.route('/livez', const(200))
+    ready_srv, live_srv = servers(ready_app), servers(live_app)
+    fake.unit('blog.service', ActiveState='active', SubState='running')
+    fake.unit('shop.service', ActiveState='active', SubState='running')
+
+    def restart(f, unit):
+        unit.set(ActiveState='active', SubState='running')   # systemd still thinks all is fine
+        timer = threading.Timer(0.15, live_srv.close)        # ...but the process stops answering
+        timer.daemon = True
+        timer.start()
+    fake.on('restart', 'blog.service', restart)
+
+    failed, res, took = run_module(module_args([
+        dict(name='blog.service', readiness_url=ready_srv.url('/readyz'), liveness_url=live_srv.url('/livez')),
+        dict(name='shop.service', readiness_url=ready_srv.url('/readyz')),
+    ], timeout=10), fake)
+
+    assert failed
+    assert took < 2
+    assert live_app.counts['/livez'] >= 1
+    assert 'liveness failed' in res['msg'] and 'ConnectionRefusedError' in res['msg']
+    assert res['results'][0]['status'] == 'failed'
+    assert res['results'][0]['liveness'] == 'ConnectionRefusedError'
+    assert ('restart', 'shop.service') not in fake.mutations
+    assert res['rolled'] == []
+
+
+def test_timeout_when_readiness_stays_503_while_alive(servers, fake):
+    app = HealthApp()
+    app.route('/readyz', const(503))
+    app.route('/livez', const(200))
+    srv = servers(app)
+    fake.unit('blog.service', ActiveState='active', SubState='running')
+    fake.on('restart', 'blog.service', lambda f, u: u.set(ActiveState='active', SubState='running'))
+
+    failed, res, took = run_module(module_args([dict(
+        name='blog.service', readiness_url=srv.url('/readyz'), liveness_url=srv.url('/livez'), timeout=0.5)],
+        timeout=30), fake)
+
+    assert failed
+    assert 0.45 <= took < 2
+    assert res['results'][0]['status'] == 'timeout'
+    assert 'not ready within 0.5s' in res['msg']
+    assert res['results'][0]['readiness'] == 503 and res['results'][0]['liveness'] == 200
+
+
+def test_flapping_readiness_needs_consecutive_passes(servers, fake):
+    app = HealthApp()
+    srv = servers(app)
+    app.route('/readyz', seq(200, 503, 200, 200, 503, 200, 200, 200))
+    fake.unit('blog.service', ActiveState='active', SubState='running')
+
+    def restart(f, unit):
+        app.reset('/readyz')
+        unit.set(ActiveState='active', SubState='running')
+    fake.on('restart', 'blog.service', restart)
+
+    failed, res, _ = run_module(module_args([dict(name='blog.service', readiness_url=srv.url('/readyz'))]), fake)
+
+    assert not failed, res['msg']
+    result = res['results'][0]
+    assert result['polls'] == 8 and result['passes'] == 3
+    assert app.counts['/readyz'] == 8
+    assert result['time_to_stop'] is None    # no main process before the restart
+
+
+def test_readiness_only_counts_after_old_process_exited(servers, fake):
+    """A draining old process answering 200 must not be taken for the new one."""
+    app = HealthApp()
+    app.route('/readyz', const(200))
+    srv = servers(app)
+    fake.with_process('blog.service')
+    fake.on('restart', 'blog.service', lambda f, u: f.default_restart(f, u, stop_after=0.3, ready_after=0.35))
+
+    failed, res, _ = run_module(module_args([dict(name='blog.service', readiness_url=srv.url('/readyz'))]), fake)
+
+    assert not failed, res['msg']
+    result = res['results'][0]
+    assert result['time_to_stop'] >= 0.28
+    assert result['time_to_ready'] >= 0.35 + 2 * 0.02 - 0.01
+
+
+def test_restart_false_only_waits(servers, fake):
+    app = HealthApp()
+    app.route('/readyz', seq(503))
+    srv = servers(app)
+    fake.unit('blog.service', ActiveState='active', SubState='running')
+
+    failed, res, _ = run_module(module_args(
+        [dict(name='blog.service', readiness_url=srv.url('/readyz'), restart=False)]), fake)
+
+    assert not failed, res['msg']
+    assert res['changed'] is False and fake.mutations == []
+    assert res['results'][0]['status'] == 'ready'
+
+
+def test_systemctl_error_is_reported(servers, fake):
+    app = HealthApp()
+    srv = servers(app)
+    fake.unit('blog.service', ActiveState='active', SubState='running')
+    fake.fail[('restart', 'blog.service')] = (1, '', 'Failed to restart blog.service: Access denied\n')
+
+    failed, res, _ = run_module(module_args([dict(name='blog.service', readiness_url=srv.url('/readyz'))]), fake)
+
+    assert failed
+    assert res['rc'] == 1 and 'Access denied' in res['stderr'] and 'Access denied' in res['msg']
+    assert res['results'][0]['status'] == 'failed'
+
+
+def test_unknown_unit_fails_before_restart(servers, fake):
+    srv = servers()
+    fake.unit('nope.service', LoadState='not-found')
+    failed, res, _ = run_module(module_args([dict(name='nope.service', readiness_url=srv.url('/readyz'))]), fake)
+    assert failed and 'not found' in res['msg'] and fake.mutations == []
+
+
+# --------------------------------------------------------------------------
+# check mode
+# --------------------------------------------------------------------------
+
+def test_check_mode_does_not_touch_anything(servers, fake):
+    app = HealthApp()
+    app.route('/', const(200))
+    srv = servers(app)
+    fake.unit('blog.service', ActiveState='active', SubState='running')
+    fake.unit('wiki@a.service', ActiveState='active', SubState='running')
+    fake.unit('wiki@b.service')
+    args = module_args([
+        dict(name='blog.service', readiness_url=srv.url('/readyz')),
+        dict(name='wiki', strategy='overlap', readiness_url=srv.url('/{instance}/readyz')),
+        dict(name='api.service', readiness_url=srv.url('/readyz'), restart=False),
+    ], probe=dict(urls=[srv.url('/')]))
+    args['_ansible_check_mode'] = True
+
+    failed, res, _ = run_module(args, fake)
+
+    assert not failed, res['msg']
+    assert res['changed'] is True
+    assert fake.mutations == []
+    assert all(c[0] == 'show' for c in fake.calls)
+    assert app.total == 0 and 'probe' not in res
+    assert [r['status'] for r in res['results']] == ['would_restart', 'would_restart', 'would_wait']
+    assert res['results'][1]['instance'] == 'b' and res['results'][1]['old_instances'] == ['a']
+
+
+# --------------------------------------------------------------------------
+# overlap strategy
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize('running, expect_new, expect_old', [
+    (['a'], 'b', ['a']),
+    (['b'], 'a', ['b']),
+    ([], 'a', []),
+])
+def test_overlap_starts_new_then_stops_old(servers, fake, running, expect_new, expect_old):
+    app = HealthApp()
+    srv = servers(app)
+    for inst in ('a', 'b'):
+        if inst in running:
+            fake.unit('blog@%s.service' % inst, ActiveState='active', SubState='running')
+        else:
+            fake.unit('blog@%s.service' % inst, ActiveState='failed' if inst == 'b' else 'inactive')
+        app.route('/%s/readyz' % inst, const(200) if inst in running else seq(503, 503))
+    seen_at_stop = []
+
+    def stop(f, unit):
+        seen_at_stop.append((unit.name, app.streak['/%s/readyz' % expect_new],
+                             f.units['blog@%s.service' % expect_new].current()['ActiveState']))
+        f.default_stop(f, unit)
+    for inst in expect_old:
+        fake.on('stop', 'blog@%s.service' % inst, stop)
+
+    failed, res, _ = run_module(module_args([dict(
+        name='blog', strategy='overlap', readiness_url=srv.url('/{instance}/readyz'))]), fake)
+
+    assert not failed, res['msg']
+    new_unit = 'blog@%s.service' % expect_new
+    assert fake.mutations == [('start', new_unit)] + [('stop', 'blog@%s.service' % o) for o in expect_old]
+    assert ['start', '--no-block', new_unit] in fake.calls
+    for _name, streak, state in seen_at_stop:
+        assert streak >= 3 and state == 'active'    # old stopped only once the new one is ready
+    result = res['results'][0]
+    assert result['status'] == 'ready' and result['instance'] == expect_new
+    assert result['old_instances'] == expect_old and result['unit'] == new_unit
+    assert app.counts['/%s/readyz' % expect_new] >= 5   # 2x503 + 3x200
+    running_after = [n for n, u in fake.units.items() if u.current()['ActiveState'] == 'active']
+    assert running_after == [new_unit]
+    assert res['rolled'] == ['blog']
+
+
+def test_overlap_new_instance_fails_keeps_old(servers, fake):
+    app = HealthApp()
+    app.route('/a/readyz', const(200))
+    app.route('/b/readyz', const(503))
+    srv = servers(app)
+    fake.unit('blog@a.service', ActiveState='active', SubState='running')
+    fake.unit('blog@b.service')
+    fake.journal['blog@b.service'] = ['Error: port 9102 in use']
+
+    def start(f, unit):
+        unit.set(ActiveState='activating', SubState='start')
+        unit.at(0.1, ActiveState='failed', SubState='failed', Result='exit-code')
+    fake.on('start', 'blog@b.service', start)
+
+    failed, res, took = run_module(module_args([
+        dict(name='blog', strategy='overlap', readiness_url=srv.url('/{instance}/readyz')),
+        dict(name='shop.service', readiness_url=srv.url('/a/readyz')),
+    ], timeout=10), fake)
+
+    assert failed and took < 2
+    assert fake.mutations == [('start', 'blog@b.service'), ('stop', 'blog@b.service')]
+    assert fake.units['blog@a.service'].current()['ActiveState'] == 'active'
+    assert 'blog@b.service' in res['msg'] and 'left blog@a.service running' in res['msg']
+    assert 'port 9102 in use' in res['msg']
+    assert res['results'][0]['instance'] == 'b' and res['results'][0]['status'] == 'failed'
+    assert res['rolled'] == []
+
+
+# --------------------------------------------------------------------------
+# probe
+# --------------------------------------------------------------------------
+
+def test_probe_counts_requests_and_failures(servers, fake):
+    site = HealthApp()
+    site.route('/', const(200))
+    site_srv = servers(site)
+    health = HealthApp()
+    health.route('/readyz', seq(503, 503, 503))
+    health_srv = servers(health)
+    fake.unit('blog.service', ActiveState='active', SubState='running')
+    units = [dict(name='blog.service', readiness_url=health_srv.url('/readyz'))]
+
+    def restart(f, unit, broken):
+        health.reset('/readyz')
+        if broken:   # the site answers 503 for a moment: not zero downtime
+            site.route('/', const(503))
+            timer = threading.Timer(0.1, site.route, args=('/', const(200)))
+            timer.daemon = True
+            timer.start()
+        f.default_restart(f, unit)
+
+    fake.on('restart', 'blog.service', lambda f, u: restart(f, u, False))
+    failed, res, _ = run_module(module_args(units, probe=dict(
+        urls=[site_srv.url('/')], concurrency=2, headers={'Host': 'blog.example.org'})), fake)
+    assert not failed, res['msg']
+    probe = res['probe']
+    assert probe['sent'] > 0 and probe['failed'] == 0 and probe['errors'] == {}
+    assert probe['p50_ms'] is not None and probe['p50_ms'] <= probe['p99_ms'] <= probe['max_ms']
+    assert probe['sent'] == site.total
+
+    fake.on('restart', 'blog.service', lambda f, u: restart(f, u, True))
+    failed, res, _ = run_module(module_args(units, probe=dict(
+        urls=[site_srv.url('/')], concurrency=2, max_failed=0)), fake)
+    assert failed
+    probe = res['probe']
+    assert probe['sent'] > probe['failed'] > 0
+    assert probe['errors']['status_503'] == probe['failed']
+    assert 'probe saw %d failed' % probe['failed'] in res['msg']
+    assert res['results'][0]['status'] == 'ready' and res['rolled'] == ['blog.service']
+
+
+def test_probe_reports_connection_errors(servers):
+    srv = servers()
+    srv.close()
+    probe = readiness.Probe([srv.url('/')], concurrency=1, request_timeout=0.5).start()
+    time.sleep(0.1)
+    summary = probe.stop()
+    assert summary['sent'] == summary['failed'] > 0
+    assert set(summary['errors']) == {'ConnectionRefusedError'}
+    assert summary['p50_ms'] is None
+
+
+def test_bad_url_is_rejected_before_touching_anything(fake):
+    failed, res, _ = run_module(module_args([dict(name='blog.service', readiness_url='ftp://127.0.0.1/readyz')]),
+                                fake)
+    assert failed and 'unsupported URL scheme' in res['msg'] and fake.calls == []
