@@ -1,0 +1,355 @@
+# -*- coding: utf-8 -*-
+# Copyright: onebox.deploy contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Parsing, validation and normalisation of ``onebox_sites`` entries.
+
+Pure functions with no side effects except reading the controller's file
+system (artifact checks). Used by the ``onebox.deploy.sites`` filters on the
+controller and by modules on the target.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+import shlex
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+PATH_RE = re.compile(r"^/[A-Za-z0-9._/-]*$")
+DIRECTIVE_RE = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+
+# Fields a site may carry; anything else is a typo worth an error.
+SITE_FIELDS = frozenset([
+    "name", "listen", "health_listen", "version", "artifact", "command", "env",
+    "secret_env", "user", "group", "readiness_path", "liveness_path", "backlog",
+    "drain_timeout", "start_timeout", "ready_timeout", "restart_sec",
+    "service_type", "strategy", "unit_directives", "service_directives",
+    "socket_directives", "domain", "domains", "rule",
+])
+SERVICE_TYPES = ("exec", "notify", "simple")
+# The site role renders units for these strategies (overlap: see docs/).
+STRATEGIES = ("restart",)
+
+
+class SiteError(ValueError):
+    """A site entry is invalid; ``str()`` names the site and the field."""
+
+
+def parse_listen(value):
+    """Parse ``host:port``, ``[v6]:port`` or a bare ``port``.
+
+    Returns ``(host, port)`` where host is ``''`` for "all interfaces".
+    Raises ``ValueError`` with a short reason.
+    """
+    if isinstance(value, bool):
+        raise ValueError("must be host:port, [v6]:port or a port number")
+    if isinstance(value, int):
+        host, port_s = "", str(value)
+    else:
+        text = str(value).strip()
+        if not text:
+            raise ValueError("is empty")
+        if text.isdigit():
+            host, port_s = "", text
+        elif text.startswith("["):
+            end = text.find("]")
+            if end < 0 or text[end + 1:end + 2] != ":":
+                raise ValueError("IPv6 form must be [address]:port")
+            host, port_s = text[1:end], text[end + 2:]
+            if ":" not in host:
+                raise ValueError("brackets are only for IPv6 addresses")
+        else:
+            if text.count(":") != 1:
+                raise ValueError("must be host:port, [v6]:port or a port number")
+            host, port_s = text.split(":")
+            if not host:
+                raise ValueError("host before ':' is empty")
+    if not port_s.isdigit():
+        raise ValueError("port %r is not a number" % port_s)
+    port = int(port_s)
+    if not 1 <= port <= 65535:
+        raise ValueError("port %d is outside 1-65535" % port)
+    return host, port
+
+
+def format_listen(host, port):
+    """Render a parsed address the way systemd's ListenStream= wants it."""
+    if not host:
+        return str(port)
+    if ":" in host:
+        return "[%s]:%d" % (host, port)
+    return "%s:%d" % (host, port)
+
+
+def url_host(host):
+    """Host part for a URL that reaches ``host`` from the same machine."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    if ":" in host:
+        return "[%s]" % host
+    return host
+
+
+def is_loopback(host):
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def addresses_overlap(a, b):
+    """True when two parsed (host, port) listeners would collide."""
+    if a[1] != b[1]:
+        return False
+    wildcard = ("", "0.0.0.0", "::")
+    return a[0] == b[0] or a[0] in wildcard or b[0] in wildcard
+
+
+def artifact_kind(path):
+    """Classify a controller-side artifact path: dir, tarball or file."""
+    if os.path.isdir(path):
+        return "dir"
+    if path.endswith((".tar.gz", ".tgz")):
+        return "tarball"
+    return "file"
+
+
+def _err(site_label, field, message):
+    return "site %s: field '%s' %s" % (site_label, field, message)
+
+
+def _positive_number(errors, label, site, field, minimum=0.0, integer=False):
+    if field not in site or site[field] is None:
+        return
+    value = site[field]
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        errors.append(_err(label, field, "must be a %s, got %r" % ("whole number" if integer else "number", value)))
+    elif value <= minimum:
+        errors.append(_err(label, field, "must be greater than %s, got %r" % (minimum, value)))
+
+
+def _directives(errors, label, site, field):
+    value = site.get(field)
+    if value in (None, {}):
+        return
+    if not isinstance(value, dict):
+        errors.append(_err(label, field, "must be a mapping of directive to value"))
+        return
+    for key, val in value.items():
+        if not DIRECTIVE_RE.match(str(key)):
+            errors.append(_err(label, field, "has an invalid directive name %r" % (key,)))
+        vals = val if isinstance(val, list) else [val]
+        for item in vals:
+            if "\n" in str(item):
+                errors.append(_err(label, field, "directive %s must not contain a newline" % key))
+
+
+def resolve_artifact(artifact, base):
+    """Absolute controller path of an artifact; relative ones join ``base``."""
+    artifact = os.path.expanduser(str(artifact))
+    if os.path.isabs(artifact):
+        return os.path.normpath(artifact)
+    return os.path.normpath(os.path.join(base or os.getcwd(), artifact))
+
+
+def validate_sites(sites, artifact_base=None, check_artifacts=True):
+    """Return a list of human readable errors; empty when all sites are fine.
+
+    Every message names the site (its name, or its position when the name is
+    unusable) and the field at fault.
+    """
+    errors = []
+    if not isinstance(sites, list):
+        return ["onebox_sites must be a list of site mappings, got %s" % type(sites).__name__]
+    seen_names = {}
+    listeners = []  # (address, label, field)
+    for index, site in enumerate(sites):
+        if not isinstance(site, dict):
+            errors.append("onebox_sites[%d] must be a mapping, got %s" % (index, type(site).__name__))
+            continue
+        name = site.get("name")
+        label = "%r (onebox_sites[%d])" % (name, index) if name else "onebox_sites[%d]" % index
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            errors.append(_err(label, "name", "must match ^[a-z][a-z0-9-]{0,30}$, got %r" % (name,)))
+        elif name in seen_names:
+            errors.append(_err(label, "name", "is already used by onebox_sites[%d]" % seen_names[name]))
+        else:
+            seen_names[name] = index
+        unknown = sorted(set(site) - SITE_FIELDS)
+        for field in unknown:
+            errors.append(_err(label, field, "is not a known site field"))
+
+        version = site.get("version")
+        if not isinstance(version, str) or not VERSION_RE.match(version):
+            errors.append(_err(label, "version", "must match ^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$, got %r" % (version,)))
+
+        parsed = {}
+        for field in ("listen", "health_listen"):
+            if field not in site or site[field] in (None, ""):
+                if field == "listen":
+                    errors.append(_err(label, field, "is required (host:port, [v6]:port or a port)"))
+                continue
+            try:
+                parsed[field] = parse_listen(site[field])
+            except ValueError as exc:
+                errors.append(_err(label, field, "%s, got %r" % (exc, site[field])))
+        if "listen" in parsed:
+            addresses = [("listen", parsed["listen"])]
+            if "health_listen" in parsed and parsed["health_listen"] != parsed["listen"]:
+                if addresses_overlap(parsed["health_listen"], parsed["listen"]):
+                    errors.append(_err(label, "health_listen", "overlaps the site's own listen %r" % (site["listen"],)))
+                addresses.append(("health_listen", parsed["health_listen"]))
+            for field, addr in addresses:
+                for other_addr, other_label, other_field in listeners:
+                    if addresses_overlap(addr, other_addr):
+                        errors.append(_err(label, field, "%s collides with %s %s" % (
+                            format_listen(*addr), other_label, other_field)))
+                        break
+            for field, addr in addresses:
+                listeners.append((addr, label, field))
+
+        artifact = site.get("artifact")
+        if not isinstance(artifact, str) or not artifact:
+            errors.append(_err(label, "artifact", "is required (a directory, an executable file or a .tar.gz)"))
+        elif check_artifacts:
+            path = resolve_artifact(artifact, artifact_base)
+            if not os.path.exists(path):
+                errors.append(_err(label, "artifact", "%s does not exist on the controller" % path))
+            elif artifact_kind(path) == "file":
+                if not os.path.isfile(path):
+                    errors.append(_err(label, "artifact", "%s is not a regular file" % path))
+                elif not os.access(path, os.X_OK):
+                    errors.append(_err(label, "artifact", "%s is not executable (chmod +x, or ship a directory or .tar.gz)" % path))
+
+        command = site.get("command")
+        if command is not None:
+            if not isinstance(command, str) or not command.strip():
+                errors.append(_err(label, "command", "must be a non-empty string"))
+            else:
+                try:
+                    argv = shlex.split(command)
+                except ValueError as exc:
+                    errors.append(_err(label, "command", "cannot be parsed: %s" % exc))
+                    argv = []
+                if argv and ".." in argv[0].split("/"):
+                    errors.append(_err(label, "command", "executable must not contain '..': %r" % argv[0]))
+                elif (argv and check_artifacts and isinstance(artifact, str) and artifact
+                      and not os.path.isabs(argv[0])):
+                    path = resolve_artifact(artifact, artifact_base)
+                    if os.path.isdir(path):
+                        exe = os.path.join(path, argv[0])
+                        if not os.path.isfile(exe):
+                            errors.append(_err(label, "command", "%r is not a file in the artifact %s" % (argv[0], path)))
+                        elif not os.access(exe, os.X_OK):
+                            errors.append(_err(label, "command", "%s is not executable" % exe))
+        elif isinstance(artifact, str) and artifact and check_artifacts:
+            path = resolve_artifact(artifact, artifact_base)
+            if os.path.exists(path) and artifact_kind(path) != "file":
+                errors.append(_err(label, "command", "is required when the artifact is a directory or tarball"))
+
+        for field in ("env", "secret_env"):
+            value = site.get(field)
+            if value in (None, {}):
+                continue
+            if not isinstance(value, dict):
+                errors.append(_err(label, field, "must be a mapping of variable name to value"))
+                continue
+            for key, val in value.items():
+                if not ENV_KEY_RE.match(str(key)):
+                    errors.append(_err(label, field, "has an invalid variable name %r" % (key,)))
+                elif "\n" in str(val) or "\x00" in str(val):
+                    # Never echo the value: it may be a secret.
+                    errors.append(_err(label, field, "value of %s must not contain a newline or NUL" % key))
+
+        for field in ("user", "group"):
+            value = site.get(field)
+            if value is not None and (not isinstance(value, str) or not USER_RE.match(value)):
+                errors.append(_err(label, field, "must be a valid user/group name, got %r" % (value,)))
+
+        for field in ("readiness_path", "liveness_path"):
+            value = site.get(field)
+            if value is not None and (not isinstance(value, str) or not value.startswith("/") or " " in value):
+                errors.append(_err(label, field, "must be a URL path starting with '/', got %r" % (value,)))
+
+        _positive_number(errors, label, site, "backlog", integer=True)
+        for field in ("drain_timeout", "start_timeout", "ready_timeout", "restart_sec"):
+            _positive_number(errors, label, site, field)
+
+        if site.get("service_type") not in (None,) + SERVICE_TYPES:
+            errors.append(_err(label, "service_type", "must be one of %s, got %r" % (", ".join(SERVICE_TYPES), site.get("service_type"))))
+        if site.get("strategy") not in (None,) + STRATEGIES:
+            errors.append(_err(label, "strategy", "must be one of %s, got %r" % (", ".join(STRATEGIES), site.get("strategy"))))
+        for field in ("unit_directives", "service_directives", "socket_directives"):
+            _directives(errors, label, site, field)
+    return errors
+
+
+def normalize_site(site, defaults, artifact_base=None):
+    """Fill defaults and derive the values the templates and tasks need.
+
+    ``site`` must already have passed :func:`validate_sites`.
+    """
+    out = dict(defaults or {})
+    out.update({k: v for k, v in site.items() if v is not None})
+    name = out["name"]
+    listen = parse_listen(out["listen"])
+    health = parse_listen(out["health_listen"]) if out.get("health_listen") else listen
+    out["listen"] = format_listen(*listen)
+    out["health_listen"] = format_listen(*health)
+    out["listen_port"] = listen[1]
+    out["health_port"] = health[1]
+    out["health_shares_listen"] = health == listen
+    out["health_loopback"] = is_loopback(health[0])
+    base_url = "http://%s:%d" % (url_host(health[0]), health[1])
+    out["readiness_url"] = base_url + out.get("readiness_path", "/readyz")
+    out["liveness_url"] = base_url + out.get("liveness_path", "/livez")
+    out["public_url"] = "http://%s:%d/" % (url_host(listen[0]), listen[1])
+    out.setdefault("user", name)
+    out.setdefault("group", out["user"])
+    out["env"] = dict((str(k), str(v)) for k, v in (out.get("env") or {}).items())
+    # Secret values never travel with the normalised site (loop output, module
+    # arguments and the target's journal would show them); only their names do.
+    # The environment file template reads them from onebox_sites directly.
+    out["secret_env_keys"] = sorted(str(k) for k in (out.pop("secret_env", None) or {}))
+    path = resolve_artifact(out["artifact"], artifact_base)
+    kind = artifact_kind(path)
+    if kind == "dir":
+        path = path.rstrip("/") + "/"
+    out["artifact_path"] = path
+    out["artifact_kind"] = kind
+    if not out.get("command"):
+        out["command"] = os.path.basename(path)
+    argv = shlex.split(out["command"])
+    out["site_dir"] = os.path.join(out.get("root", "/srv/onebox"), name)
+    exe = argv[0] if os.path.isabs(argv[0]) else os.path.join(out["site_dir"], "current", argv[0])
+    out["exec_start"] = " ".join(systemd_quote(arg) for arg in [exe] + argv[1:])
+    # systemd must give the app its whole drain time before it sends SIGKILL.
+    out["stop_timeout"] = float(out.get("drain_timeout", 10)) + 5
+    return out
+
+
+_PLAIN_ARG = re.compile(r"^[A-Za-z0-9_@%$+=:,./-]+$")
+
+
+def systemd_quote(arg):
+    """Quote one argument for ExecStart= (no shell: systemd's own rules)."""
+    arg = arg.replace("%", "%%").replace("$", "$$")
+    if _PLAIN_ARG.match(arg):
+        return arg
+    return '"%s"' % arg.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def roll_unit(site):
+    """The ``units`` entry of ``onebox.deploy.rolling_restart`` for a normalised site."""
+    return {
+        "name": "%s.service" % site["name"],
+        "readiness_url": site["readiness_url"],
+        "liveness_url": site["liveness_url"],
+        "timeout": float(site.get("ready_timeout", 60)),
+        "strategy": site.get("strategy", "restart"),
+    }

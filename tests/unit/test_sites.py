@@ -1,0 +1,165 @@
+# -*- coding: utf-8 -*-
+"""Validation and normalisation of onebox_sites (plugins/module_utils/sites.py)."""
+
+from __future__ import absolute_import, division, print_function
+
+import os
+import stat
+
+import pytest
+
+from ansible_collections.onebox.deploy.plugins.module_utils import sites as S
+
+
+@pytest.fixture
+def base(tmp_path):
+    app = tmp_path / "files" / "blog-1.4.2" / "bin"
+    app.mkdir(parents=True)
+    exe = app / "blog"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    single = tmp_path / "files" / "tool"
+    single.write_text("#!/bin/sh\n")
+    single.chmod(0o755)
+    (tmp_path / "files" / "plain").write_text("data")
+    (tmp_path / "files" / "shop.tar.gz").write_bytes(b"")
+    return str(tmp_path)
+
+
+def site(**kw):
+    out = {"name": "blog", "listen": "127.0.0.1:8001", "health_listen": "127.0.0.1:19001",
+           "version": "1.4.2", "artifact": "files/blog-1.4.2/", "command": "bin/blog serve"}
+    out.update(kw)
+    return out
+
+
+def errors(sites, base):
+    return S.validate_sites(sites, base)
+
+
+def test_valid_site_has_no_errors(base):
+    assert errors([site(), site(name="shop", listen="8002", health_listen="127.0.0.1:19002",
+                                artifact="files/shop.tar.gz", command="/usr/bin/gunicorn app:app")], base) == []
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("127.0.0.1:8001", True), ("[::1]:8001", True), ("8001", True), (8001, True),
+    ("localhost:80", True), ("0", False), ("70000", False), ("::1:80", False), ("[127.0.0.1]:80", False),
+    ("host:", False), (":80", False), ("", False), (True, False),
+])
+def test_parse_listen(value, ok):
+    if ok:
+        S.parse_listen(value)
+    else:
+        with pytest.raises(ValueError):
+            S.parse_listen(value)
+
+
+@pytest.mark.parametrize("name", ["Blog", "1blog", "blog_1", "b" * 32, "", None, "blog.x"])
+def test_bad_name_names_site_and_field(base, name):
+    errs = errors([site(name=name)], base)
+    assert any("field 'name'" in e and repr(name) in e for e in errs), errs
+
+
+@pytest.mark.parametrize("version,ok", [("1.4.2", True), ("v2", True), ("3f9c2e1", True), ("1.0+b1", True),
+                                        ("../1", False), (".hidden", False), ("a b", False), (142, False)])
+def test_version_pattern(base, version, ok):
+    errs = errors([site(version=version)], base)
+    assert (errs == []) is ok, errs
+    if not ok:
+        assert "site 'blog'" in errs[0] and "field 'version'" in errs[0]
+
+
+def test_duplicate_name(base):
+    errs = errors([site(), site(listen="8002", health_listen="127.0.0.1:19002")], base)
+    assert any("field 'name'" in e and "already used" in e for e in errs), errs
+
+
+@pytest.mark.parametrize("other,field", [
+    ({"listen": "127.0.0.1:8001", "health_listen": "127.0.0.1:19009"}, "listen"),
+    ({"listen": "8001", "health_listen": "127.0.0.1:19009"}, "listen"),   # wildcard overlaps
+    ({"listen": "127.0.0.1:8009", "health_listen": "127.0.0.1:19001"}, "health_listen"),
+    ({"listen": "127.0.0.1:19001"}, "listen"),                             # listen on another's health port
+])
+def test_port_collisions_name_site_and_field(base, other, field):
+    second = site(name="shop", **other)
+    if "health_listen" not in other:
+        second.pop("health_listen")
+    errs = errors([site(), second], base)
+    assert any(e.startswith("site 'shop'") and "field '%s'" % field in e and "collides" in e for e in errs), errs
+
+
+def test_health_may_share_its_own_listen(base):
+    assert errors([site(health_listen="127.0.0.1:8001")], base) == []
+
+
+def test_missing_artifact(base):
+    errs = errors([site(artifact="files/nope/")], base)
+    assert any("field 'artifact'" in e and "does not exist" in e for e in errs), errs
+
+
+def test_artifact_not_executable(base):
+    errs = errors([site(artifact="files/plain", command=None)], base)
+    assert any("field 'artifact'" in e and "not executable" in e for e in errs), errs
+
+
+def test_command_not_in_artifact(base):
+    errs = errors([site(command="bin/other")], base)
+    assert any("field 'command'" in e for e in errs), errs
+
+
+def test_command_with_dotdot(base):
+    errs = errors([site(command="../../bin/sh")], base)
+    assert any("field 'command'" in e and ".." in e for e in errs), errs
+
+
+def test_secret_value_never_in_message(base):
+    errs = errors([site(secret_env={"bad key": "hunter2", "OK": "line\nbreak-hunter2"})], base)
+    assert errs and all("hunter2" not in e for e in errs)
+
+
+def test_unknown_field_and_bad_numbers(base):
+    errs = errors([site(listn="x", backlog=-1, drain_timeout="soon", service_type="forking")], base)
+    for field in ("listn", "backlog", "drain_timeout", "service_type"):
+        assert any("field '%s'" % field in e for e in errs), (field, errs)
+
+
+def test_not_a_list():
+    assert "must be a list" in S.validate_sites({"name": "x"})[0]
+
+
+def test_normalize_derives_urls_paths_and_hides_secrets(base):
+    out = S.normalize_site(site(listen="8001", secret_env={"DB_KEY": "hunter2"}, env={"A": 1}),
+                           {"root": "/srv/onebox", "drain_timeout": 7}, base)
+    assert out["listen"] == "8001"
+    assert out["readiness_url"] == "http://127.0.0.1:19001/readyz"
+    assert out["liveness_url"] == "http://127.0.0.1:19001/livez"
+    assert out["public_url"] == "http://127.0.0.1:8001/"
+    assert out["exec_start"] == "/srv/onebox/blog/current/bin/blog serve"
+    assert out["stop_timeout"] == 12
+    assert out["artifact_kind"] == "dir" and out["artifact_path"] == os.path.join(base, "files/blog-1.4.2/")
+    assert "secret_env" not in out and out["secret_env_keys"] == ["DB_KEY"]
+    assert "hunter2" not in repr(out)
+    assert out["env"] == {"A": "1"}
+    assert out["user"] == "blog" and out["group"] == "blog"
+
+
+def test_normalize_absolute_command_and_single_file(base):
+    out = S.normalize_site(site(command="/usr/bin/gunicorn --bind 'fd://3' app:app"), {}, base)
+    assert out["exec_start"] == "/usr/bin/gunicorn --bind fd://3 app:app"
+    out = S.normalize_site(site(artifact="files/tool", command=None), {"root": "/r"}, base)
+    assert out["artifact_kind"] == "file" and out["exec_start"] == "/r/blog/current/tool"
+
+
+def test_systemd_quote():
+    assert S.systemd_quote("a b") == '"a b"'
+    assert S.systemd_quote("100%") == "100%%"
+    assert S.systemd_quote("$HOME") == "$$HOME"
+    assert S.systemd_quote('say "hi"') == '"say \\"hi\\""'
+
+
+def test_ipv6_and_wildcard_urls(base):
+    out = S.normalize_site(site(listen="[::1]:8001", health_listen="[::]:19001"), {}, base)
+    assert out["listen"] == "[::1]:8001"
+    assert out["readiness_url"] == "http://[::1]:19001/readyz"
+    assert stat.S_ISDIR(os.stat(base).st_mode)
