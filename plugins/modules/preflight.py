@@ -1,0 +1,190 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: onebox.deploy contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: preflight
+short_description: Check a host for conflicts before onebox sites are deployed
+version_added: 0.1.0
+description:
+  - Read-only checks on the target host that must pass before anything is changed.
+  - Fails when a unit file at a path a site needs was not written by this collection
+    (a package's unit, or a hand-written one), or when a site's C(listen) or
+    C(health_listen) port is already taken by something other than the site itself.
+  - Reports, per site, whether its socket and service are already active and which
+    release C(current) points to.
+author: onebox.deploy contributors
+attributes:
+  check_mode:
+    support: full
+    description: The module never changes anything.
+  diff_mode:
+    support: none
+options:
+  sites:
+    description:
+      - Sites as produced by the P(onebox.deploy.normalize_sites#filter) filter.
+      - Only C(name), C(listen), C(health_listen), C(listen_port), C(health_port) and
+        C(strategy) are read.
+    type: list
+    elements: dict
+    required: true
+  unit_dir:
+    description: Directory the site units are written to.
+    type: path
+    default: /etc/systemd/system
+  root:
+    description: Directory that holds one directory per site.
+    type: path
+    default: /srv/onebox
+  marker:
+    description: Text that every unit file written by this collection contains.
+    type: str
+    default: "Managed by onebox.deploy"
+"""
+
+EXAMPLES = r"""
+- name: Check for unit and port conflicts
+  onebox.deploy.preflight:
+    sites: "{{ _onebox_sites }}"
+  register: _onebox_preflight
+"""
+
+RETURN = r"""
+sites:
+  description: Per site state found on the host, keyed by site name.
+  returned: always
+  type: dict
+  sample:
+    blog:
+      socket_active: true
+      service_active: true
+      current_release: "1.4.2"
+      units_present: true
+errors:
+  description: The conflicts found; the module fails when this is not empty.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+VENDOR_UNIT_DIRS = ("/usr/lib/systemd/system", "/lib/systemd/system", "/run/systemd/system",
+                    "/usr/local/lib/systemd/system")
+
+
+def listening_ports():
+    """Ports with a TCP socket in LISTEN state, from /proc/net/tcp{,6}."""
+    ports = set()
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as handle:
+                next(handle, None)
+                for line in handle:
+                    fields = line.split()
+                    if len(fields) > 3 and fields[3] == "0A":
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        except (IOError, OSError):
+            continue
+    return ports
+
+
+def unit_units(site):
+    names = ["%s.socket" % site["name"], "%s.service" % site["name"]]
+    if site.get("strategy") == "overlap":
+        names.append("%s@.service" % site["name"])
+    return names
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            sites=dict(type="list", elements="dict", required=True),
+            unit_dir=dict(type="path", default="/etc/systemd/system"),
+            root=dict(type="path", default="/srv/onebox"),
+            marker=dict(type="str", default="Managed by onebox.deploy"),
+        ),
+        supports_check_mode=True,
+    )
+    sites = module.params["sites"]
+    unit_dir = module.params["unit_dir"]
+    marker = module.params["marker"]
+    systemctl = module.get_bin_path("systemctl", required=True)
+    errors = []
+    state = {}
+    ports = listening_ports()
+
+    def show(unit, prop):
+        rc, out, err = module.run_command([systemctl, "show", "-p", prop, "--value", unit])
+        return out.strip() if rc == 0 else ""
+
+    for site in sites:
+        name = site["name"]
+        info = {"units_present": False, "socket_active": False, "service_active": False,
+                "current_release": None}
+        ours = True
+        for unit in unit_units(site):
+            path = os.path.join(unit_dir, unit)
+            if os.path.lexists(path):
+                try:
+                    with open(path) as handle:
+                        content = handle.read()
+                except (IOError, OSError) as exc:
+                    content = ""
+                    errors.append("site %s: field 'name': cannot read existing unit %s: %s" % (name, path, exc))
+                if marker not in content:
+                    ours = False
+                    errors.append("site %s: field 'name': %s exists and was not written by onebox.deploy; "
+                                  "rename the site or remove that unit" % (name, path))
+                else:
+                    info["units_present"] = True
+            for vendor in VENDOR_UNIT_DIRS:
+                vpath = os.path.join(vendor, unit)
+                if os.path.lexists(vpath):
+                    ours = False
+                    errors.append("site %s: field 'name': unit %s already exists at %s (a system unit); "
+                                  "choose another site name" % (name, unit, vpath))
+                    break
+        if ours and info["units_present"]:
+            info["socket_active"] = show("%s.socket" % name, "ActiveState") == "active"
+            info["service_active"] = show("%s.service" % name, "ActiveState") in ("active", "reloading")
+            socket_listen = show("%s.socket" % name, "Listen")
+        else:
+            socket_listen = ""
+        current = os.path.join(module.params["root"], name, "current")
+        if os.path.islink(current):
+            info["current_release"] = os.path.basename(os.readlink(current).rstrip("/"))
+
+        # A port already in use is fine only when this site itself holds it:
+        # its socket unit for listen (systemd lists the address), its running
+        # service for a separate health port.
+        if site["listen_port"] in ports:
+            held = info["socket_active"] and (site["listen"] + " " in socket_listen + " "
+                                              or ":%d " % site["listen_port"] in socket_listen + " "
+                                              or socket_listen.startswith("%d " % site["listen_port"]))
+            if not held:
+                errors.append("site %s: field 'listen': port %d is already in use on the host by "
+                              "something other than %s.socket" % (name, site["listen_port"], name))
+        if site["health_port"] != site["listen_port"] and site["health_port"] in ports:
+            if not info["service_active"]:
+                errors.append("site %s: field 'health_listen': port %d is already in use on the host by "
+                              "something other than %s.service" % (name, site["health_port"], name))
+        state[name] = info
+
+    if errors:
+        module.fail_json(msg="preflight found %d problem(s): %s" % (len(errors), "; ".join(errors)),
+                         errors=errors, sites=state)
+    module.exit_json(changed=False, errors=[], sites=state)
+
+
+if __name__ == "__main__":
+    main()
