@@ -1,0 +1,206 @@
+"""Default scenario: three socket-activated sites on one systemd host."""
+
+import json
+import os
+import time
+
+import pytest
+from conftest import PROJECT, print_table
+
+SECRET = "onebox-molecule-secret-5f2c"
+
+
+def site_ports(site):
+    listen = str(site["listen"])
+    health = str(site.get("health_listen", listen))
+    return listen.rsplit(":", 1)[-1], health
+
+
+def readiness_url(site):
+    health = str(site.get("health_listen", site["listen"]))
+    host, _, port = health.rpartition(":")
+    return "http://%s:%s/readyz" % (host or "127.0.0.1", port)
+
+
+def public_url(site):
+    listen = str(site["listen"])
+    host, _, port = listen.rpartition(":")
+    return "http://%s:%s/" % (host or "127.0.0.1", port)
+
+
+def test_units_active_and_sockets_listening(host, sites):
+    for site in sites:
+        assert host.service(site["name"] + ".socket").is_running, site["name"]
+        assert host.service(site["name"] + ".socket").is_enabled, site["name"]
+        assert host.service(site["name"] + ".service").is_running, site["name"]
+        assert host.service(site["name"] + ".service").is_enabled, site["name"]
+        port = site_ports(site)[0]
+        listen = str(site["listen"])
+        address = listen if ":" in listen else "0.0.0.0:" + port
+        assert host.socket("tcp://" + address).is_listening, address
+
+
+def test_each_site_answers_with_its_release(host, sites):
+    for site in sites:
+        body = json.loads(host.check_output("curl -fsS --max-time 5 %s" % public_url(site)))
+        assert body["site"] == site["name"]
+        assert body["version"] == site["version"]
+        target = host.file("/srv/onebox/%s/current" % site["name"])
+        assert target.is_symlink
+        assert target.linked_to == "/srv/onebox/%s/releases/%s" % (site["name"], site["version"])
+
+
+def test_env_file_is_private(host, sites):
+    for site in sites:
+        env = host.file("/etc/onebox/%s.env" % site["name"])
+        assert env.mode == 0o600
+        assert env.user == "root" and env.group == "root"
+    assert SECRET in host.file("/etc/onebox/blog.env").content_string
+
+
+def test_health_ports_are_loopback_only(host, sites):
+    listening = host.check_output("ss -ltnH | awk '{print $4}'").split()
+    for site in sites:
+        health = str(site.get("health_listen", ""))
+        if not health or health == str(site["listen"]):
+            continue
+        port = health.rsplit(":", 1)[1]
+        bound = [addr for addr in listening if addr.endswith(":" + port)]
+        assert bound == [health], (site["name"], bound)
+
+
+def test_units_cannot_hit_a_start_limit(host, sites):
+    for site in sites:
+        svc = host.check_output("systemctl show -p StartLimitIntervalUSec --value %s.service" % site["name"])
+        sock = host.check_output(
+            "systemctl show -p StartLimitIntervalUSec -p TriggerLimitIntervalUSec --value %s.socket" % site["name"])
+        assert svc.strip() == "0", site["name"]
+        assert sock.split() == ["0", "0"], site["name"]
+        assert host.check_output("systemctl show -p KillMode --value %s.service" % site["name"]) == "mixed"
+
+
+def test_restarts_under_load_drop_nothing(host, sites):
+    """wrk keeps loading all three sites while each is restarted 10 times."""
+    with open(os.path.join(PROJECT, "tests", "harness", "restart_under_load.py")) as handle:
+        script = handle.read()
+    host.check_output("cat > /usr/local/bin/restart_under_load.py <<'ONEBOX_EOF'\n%s\nONEBOX_EOF" % script)
+    args = " ".join("--site %s,%s,%s" % (s["name"], public_url(s), readiness_url(s)) for s in sites)
+    before = {s["name"]: host.check_output("systemctl show -p NRestarts --value %s.service" % s["name"])
+              for s in sites}
+    report = json.loads(host.check_output(
+        "python3 /usr/local/bin/restart_under_load.py --restarts 10 --connections 8 %s" % args))
+    rows = []
+    for name, site in report["sites"].items():
+        rows.append({"site": name, "restarts": site["restarts"], "window_s": site["restart_window_s"],
+                     "requests": site["requests"], "failed": site["failed"],
+                     "connect_err": site["connect_errors"], "read_err": site["read_errors"],
+                     "timeouts": site["timeouts"], "non_2xx": site["non_2xx_3xx"],
+                     "p50_ms": site["p50_ms"], "p99_ms": site["p99_ms"], "max_ms": site["max_ms"]})
+    print_table("restarts under load (wrk, 8 connections per site)", rows, list(rows[0]))
+    print("total:", report["total"])
+    for name, site in report["sites"].items():
+        assert site["errors"] == [], name
+        assert site["restarts"] == 10, name
+        # Ten restarts in well under 15 s: far past systemd's default 5-in-10s limit.
+        assert site["restart_window_s"] < 15, name
+        assert site["socket_states"] == ["active"], name
+        assert site["requests"] > 1000, name
+    assert report["total"]["failed"] == 0, report["total"]
+    assert report["total"]["connect_errors"] == 0
+    # systemd restarted nothing on its own: every restart was a clean one.
+    for s in sites:
+        after = host.check_output("systemctl show -p NRestarts --value %s.service" % s["name"])
+        assert after == before[s["name"]], s["name"]
+
+
+def test_crash_loop_for_a_minute_keeps_the_socket_open(host):
+    """A release that crash-loops for 60 s never closes the port; queued clients are served after."""
+    dropin = "/run/systemd/system/shop.service.d"
+    host.check_output("mkdir -p %s && printf '[Service]\\nEnvironment=APP_CRASH_ON_START=1\\n' > %s/crash.conf "
+                      "&& systemctl daemon-reload" % (dropin, dropin))
+    try:
+        host.run("systemctl restart shop.service")
+        # A client that connects during the crash loop waits in the backlog.
+        host.check_output("nohup curl -sS --max-time 120 -o /tmp/queued.out -w '%{http_code}' "
+                          "http://127.0.0.1:8002/ > /tmp/queued.code 2>&1 &")
+        deadline = time.monotonic() + 60
+        states = set()
+        while time.monotonic() < deadline:
+            states.add(host.check_output("systemctl show -p ActiveState --value shop.socket"))
+            assert host.socket("tcp://0.0.0.0:8002").is_listening
+            time.sleep(2)
+        restarts = int(host.check_output("systemctl show -p NRestarts --value shop.service"))
+        print("\ncrash loop: %d automatic restarts in 60 s, socket states seen: %s" % (restarts, sorted(states)))
+        assert states == {"active"}
+        assert restarts >= 20
+    finally:
+        host.check_output("rm -rf %s && systemctl daemon-reload" % dropin)
+    host.check_output("systemctl restart shop.service")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and host.run("test -s /tmp/queued.code").rc != 0:
+        time.sleep(0.5)
+    assert host.file("/tmp/queued.code").content_string.strip() == "200"
+    assert host.check_output("curl -fsS --max-time 5 http://127.0.0.1:19002/readyz")
+
+
+def test_redeploy_restarts_only_the_changed_site_and_hides_secrets(host, sites, playbook):
+    pids = {s["name"]: host.check_output("systemctl show -p MainPID --value %s.service" % s["name"]) for s in sites}
+    new_sites = [dict(s, version="1.0.1") if s["name"] == "blog" else s for s in sites]
+    rc, out = playbook({"onebox_sites": new_sites}, args=["-v", "--diff"])
+    assert rc == 0, out[-3000:]
+    assert SECRET not in out
+    assert SECRET not in host.check_output("journalctl --no-pager -o cat")
+    body = json.loads(host.check_output("curl -fsS --max-time 5 http://127.0.0.1:8001/"))
+    assert body["version"] == "1.0.1"
+    after = {s["name"]: host.check_output("systemctl show -p MainPID --value %s.service" % s["name"]) for s in sites}
+    assert after["blog"] != pids["blog"]
+    assert after["shop"] == pids["shop"] and after["wiki"] == pids["wiki"]
+    # Back to the converged state for the next tests.
+    rc, out = playbook({})
+    assert rc == 0, out[-3000:]
+
+
+BAD_INPUTS = [
+    ("name", lambda s: [dict(s[0], name="Bad_Name")] + s[1:], ["'Bad_Name'", "field 'name'"]),
+    ("listen", lambda s: s + [dict(s[0], name="dup", health_listen="127.0.0.1:19050")],
+     ["'dup'", "field 'listen'", "collides"]),
+    ("health_listen", lambda s: s + [dict(s[0], name="duph", listen="127.0.0.1:8050")],
+     ["'duph'", "field 'health_listen'", "collides"]),
+    ("artifact", lambda s: s + [dict(s[0], name="nofile", listen="127.0.0.1:8051",
+                                     health_listen="127.0.0.1:19051", artifact="files/nope-1.0/")],
+     ["'nofile'", "field 'artifact'", "does not exist"]),
+    ("version", lambda s: [dict(s[0], version="../1")] + s[1:], ["'blog'", "field 'version'"]),
+    ("foreign unit", lambda s: s + [dict(s[0], name="foreign", listen="127.0.0.1:8052",
+                                         health_listen="127.0.0.1:19052")],
+     ["site foreign", "field 'name'", "/etc/systemd/system/foreign.service", "not written by onebox.deploy"]),
+    ("system unit", lambda s: s + [dict(s[0], name="dbus", listen="127.0.0.1:8053",
+                                        health_listen="127.0.0.1:19053")],
+     ["site dbus", "field 'name'", "a system unit"]),
+    ("port in use", lambda s: s + [dict(s[0], name="taken", listen="127.0.0.1:8054",
+                                        health_listen="127.0.0.1:19054")],
+     ["site taken", "field 'listen'", "port 8054 is already in use"]),
+]
+
+
+@pytest.mark.parametrize("case,mutate,expected", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_fails_before_the_host_changes(host, sites, playbook, snapshot, case, mutate, expected):
+    host.check_output("printf '[Service]\\nExecStart=/bin/true\\n' > /etc/systemd/system/foreign.service")
+    blocker = None
+    if case == "port in use":
+        blocker = "python3 -c 'import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"127.0.0.1\", 8054)); s.listen(); time.sleep(120)'"
+        blocker = host.check_output("nohup %s >/dev/null 2>&1 & echo $!" % blocker)
+        deadline = time.monotonic() + 10
+        while not host.socket("tcp://127.0.0.1:8054").is_listening and time.monotonic() < deadline:
+            time.sleep(0.2)
+    try:
+        before = snapshot(host)
+        rc, out = playbook({"onebox_sites": mutate(sites)})
+        after = snapshot(host)
+    finally:
+        host.run("rm -f /etc/systemd/system/foreign.service")
+        if blocker:
+            host.run("kill %s" % blocker)
+    assert rc != 0
+    for text in expected:
+        assert text in out, (text, out[-2000:])
+    assert before == after

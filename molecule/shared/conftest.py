@@ -1,0 +1,108 @@
+"""Shared fixtures of the Molecule testinfra suites.
+
+Tests talk to the scenario's container straight through `podman exec`
+(testinfra's podman backend), and every failing test prints the journal of the
+site units so a red run explains itself.
+"""
+
+import json
+import os
+import subprocess
+import tempfile
+
+import pytest
+import testinfra
+import yaml
+
+SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "default")
+CONTAINER = "onebox-" + SCENARIO
+PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY",
+                         os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+
+
+def scenario_vars():
+    """The onebox group vars of the running scenario, from molecule.yml and the base config."""
+    merged = {}
+    for path in (os.path.join(PROJECT, ".config", "molecule", "config.yml"),
+                 os.path.join(PROJECT, "molecule", SCENARIO, "molecule.yml")):
+        with open(path) as handle:
+            data = yaml.safe_load(handle)
+        merged.update(data.get("provisioner", {}).get("inventory", {})
+                      .get("group_vars", {}).get("onebox", {}))
+    merged["onebox_artifact_base"] = PROJECT
+    return merged
+
+
+@pytest.fixture(scope="session")
+def host():
+    return testinfra.get_host("podman://" + CONTAINER)
+
+
+@pytest.fixture(scope="session")
+def onebox_vars():
+    return scenario_vars()
+
+
+@pytest.fixture(scope="session")
+def sites(onebox_vars):
+    return onebox_vars["onebox_sites"]
+
+
+def run_playbook(extra_vars, playbook="site.yml", args=()):
+    """Run one of the collection's playbooks against the container; return (rc, output)."""
+    inventory = {"onebox": {"hosts": {CONTAINER: {}}, "vars": dict(scenario_vars(), **extra_vars)}}
+    inventory["onebox"]["vars"]["ansible_connection"] = "containers.podman.podman"
+    inventory["onebox"]["vars"]["ansible_python_interpreter"] = "/usr/bin/python3"
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as handle:
+        yaml.safe_dump(inventory, handle)
+        path = handle.name
+    try:
+        proc = subprocess.run(
+            ["ansible-playbook", "-i", path, os.path.join(PROJECT, "playbooks", playbook)] + list(args),
+            cwd=PROJECT, capture_output=True, text=True, check=False)
+    finally:
+        os.unlink(path)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="session")
+def playbook():
+    return run_playbook
+
+
+def host_snapshot(host_):
+    """Everything a deploy may touch, as text: files, units, users, unit states."""
+    cmd = ("find /srv/onebox /etc/onebox /etc/systemd/system -printf '%p %s %m %u %T@\\n' 2>/dev/null | sort; "
+           "getent passwd | sort; systemctl list-units --all --no-legend --plain 'blog*' 'shop*' 'wiki*' "
+           "| awk '{print $1, $3, $4}'")
+    return host_.check_output(cmd)
+
+
+@pytest.fixture(scope="session")
+def snapshot():
+    return host_snapshot
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        proc = subprocess.run(
+            ["podman", "exec", CONTAINER, "sh", "-c",
+             "journalctl --no-pager -n 80 -u 'blog*' -u 'shop*' -u 'wiki*' -u 'crash*'; "
+             "systemctl --no-pager status 'blog*' 'shop*' 'wiki*' | head -60"],
+            capture_output=True, text=True, check=False)
+        report.sections.append(("journalctl -u <sites>", proc.stdout + proc.stderr))
+
+
+def print_table(title, rows, columns):
+    widths = [max(len(str(c)), *(len(str(r.get(c, ""))) for r in rows)) for c in columns]
+    print("\n" + title)
+    print("  ".join(str(c).ljust(w) for c, w in zip(columns, widths)))
+    for row in rows:
+        print("  ".join(str(row.get(c, "")).ljust(w) for c, w in zip(columns, widths)))
+
+
+def load_json(text):
+    return json.loads(text)
