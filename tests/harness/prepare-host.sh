@@ -33,8 +33,8 @@ if ((${#missing[@]})); then
   fi
   log "installing: ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" uidmap slirp4netns fuse-overlayfs >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    "${missing[@]}" >/dev/null
 fi
 
 # --- container runtime -----------------------------------------------------
