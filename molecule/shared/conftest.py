@@ -17,7 +17,7 @@ import yaml
 SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "default")
 CONTAINER = "onebox-" + SCENARIO
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY",
-                         os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+                         os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")))
 
 
 def scenario_vars():

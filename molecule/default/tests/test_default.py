@@ -204,3 +204,128 @@ def test_bad_input_fails_before_the_host_changes(host, sites, playbook, snapshot
     for text in expected:
         assert text in out, (text, out[-2000:])
     assert before == after
+
+
+def test_a_pattern_without_hosts_is_an_error(playbook):
+    # A host pattern is chosen before any group variable is known: pass it as an extra var.
+    rc, out = playbook({}, args=["-e", "onebox_hosts=no-such-group"])
+    assert rc != 0
+    assert "no inventory host matches 'no-such-group'" in out
+
+
+def test_installed_collection_by_fqcn_resolves_artifacts_from_the_cwd(host, tmp_path):
+    """As a user's infra repo would: build, install, run `onebox.deploy.site` from the repo root."""
+    import shutil
+    import subprocess
+
+    import yaml
+    from conftest import CONTAINER
+
+    build = subprocess.run(["ansible-galaxy", "collection", "build", "--output-path", str(tmp_path), PROJECT],
+                           capture_output=True, text=True, check=False)
+    assert build.returncode == 0, build.stdout + build.stderr
+    tarball = next(tmp_path.glob("onebox-deploy-*.tar.gz"))
+    # A user's shell: none of Molecule's or the Makefile's ANSIBLE_* settings, only
+    # the installed collection plus the ones bundled with ansible (containers.podman).
+    import sysconfig
+    collections = tmp_path / "collections"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env["ANSIBLE_COLLECTIONS_PATH"] = ":".join([str(collections), sysconfig.get_paths()["purelib"]])
+    install = subprocess.run(["ansible-galaxy", "collection", "install", "--offline", "--force", "-p",
+                              str(collections), str(tarball)], env=env, capture_output=True, text=True, check=False)
+    assert install.returncode == 0, install.stdout + install.stderr
+    assert (collections / "ansible_collections" / "onebox" / "deploy" / "MANIFEST.json").is_file()
+    infra = tmp_path / "infra"
+    (infra / "files").mkdir(parents=True)
+    shutil.copytree(os.path.join(PROJECT, "files", "reference-app"), infra / "files" / "notes-1.0")
+    (infra / "inventory.yml").write_text(yaml.safe_dump({"onebox": {
+        "hosts": {CONTAINER: {"ansible_connection": "containers.podman.podman",
+                              "ansible_python_interpreter": "/usr/bin/python3"}},
+        "vars": {"onebox_become": False, "onebox_sites": [{
+            "name": "notes", "listen": "127.0.0.1:8060", "health_listen": "127.0.0.1:19060",
+            "version": "1.0", "artifact": "files/notes-1.0/", "command": "bin/onebox-app --warmup 0.1"}]}}}))
+    run = subprocess.run(["ansible-playbook", "-i", "inventory.yml", "onebox.deploy.site"], cwd=str(infra),
+                         env=env, capture_output=True, text=True, check=False)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-3000:]
+    assert str(collections) in subprocess.run(
+        ["ansible-doc", "-t", "role", "onebox.deploy.site"], env=env, capture_output=True, text=True,
+        check=False).stdout
+    body = json.loads(host.check_output("curl -fsS --max-time 5 http://127.0.0.1:8060/"))
+    assert body["site"] == "notes" and body["version"] == "1.0"
+    host.run("systemctl stop notes.socket notes.service")
+
+
+def _journal_events(host, since, units):
+    """(time, unit, event) for systemd's Stopping/Started lines of the units since `since`."""
+    out = host.check_output("journalctl --no-pager -o short-unix --since @%d %s" % (
+        int(since), " ".join("-u %s" % u for u in units)))
+    events = []
+    for line in out.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) < 4 or not parts[2].startswith("systemd["):
+            continue
+        for event in ("Stopping", "Started"):
+            for unit in units:
+                if parts[3].startswith("%s %s" % (event, unit)):
+                    events.append((float(parts[0]), unit, event))
+    return events
+
+
+def test_deploy_playbook_rolls_one_site_at_a_time_under_load(host, sites, playbook):
+    """onebox.deploy.deploy ships a new release of every site while wrk loads all three."""
+    import sys
+    sys.path.insert(0, os.path.join(PROJECT, "tests", "harness"))
+    from restart_under_load import parse_wrk
+
+    # Paced load (each connection waits 5 ms between requests, about 1,600 req/s a
+    # site) so that the deploy itself still gets CPU on a 2-core machine.
+    host.check_output("printf 'function delay()\\n  return 5\\nend\\n' > /tmp/pace.lua")
+    for s in sites:
+        host.check_output("nohup wrk -t1 -c8 -d600s --timeout 10s --latency -s /tmp/pace.lua %s "
+                          "> /tmp/wrk-%s.txt 2>&1 &" % (public_url(s), s["name"]))
+    since = float(host.check_output("date +%s.%N")) - 1
+    time.sleep(1)
+    new_sites = [dict(s, version="2.0.0") for s in sites]
+    rc, out = playbook({"onebox_sites": new_sites}, playbook="deploy.yml")
+    time.sleep(1)
+    host.run("pkill -INT -x wrk")
+    deadline = time.monotonic() + 20
+    while host.run("pgrep -x wrk").rc == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert rc == 0, out[-3000:]
+    probe = [line for line in out.splitlines() if "probe:" in line]
+    print("\n" + "\n".join(probe))
+    assert probe and " 0 failed" in probe[0]
+    rows = []
+    for s in sites:
+        res = parse_wrk(host.file("/tmp/wrk-%s.txt" % s["name"]).content_string)
+        rows.append(dict(site=s["name"], **{k: res[k] for k in ("requests", "failed", "p50_ms", "p99_ms", "max_ms")}))
+        body = json.loads(host.check_output("curl -fsS --max-time 5 %s" % public_url(s)))
+        assert body["version"] == "2.0.0"
+    print_table("deploy of three sites under load (wrk, 8 paced connections per site)", rows, list(rows[0]))
+    assert all(r["requests"] > 1000 for r in rows), rows
+    assert sum(r["failed"] for r in rows) == 0, rows
+    # Strictly one after another: a site stops only after the previous one started.
+    units = ["%s.service" % s["name"] for s in sites]
+    events = _journal_events(host, since, units)
+    order = [u for _, u, e in events if e == "Stopping"]
+    assert order == units, events
+    for prev, nxt in zip(units, units[1:]):
+        started = max(t for t, u, e in events if u == prev and e == "Started")
+        stopping = min(t for t, u, e in events if u == nxt and e == "Stopping")
+        assert stopping >= started, (prev, nxt, events)
+
+
+def test_deploy_selected_sites_only(host, sites, playbook):
+    pids = {s["name"]: host.check_output("systemctl show -p MainPID --value %s.service" % s["name"]) for s in sites}
+    new_sites = [dict(s, version="2.1.0") for s in sites]
+    rc, out = playbook({"onebox_sites": new_sites, "onebox_deploy_sites": ["shop"]}, playbook="deploy.yml")
+    assert rc == 0, out[-3000:]
+    after = {s["name"]: host.check_output("systemctl show -p MainPID --value %s.service" % s["name"]) for s in sites}
+    assert after["shop"] != pids["shop"]
+    assert after["blog"] == pids["blog"] and after["wiki"] == pids["wiki"]
+    assert host.file("/srv/onebox/blog/current").linked_to.endswith("/2.0.0")
+    assert host.file("/srv/onebox/shop/current").linked_to.endswith("/2.1.0")
+    rc, out = playbook({"onebox_sites": new_sites, "onebox_deploy_sites": ["nope"]}, playbook="deploy.yml")
+    assert rc != 0 and "onebox_deploy_sites names unknown sites: nope" in out
