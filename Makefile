@@ -18,7 +18,7 @@ export PY_COLORS := 0
 export ONEBOX_TEST_IMAGE ?= localhost/onebox-systemd:bookworm
 SCENARIOS ?= default
 
-.PHONY: help venv host collection lint unit molecule test demo clean
+.PHONY: help venv host collection lint unit molecule test demo bench-roll clean
 
 help:
 	@echo "make test   - lint, unit tests and every Molecule scenario"
@@ -59,6 +59,10 @@ test: lint unit molecule
 
 demo: venv host collection
 	bash tests/harness/demo.sh
+
+# Not part of `make test`: prints numbers, asserts nothing.
+bench-roll: venv host collection
+	bash tests/harness/bench-roll.sh
 
 clean:
 	-for s in $(SCENARIOS); do molecule destroy -s $$s; done
