@@ -7,29 +7,15 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
+# shellcheck source=tests/harness/lib.sh
+source tests/harness/lib.sh
 name=onebox-bench
-image=${ONEBOX_TEST_IMAGE:-localhost/onebox-systemd:bookworm}
 rounds=${BENCH_ROUNDS:-3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"; podman rm -f "$name" >/dev/null 2>&1 || true' EXIT
 
-podman rm -f "$name" >/dev/null 2>&1 || true
-podman run -d --name "$name" --systemd=always "$image" /sbin/init >/dev/null
-sleep 2
-cat > "$work/inventory.yml" <<INV
-onebox:
-  hosts:
-    $name:
-      ansible_connection: containers.podman.podman
-      ansible_python_interpreter: /usr/bin/python3
-  vars:
-    onebox_become: false
-    onebox_service_type: ${BENCH_SERVICE_TYPE:-notify}
-    onebox_sites:
-      - {name: blog, listen: "127.0.0.1:8001", health_listen: "127.0.0.1:19001", version: "1", artifact: files/reference-app, command: "bin/onebox-app --warmup 0.2"}
-      - {name: shop, listen: "127.0.0.1:8002", health_listen: "127.0.0.1:19002", version: "1", artifact: files/reference-app, command: "bin/onebox-app --warmup 0.5"}
-      - {name: wiki, listen: "127.0.0.1:8003", health_listen: "127.0.0.1:19003", version: "1", artifact: files/reference-app, command: "bin/onebox-app --warmup 0.8"}
-INV
+onebox_container_up "$name"
+onebox_three_sites_inventory "$work/inventory.yml" "$name" "${BENCH_SERVICE_TYPE:-notify}"
 ansible-playbook -i "$work/inventory.yml" playbooks/site.yml > "$work/converge.log" || { tail -n 30 "$work/converge.log"; exit 1; }
 podman cp tests/harness/restart_under_load.py "$name:/usr/local/bin/restart_under_load.py"
 podman exec "$name" sh -c "printf 'function delay()\n  return 5\nend\n' > /tmp/pace.lua"

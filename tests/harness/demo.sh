@@ -6,36 +6,14 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
+# shellcheck source=tests/harness/lib.sh
+source tests/harness/lib.sh
 name=onebox-demo
-image=${ONEBOX_TEST_IMAGE:-localhost/onebox-systemd:bookworm}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-podman rm -f "$name" >/dev/null 2>&1 || true
-podman run -d --name "$name" --systemd=always "$image" /sbin/init >/dev/null
-for _ in $(seq 50); do
-  state=$(podman exec "$name" systemctl is-system-running 2>/dev/null || true)
-  [[ $state == running || $state == degraded ]] && break
-  sleep 0.2
-done
-
-cat > "$work/inventory.yml" <<INV
-onebox:
-  hosts:
-    $name:
-      ansible_connection: containers.podman.podman
-      ansible_python_interpreter: /usr/bin/python3
-  vars:
-    onebox_become: false
-    onebox_service_type: notify
-    onebox_sites:
-      - {name: blog, listen: "127.0.0.1:8001", health_listen: "127.0.0.1:19001", version: "1.0.0",
-         artifact: files/reference-app, command: "bin/onebox-app --warmup 0.2"}
-      - {name: shop, listen: "127.0.0.1:8002", health_listen: "127.0.0.1:19002", version: "1.0.0",
-         artifact: files/reference-app, command: "bin/onebox-app --warmup 0.5"}
-      - {name: wiki, listen: "127.0.0.1:8003", health_listen: "127.0.0.1:19003", version: "1.0.0",
-         artifact: files/reference-app, command: "bin/onebox-app --warmup 0.8"}
-INV
+onebox_container_up "$name"
+onebox_three_sites_inventory "$work/inventory.yml" "$name" notify
 echo "demo: converging three sites with playbooks/site.yml"
 ansible-playbook -i "$work/inventory.yml" playbooks/site.yml > "$work/converge.log" \
   || { tail -n 40 "$work/converge.log"; exit 1; }

@@ -1,0 +1,36 @@
+# Shared by demo.sh and bench-roll.sh (sourced, not run).
+
+# Start a fresh systemd container NAME and wait until systemd has booted.
+onebox_container_up() {
+  local name=$1 image=${ONEBOX_TEST_IMAGE:-localhost/onebox-systemd:bookworm} state
+  podman rm -f "$name" >/dev/null 2>&1 || true
+  podman run -d --name "$name" --systemd=always "$image" /sbin/init >/dev/null
+  for _ in $(seq 50); do
+    state=$(podman exec "$name" systemctl is-system-running 2>/dev/null || true)
+    [[ $state == running || $state == degraded ]] && return 0
+    sleep 0.2
+  done
+}
+
+# Write an inventory for container NAME with the three reference-app sites
+# (warm-ups 0.2, 0.5 and 0.8 s) and the given service type.
+onebox_three_sites_inventory() {
+  local file=$1 name=$2 type=$3
+  cat > "$file" <<INV
+onebox:
+  hosts:
+    $name:
+      ansible_connection: containers.podman.podman
+      ansible_python_interpreter: /usr/bin/python3
+  vars:
+    onebox_become: false
+    onebox_service_type: $type
+    onebox_sites:
+      - {name: blog, listen: "127.0.0.1:8001", health_listen: "127.0.0.1:19001", version: "1.0.0",
+         artifact: files/reference-app, command: "bin/onebox-app --warmup 0.2"}
+      - {name: shop, listen: "127.0.0.1:8002", health_listen: "127.0.0.1:19002", version: "1.0.0",
+         artifact: files/reference-app, command: "bin/onebox-app --warmup 0.5"}
+      - {name: wiki, listen: "127.0.0.1:8003", health_listen: "127.0.0.1:19003", version: "1.0.0",
+         artifact: files/reference-app, command: "bin/onebox-app --warmup 0.8"}
+INV
+}
