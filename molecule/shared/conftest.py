@@ -5,7 +5,6 @@ Tests talk to the scenario's container straight through `podman exec`
 site units so a red run explains itself.
 """
 
-import json
 import os
 import subprocess
 import tempfile
@@ -102,7 +101,3 @@ def print_table(title, rows, columns):
     print("  ".join(str(c).ljust(w) for c, w in zip(columns, widths)))
     for row in rows:
         print("  ".join(str(row.get(c, "")).ljust(w) for c, w in zip(columns, widths)))
-
-
-def load_json(text):
-    return json.loads(text)

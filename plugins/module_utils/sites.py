@@ -97,10 +97,6 @@ def url_host(host):
     return host
 
 
-def is_loopback(host):
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 def addresses_overlap(a, b):
     """True when two parsed (host, port) listeners would collide."""
     if a[1] != b[1]:
@@ -303,8 +299,6 @@ def normalize_site(site, defaults, artifact_base=None):
     out["health_listen"] = format_listen(*health)
     out["listen_port"] = listen[1]
     out["health_port"] = health[1]
-    out["health_shares_listen"] = health == listen
-    out["health_loopback"] = is_loopback(health[0])
     base_url = "http://%s:%d" % (url_host(health[0]), health[1])
     out["readiness_url"] = base_url + out.get("readiness_path", "/readyz")
     out["liveness_url"] = base_url + out.get("liveness_path", "/livez")
