@@ -70,15 +70,20 @@ def _split(url):
     return parts.scheme, parts.hostname, parts.port, path
 
 
-def validate_url(url):
-    """None when *url* is usable by :func:`http_get` (or is None), else why not."""
+def validate_url(url, instances=None):
+    """None when *url* is usable by :func:`http_get` (or is None), else why not.
+
+    A URL with ``{instance}`` is checked once per instance name (an instance
+    name may be a port number).
+    """
     if url is None:
         return None
-    try:
-        _split(url.replace('{instance}', 'x'))
-        return None
-    except ValueError as exc:
-        return str(exc)
+    for instance in (instances or ['x'] if '{instance}' in url else [None]):
+        try:
+            _split(substitute_instance(url, instance))
+        except ValueError as exc:
+            return '%s (instance %s)' % (exc, instance) if instance else str(exc)
+    return None
 
 
 def _connection(scheme, host, port, timeout):

@@ -85,6 +85,18 @@ options:
             instance) is ready, for example after a deploy step that restarted it already.
         type: bool
         default: true
+      link:
+        description:
+          - Path of a symlink (typically the site's C(current)) to point at O(units[].link_target) right before this
+            unit is restarted, atomically (a new symlink renamed over the old one).
+          - When the unit does not come ready, the symlink is pointed back at its previous target, so C(current)
+            names the release that should be serving. Units after it are not touched, so their links keep their
+            old releases too.
+        type: path
+      link_target:
+        description:
+          - The directory O(units[].link) should point to (the new release). Required with O(units[].link); must exist.
+        type: path
   interval:
     description:
       - Seconds between two polls of the unit state, liveness and readiness.
@@ -186,6 +198,14 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ roll.probe.sent }} requests, {{ roll.probe.failed }} failed, p99 {{ roll.probe.p99_ms }} ms"
 
+- name: Point blog's current at release 1.5.0 right before restarting it (and back if it does not come ready)
+  onebox.deploy.rolling_restart:
+    units:
+      - name: blog.service
+        readiness_url: http://127.0.0.1:9101/readyz
+        link: /srv/onebox/blog/current
+        link_target: /srv/onebox/blog/releases/1.5.0
+
 - name: Only wait until an already restarted service is ready again
   onebox.deploy.rolling_restart:
     units:
@@ -267,6 +287,13 @@ results:
     reason:
       description: Why the unit did not come ready.
       type: str
+    link:
+      description:
+        - With O(units[].link), the symlink switch; V(from) and V(to) are link targets, V(changed) whether the
+          link was (or, in check mode, would be) switched, V(reverted) whether it was pointed back after a failure.
+      type: dict
+      sample: {path: /srv/onebox/blog/current, from: /srv/onebox/blog/releases/1.0.0,
+               to: /srv/onebox/blog/releases/1.1.0, changed: true, reverted: false}
 probe:
   description: Load probe statistics.
   returned: when O(probe) is given and not in check mode
@@ -300,6 +327,7 @@ journal:
   elements: str
 """
 
+import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -509,12 +537,48 @@ class Roller(object):
         result['reason'] = reason
         raise RollFailed(reason, unit=unit)
 
+    # --- the release symlink -------------------------------------------------
+    def link_plan(self, spec, check=False):
+        """``dict(path, from, to, changed)`` for a unit with ``link``, else None.
+
+        In check mode the target may not exist yet (the release it names is
+        only unpacked by a real run).
+        """
+        path = spec['link']
+        if not path:
+            return None
+        target = spec['link_target']
+        if not check and not os.path.isdir(target):
+            raise RollFailed('%s: link_target %s is not a directory' % (spec['name'], target), unit=None)
+        current = os.readlink(path) if os.path.islink(path) else None
+        if current is None and os.path.lexists(path):
+            raise RollFailed('%s: link %s exists and is not a symlink' % (spec['name'], path), unit=None)
+        same = current is not None and os.path.normpath(current) == os.path.normpath(target)
+        return {'path': path, 'from': current, 'to': target, 'changed': not same, 'reverted': False}
+
+    def point(self, path, target):
+        tmp = '%s.onebox-%d' % (path, os.getpid())
+        try:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            os.symlink(target, tmp)
+            os.rename(tmp, path)
+        except OSError as exc:
+            raise RollFailed('cannot point %s at %s: %s' % (path, target, exc), unit=None)
+        self.changed = True
+
     # --- strategies ----------------------------------------------------------
     def roll(self, spec):
         result = dict(name=spec['name'], strategy=spec['strategy'], status='pending',
                       time_to_stop=None, time_to_ready=None, passes=0, polls=0)
         self.results.append(result)
+        link = None
         try:
+            link = self.link_plan(spec)
+            if link is not None:
+                result['link'] = link
+                if link['changed']:
+                    self.point(link['path'], link['to'])
             if spec['strategy'] == 'overlap':
                 self._overlap(spec, result)
             else:
@@ -523,6 +587,13 @@ class Roller(object):
             if result['status'] == 'pending':
                 result['status'] = 'failed'
                 result['reason'] = exc.msg
+            if link is not None and link['changed'] and link['from'] is not None:
+                try:
+                    self.point(link['path'], link['from'])
+                    link['reverted'] = True
+                    exc.msg += '; %s points back to %s' % (link['path'], link['from'])
+                except RollFailed as back:
+                    exc.msg += '; pointing %s back failed too: %s' % (link['path'], back.msg)
             raise
         self.rolled.append(spec['name'])
 
@@ -613,6 +684,11 @@ class Roller(object):
                 result.update(instance=olds[0] if olds else None, old_instances=[])
         else:
             result['unit'] = spec['name']
+        link = self.link_plan(spec, check=True)
+        if link is not None:
+            result['link'] = link
+            if link['changed']:
+                self.changed = True
         if spec['restart']:
             self.changed = True
         self.results.append(result)
@@ -645,6 +721,8 @@ def main():
         strategy=dict(type='str', choices=['restart', 'overlap'], default='restart'),
         instances=dict(type='list', elements='str', default=['a', 'b']),
         restart=dict(type='bool', default=True),
+        link=dict(type='path'),
+        link_target=dict(type='path'),
     )
     probe_spec = dict(
         urls=dict(type='list', elements='str', required=True),
@@ -654,7 +732,8 @@ def main():
     )
     module = AnsibleModule(
         argument_spec=dict(
-            units=dict(type='list', elements='dict', required=True, options=unit_spec),
+            units=dict(type='list', elements='dict', required=True, options=unit_spec,
+                       required_together=[('link', 'link_target')]),
             interval=dict(type='float', default=0.1),
             passes=dict(type='int', default=3),
             timeout=dict(type='float', default=60),
@@ -672,7 +751,7 @@ def main():
 
     for spec in params['units']:
         for key in ('readiness_url', 'liveness_url'):
-            problem = validate_url(spec[key])
+            problem = validate_url(spec[key], spec['instances'] if spec['strategy'] == 'overlap' else None)
             if problem:
                 module.fail_json(msg='units[%s].%s: %s' % (spec['name'], key, problem))
     if params['probe']:

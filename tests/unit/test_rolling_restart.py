@@ -751,3 +751,102 @@ def test_bad_url_is_rejected_before_touching_anything(fake):
     failed, res, _ = run_module(module_args([dict(name='blog.service', readiness_url='ftp://127.0.0.1/readyz')]),
                                 fake)
     assert failed and 'unsupported URL scheme' in res['msg'] and fake.calls == []
+
+
+# --------------------------------------------------------------------------
+# release symlink switched per unit, right before its restart
+# --------------------------------------------------------------------------
+
+def _releases(tmp_path, name):
+    site = tmp_path / name
+    for version in ('v1', 'v2'):
+        (site / 'releases' / version).mkdir(parents=True)
+    os.symlink(str(site / 'releases' / 'v1'), str(site / 'current'))
+    return str(site / 'current'), str(site / 'releases' / 'v2')
+
+
+def test_link_switched_just_before_restart_and_later_units_keep_old_release(servers, fake, tmp_path):
+    app = HealthApp()
+    srv = servers(app)
+    names = ['u1', 'u2', 'u3']
+    links = dict((n, _releases(tmp_path, n)) for n in names)
+    seen_at_restart = {}
+    for name in names:
+        fake.with_process('%s.service' % name)
+        app.route('/%s/readyz' % name, const(200))
+
+        def hook(f, unit, name=name):
+            seen_at_restart[name] = dict((n, os.readlink(links[n][0])) for n in names)
+            f.default_restart(f, unit)
+        fake.on('restart', '%s.service' % name, hook)
+    app.route('/u2/readyz', const(503))   # u2's new release never becomes ready
+
+    failed, res, took = run_module(module_args(
+        [dict(name='%s.service' % n, readiness_url=srv.url('/%s/readyz' % n),
+              link=links[n][0], link_target=links[n][1]) for n in names], timeout=1), fake)
+
+    assert failed
+    # each link was switched right before its own restart, not before
+    assert seen_at_restart['u1'] == dict(u1=links['u1'][1], u2=str(tmp_path / 'u2/releases/v1'),
+                                         u3=str(tmp_path / 'u3/releases/v1'))
+    assert seen_at_restart['u2']['u2'] == links['u2'][1]
+    assert 'u3' not in seen_at_restart
+    # the ready unit keeps its new release, the failed one points back, the later one never moved
+    assert os.readlink(links['u1'][0]) == links['u1'][1]
+    assert os.readlink(links['u2'][0]) == str(tmp_path / 'u2/releases/v1')
+    assert os.readlink(links['u3'][0]) == str(tmp_path / 'u3/releases/v1')
+    assert 'points back to %s' % (tmp_path / 'u2/releases/v1') in res['msg']
+    assert res['results'][1]['link']['reverted'] is True
+    assert res['results'][0]['link'] == dict(path=links['u1'][0], changed=True, reverted=False,
+                                             to=links['u1'][1], **{'from': str(tmp_path / 'u1/releases/v1')})
+    assert not [p for p in os.listdir(str(tmp_path / 'u1')) if 'onebox-' in p]   # no temporary link left
+
+
+def test_link_check_mode_and_missing_target(servers, fake, tmp_path):
+    app = HealthApp()
+    app.route('/readyz', const(200))
+    srv = servers(app)
+    link, target = _releases(tmp_path, 'blog')
+    fake.with_process('blog.service')
+    args = module_args([dict(name='blog.service', readiness_url=srv.url('/readyz'), link=link,
+                             link_target=target)])
+    args['_ansible_check_mode'] = True
+    failed, res, _ = run_module(args, fake)
+    assert not failed and res['changed'] is True
+    assert res['results'][0]['link']['changed'] is True
+    assert os.readlink(link).endswith('/v1') and fake.mutations == []
+    args['units'][0]['link_target'] = target + '-not-unpacked-yet'
+    failed, res, _ = run_module(args, fake)
+    assert not failed and res['results'][0]['link']['changed'] is True
+
+    failed, res, _ = run_module(module_args([dict(name='blog.service', readiness_url=srv.url('/readyz'),
+                                                  link=link, link_target=target + '-missing')]), fake)
+    assert failed and 'link_target' in res['msg'] and 'blog.service' in res['msg']
+    assert os.readlink(link).endswith('/v1') and fake.mutations == []
+
+
+def test_overlap_failure_points_link_back_and_keeps_old_instance(servers, fake, tmp_path):
+    app = HealthApp()
+    app.route('/19001/readyz', const(200))
+    app.route('/19002/readyz', const(503))
+    srv = servers(app)
+    link, target = _releases(tmp_path, 'wiki')
+    fake.unit('wiki@19001.service', ActiveState='active', SubState='running')
+    fake.unit('wiki@19002.service')
+
+    failed, res, _ = run_module(module_args([dict(
+        name='wiki', strategy='overlap', instances=['19001', '19002'], link=link, link_target=target,
+        readiness_url=srv.url('/{instance}/readyz'))], timeout=0.5), fake)
+
+    assert failed
+    assert fake.mutations == [('start', 'wiki@19002.service'), ('stop', 'wiki@19002.service')]
+    assert fake.units['wiki@19001.service'].current()['ActiveState'] == 'active'
+    assert os.readlink(link).endswith('/v1')
+    assert 'left wiki@19001.service running' in res['msg']
+
+
+def test_instance_urls_are_checked_per_instance():
+    url = 'http://127.0.0.1:{instance}/readyz'
+    assert readiness.validate_url(url, ['19001', '19002']) is None
+    assert 'instance a' in readiness.validate_url(url, ['a'])
+    assert readiness.validate_url('http://127.0.0.1:9/{instance}/readyz') is None
