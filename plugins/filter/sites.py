@@ -22,9 +22,9 @@ def _base(artifact_base):
     return artifact_base or os.getcwd()
 
 
-def site_errors(sites, artifact_base=None):
+def site_errors(sites, artifact_base=None, default_strategy="restart"):
     """List of problems in ``onebox_sites``; empty when all sites are valid."""
-    return validate_sites(sites, _base(artifact_base))
+    return validate_sites(sites, _base(artifact_base), default_strategy=default_strategy)
 
 
 def normalize_sites(sites, defaults=None, artifact_base=None):

@@ -32,8 +32,10 @@ SITE_FIELDS = frozenset([
     "socket_directives", "domain", "domains", "rule",
 ])
 SERVICE_TYPES = ("exec", "notify", "simple")
-# The site role renders units for these strategies (overlap: see docs/).
-STRATEGIES = ("restart",)
+# restart: one <name>.service, stopped then started (one process at a time).
+# overlap: template <name>@.service; instances named after their health port
+# (health_listen port and the next one) share the socket; see docs/units.md.
+STRATEGIES = ("restart", "overlap")
 
 
 class SiteError(ValueError):
@@ -153,11 +155,12 @@ def resolve_artifact(artifact, base):
     return os.path.normpath(os.path.join(base or os.getcwd(), artifact))
 
 
-def validate_sites(sites, artifact_base=None, check_artifacts=True):
+def validate_sites(sites, artifact_base=None, check_artifacts=True, default_strategy="restart"):
     """Return a list of human readable errors; empty when all sites are fine.
 
     Every message names the site (its name, or its position when the name is
-    unusable) and the field at fault.
+    unusable) and the field at fault. ``default_strategy`` is the strategy of
+    sites that do not set one (the role's ``onebox_strategy``).
     """
     errors = []
     if not isinstance(sites, list):
@@ -194,12 +197,31 @@ def validate_sites(sites, artifact_base=None, check_artifacts=True):
                 parsed[field] = parse_listen(site[field])
             except ValueError as exc:
                 errors.append(_err(label, field, "%s, got %r" % (exc, site[field])))
+        strategy = site.get("strategy") or default_strategy
         if "listen" in parsed:
             addresses = [("listen", parsed["listen"])]
             if "health_listen" in parsed and parsed["health_listen"] != parsed["listen"]:
                 if addresses_overlap(parsed["health_listen"], parsed["listen"]):
                     errors.append(_err(label, "health_listen", "overlaps the site's own listen %r" % (site["listen"],)))
                 addresses.append(("health_listen", parsed["health_listen"]))
+            if strategy == "overlap":
+                # Each instance needs a health port of its own: the new one is
+                # asked for readiness while the old one still serves.
+                if "health_listen" not in parsed or parsed["health_listen"] == parsed["listen"]:
+                    if not (site.get("health_listen") and "health_listen" not in parsed):
+                        errors.append(_err(label, "health_listen", "is required with strategy overlap and must "
+                                           "differ from listen: instance A uses its port, instance B the next one"))
+                else:
+                    host, port = parsed["health_listen"]
+                    if port >= 65535:
+                        errors.append(_err(label, "health_listen", "port %d leaves no next port for the second "
+                                           "overlap instance" % port))
+                    else:
+                        second = (host, port + 1)
+                        if addresses_overlap(second, parsed["listen"]):
+                            errors.append(_err(label, "health_listen", "the second overlap instance's port %d "
+                                               "overlaps the site's own listen %r" % (port + 1, site["listen"])))
+                        addresses.append(("health_listen", second))
             for field, addr in addresses:
                 for other_addr, other_label, other_field in listeners:
                     if addresses_overlap(addr, other_addr):
@@ -324,6 +346,27 @@ def normalize_site(site, defaults, artifact_base=None):
     out["exec_start"] = " ".join(systemd_quote(arg) for arg in [exe] + argv[1:])
     # systemd must give the app its whole drain time before it sends SIGKILL.
     out["stop_timeout"] = float(out.get("drain_timeout", 10)) + 5
+    out["strategy"] = out.get("strategy") or "restart"
+    if out["strategy"] == "overlap":
+        # Instances are named after their health port, so the unit template
+        # can hand each one its own address (ONEBOX_HEALTH_LISTEN=host:%i).
+        out["instances"] = [str(health[1]), str(health[1] + 1)]
+        out["service_file"] = "%s@.service" % name
+        out["service_units"] = ["%s@%s.service" % (name, i) for i in out["instances"]]
+        out["retired_units"] = ["%s.service" % name]
+        out["retired_file"] = "%s.service" % name
+        inst_url = "http://%s:{instance}" % url_host(health[0])
+        out["readiness_url"] = inst_url + out.get("readiness_path", "/readyz")
+        out["liveness_url"] = inst_url + out.get("liveness_path", "/livez")
+    else:
+        out["instances"] = []
+        out["service_file"] = "%s.service" % name
+        out["service_units"] = ["%s.service" % name]
+        out["retired_file"] = "%s@.service" % name
+        # Both possible instances of an earlier overlap configuration.
+        out["retired_units"] = ["%s@%d.service" % (name, health[1]), "%s@%d.service" % (name, health[1] + 1)]
+    # The unit the socket starts when a connection arrives and nothing runs.
+    out["trigger_unit"] = out["service_units"][0]
     return out
 
 
@@ -338,12 +381,24 @@ def systemd_quote(arg):
     return '"%s"' % arg.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def roll_unit(site):
-    """The ``units`` entry of ``onebox.deploy.rolling_restart`` for a normalised site."""
-    return {
-        "name": "%s.service" % site["name"],
+def roll_unit(site, switch_current=False):
+    """The ``units`` entry of ``onebox.deploy.rolling_restart`` for a normalised site.
+
+    With ``switch_current`` the module points ``current`` at the site's
+    release right before it restarts the site (and back if it fails), so the
+    sites after a failing one keep serving their old release.
+    """
+    strategy = site.get("strategy") or "restart"
+    unit = {
+        "name": site["name"] if strategy == "overlap" else "%s.service" % site["name"],
         "readiness_url": site["readiness_url"],
         "liveness_url": site["liveness_url"],
         "timeout": float(site.get("ready_timeout", 60)),
-        "strategy": site.get("strategy", "restart"),
+        "strategy": strategy,
     }
+    if strategy == "overlap":
+        unit["instances"] = list(site["instances"])
+    if switch_current:
+        unit["link"] = os.path.join(site["site_dir"], "current")
+        unit["link_target"] = os.path.join(site["site_dir"], "releases", site["version"])
+    return unit

@@ -163,3 +163,44 @@ def test_ipv6_and_wildcard_urls(base):
     assert out["listen"] == "[::1]:8001"
     assert out["readiness_url"] == "http://[::1]:19001/readyz"
     assert stat.S_ISDIR(os.stat(base).st_mode)
+
+
+@pytest.mark.parametrize("kw,default,field,text", [
+    ({"strategy": "overlap", "health_listen": None}, "restart", "health_listen", "required with strategy overlap"),
+    ({"health_listen": None}, "overlap", "health_listen", "required with strategy overlap"),
+    ({"strategy": "overlap", "health_listen": "127.0.0.1:8001"}, "restart", "health_listen", "must differ"),
+    ({"strategy": "overlap", "health_listen": "127.0.0.1:65535"}, "restart", "health_listen", "no next port"),
+    ({"strategy": "overlap", "health_listen": "127.0.0.1:8000"}, "restart", "health_listen", "second overlap"),
+    ({"strategy": "blue-green"}, "restart", "strategy", "must be one of restart, overlap"),
+])
+def test_overlap_needs_two_health_ports(base, kw, default, field, text):
+    errs = S.validate_sites([site(**kw)], base, default_strategy=default)
+    assert any("'blog'" in e and "field '%s'" % field in e and text in e for e in errs), errs
+
+
+def test_overlap_second_health_port_collides_with_another_site(base):
+    errs = errors([site(strategy="overlap"), site(name="shop", listen="8002", health_listen="127.0.0.1:19002")], base)
+    assert any("'shop'" in e and "field 'health_listen'" in e and "collides" in e for e in errs), errs
+    assert errors([site(strategy="overlap"), site(name="shop", listen="8002", health_listen="127.0.0.1:19003")],
+                  base) == []
+
+
+def test_normalize_overlap_names_instances_after_health_ports(base):
+    out = S.normalize_site(site(strategy="overlap", health_listen="[::1]:19001"), {}, base)
+    assert out["instances"] == ["19001", "19002"]
+    assert out["service_file"] == "blog@.service"
+    assert out["service_units"] == ["blog@19001.service", "blog@19002.service"]
+    assert out["trigger_unit"] == "blog@19001.service"
+    assert out["retired_units"] == ["blog.service"]
+    assert out["readiness_url"] == "http://[::1]:{instance}/readyz"
+    unit = S.roll_unit(out, True)
+    assert unit["name"] == "blog" and unit["strategy"] == "overlap" and unit["instances"] == ["19001", "19002"]
+    assert unit["link"] == "/srv/onebox/blog/current" and unit["link_target"] == "/srv/onebox/blog/releases/1.4.2"
+
+
+def test_normalize_restart_retires_overlap_instances(base):
+    out = S.normalize_site(site(), {"strategy": "restart"}, base)
+    assert out["service_units"] == ["blog.service"] and out["trigger_unit"] == "blog.service"
+    assert out["retired_file"] == "blog@.service"
+    assert out["retired_units"] == ["blog@19001.service", "blog@19002.service"]
+    assert "link" not in S.roll_unit(out) and S.roll_unit(out)["name"] == "blog.service"
