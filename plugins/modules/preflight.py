@@ -30,8 +30,8 @@ options:
   sites:
     description:
       - Sites as produced by the P(onebox.deploy.normalize_sites#filter) filter.
-      - Only C(name), C(listen), C(health_listen), C(listen_port), C(health_port) and
-        C(strategy) are read.
+      - Only C(name), C(listen), C(listen_port), C(health_port), C(instances), C(service_units) and
+        C(retired_units) are read.
     type: list
     elements: dict
     required: true
@@ -65,8 +65,10 @@ sites:
     blog:
       socket_active: true
       service_active: true
+      active_units: [blog.service]
       current_release: "1.4.2"
       units_present: true
+      unit_files: [blog.socket, blog.service]
 errors:
   description: The conflicts found; the module fails when this is not empty.
   returned: always
@@ -99,10 +101,16 @@ def listening_ports():
 
 
 def unit_units(site):
-    names = ["%s.socket" % site["name"], "%s.service" % site["name"]]
-    if site.get("strategy") == "overlap":
-        names.append("%s@.service" % site["name"])
-    return names
+    """Unit files the site owns: its socket and both service styles (a site
+    may switch between the restart and the overlap strategy)."""
+    return ["%s.socket" % site["name"], "%s.service" % site["name"], "%s@.service" % site["name"]]
+
+
+def service_units(site):
+    """Service units that may run for the site, in either strategy."""
+    units = list(site.get("service_units") or ["%s.service" % site["name"]])
+    units.extend(u for u in site.get("retired_units") or [] if u not in units)
+    return units
 
 
 def main():
@@ -130,7 +138,7 @@ def main():
     for site in sites:
         name = site["name"]
         info = {"units_present": False, "socket_active": False, "service_active": False,
-                "current_release": None}
+                "current_release": None, "unit_files": [], "active_units": []}
         ours = True
         for unit in unit_units(site):
             path = os.path.join(unit_dir, unit)
@@ -147,6 +155,7 @@ def main():
                                   "rename the site or remove that unit" % (name, path))
                 else:
                     info["units_present"] = True
+                    info["unit_files"].append(unit)
             for vendor in VENDOR_UNIT_DIRS:
                 vpath = os.path.join(vendor, unit)
                 if os.path.lexists(vpath):
@@ -156,7 +165,9 @@ def main():
                     break
         if ours and info["units_present"]:
             info["socket_active"] = show("%s.socket" % name, "ActiveState") == "active"
-            info["service_active"] = show("%s.service" % name, "ActiveState") in ("active", "reloading")
+            info["active_units"] = [unit for unit in service_units(site)
+                                    if show(unit, "ActiveState") in ("active", "reloading", "activating")]
+            info["service_active"] = bool(info["active_units"])
             socket_listen = show("%s.socket" % name, "Listen")
         else:
             socket_listen = ""
@@ -174,10 +185,11 @@ def main():
             if not held:
                 errors.append("site %s: field 'listen': port %d is already in use on the host by "
                               "something other than %s.socket" % (name, site["listen_port"], name))
-        if site["health_port"] != site["listen_port"] and site["health_port"] in ports:
-            if not info["service_active"]:
+        health_ports = [int(i) for i in site.get("instances") or []] or [site["health_port"]]
+        for port in health_ports:
+            if port != site["listen_port"] and port in ports and not info["service_active"]:
                 errors.append("site %s: field 'health_listen': port %d is already in use on the host by "
-                              "something other than %s.service" % (name, site["health_port"], name))
+                              "something other than the site's service" % (name, port))
         state[name] = info
 
     if errors:
