@@ -272,38 +272,54 @@ def _journal_events(host, since, units):
     return events
 
 
-def test_deploy_playbook_rolls_one_site_at_a_time_under_load(host, sites, playbook):
-    """onebox.deploy.deploy ships a new release of every site while wrk loads all three."""
-    import sys
-    sys.path.insert(0, os.path.join(PROJECT, "tests", "harness"))
-    from restart_under_load import parse_wrk
+def start_paced_load(host, sites):
+    """Start wrk on every site; returns a journal timestamp from just before.
 
-    # Paced load (each connection waits 5 ms between requests, about 1,600 req/s a
-    # site) so that the deploy itself still gets CPU on a 2-core machine.
+    Paced load (each connection waits 5 ms between requests, about 1,600 req/s a
+    site) so that the deploy itself still gets CPU on a 2-core machine.
+    """
     host.check_output("printf 'function delay()\\n  return 5\\nend\\n' > /tmp/pace.lua")
     for s in sites:
         host.check_output("nohup wrk -t1 -c8 -d600s --timeout 10s --latency -s /tmp/pace.lua %s "
                           "> /tmp/wrk-%s.txt 2>&1 &" % (public_url(s), s["name"]))
     since = float(host.check_output("date +%s.%N")) - 1
     time.sleep(1)
-    new_sites = [dict(s, version="2.0.0") for s in sites]
-    rc, out = playbook({"onebox_sites": new_sites}, playbook="deploy.yml")
+    return since
+
+
+def stop_paced_load(host, sites, title="deploy under load (wrk, 8 paced connections per site)"):
+    """Stop wrk, print and return its numbers per site."""
+    import sys
+    sys.path.insert(0, os.path.join(PROJECT, "tests", "harness"))
+    from restart_under_load import parse_wrk
+
     time.sleep(1)
     host.run("pkill -INT -x wrk")
     deadline = time.monotonic() + 20
     while host.run("pgrep -x wrk").rc == 0 and time.monotonic() < deadline:
         time.sleep(0.2)
+    rows = []
+    for s in sites:
+        res = parse_wrk(host.file("/tmp/wrk-%s.txt" % s["name"]).content_string)
+        rows.append(dict(site=s["name"], requests=res["requests"], failed=res["failed"],
+                         **{k: round(res[k] or 0, 2) for k in ("p50_ms", "p99_ms", "max_ms")}))
+    print_table(title, rows, list(rows[0]))
+    return rows
+
+
+def test_deploy_playbook_rolls_one_site_at_a_time_under_load(host, sites, playbook):
+    """onebox.deploy.deploy ships a new release of every site while wrk loads all three."""
+    since = start_paced_load(host, sites)
+    new_sites = [dict(s, version="2.0.0") for s in sites]
+    rc, out = playbook({"onebox_sites": new_sites}, playbook="deploy.yml")
+    rows = stop_paced_load(host, sites)
     assert rc == 0, out[-3000:]
     probe = [line for line in out.splitlines() if "probe:" in line]
     print("\n" + "\n".join(probe))
     assert probe and " 0 failed" in probe[0]
-    rows = []
     for s in sites:
-        res = parse_wrk(host.file("/tmp/wrk-%s.txt" % s["name"]).content_string)
-        rows.append(dict(site=s["name"], **{k: res[k] for k in ("requests", "failed", "p50_ms", "p99_ms", "max_ms")}))
         body = json.loads(host.check_output("curl -fsS --max-time 5 %s" % public_url(s)))
         assert body["version"] == "2.0.0"
-    print_table("deploy of three sites under load (wrk, 8 paced connections per site)", rows, list(rows[0]))
     assert all(r["requests"] > 1000 for r in rows), rows
     assert sum(r["failed"] for r in rows) == 0, rows
     # Strictly one after another: a site stops only after the previous one started.
@@ -329,3 +345,74 @@ def test_deploy_selected_sites_only(host, sites, playbook):
     assert host.file("/srv/onebox/shop/current").linked_to.endswith("/2.1.0")
     rc, out = playbook({"onebox_sites": new_sites, "onebox_deploy_sites": ["nope"]}, playbook="deploy.yml")
     assert rc != 0 and "onebox_deploy_sites names unknown sites: nope" in out
+
+
+def _served(host, site):
+    body = json.loads(host.check_output("curl -fsS --max-time 5 %s" % public_url(site)))
+    return body["version"], body["pid"], host.file("/srv/onebox/%s/current" % site["name"]).linked_to
+
+
+def test_never_ready_release_stops_the_roll_and_later_sites_keep_their_release(host, sites, playbook):
+    """shop's new release never turns ready: blog is rolled, the roll stops at shop, wiki is untouched."""
+    before = {s["name"]: _served(host, s) for s in sites}
+    broken = [dict(s, version="3.0.0", command=s["command"] + (" --never-ready" if s["name"] == "shop" else ""))
+              for s in sites]
+    since = start_paced_load(host, sites)
+    rc, out = playbook({"onebox_sites": broken, "onebox_ready_timeout": 4}, playbook="deploy.yml")
+    stop_paced_load(host, sites, "deploy with a never-ready release of shop (wrk, 8 paced connections per site)")
+    assert rc != 0
+    assert "shop.service did not become ready" in out and "readiness last=status_503" in out
+    assert "/srv/onebox/shop/current points back to %s" % before["shop"][2] in out
+    after = {s["name"]: _served(host, s) for s in sites}
+    assert after["blog"][0] == "3.0.0" and after["blog"][2].endswith("/releases/3.0.0")
+    assert host.file("/srv/onebox/shop/current").linked_to == before["shop"][2]
+    # Rolled strictly in order and stopped at shop: wiki was never touched.
+    assert after["wiki"] == before["wiki"]
+    events = _journal_events(host, since, ["blog.service", "shop.service", "wiki.service"])
+    assert [u for _, u, e in events if e == "Stopping"] == ["blog.service", "shop.service"], events
+    # A good deploy of the same sites repairs shop.
+    rc, out = playbook({"onebox_sites": [dict(s, version="3.0.0") for s in sites]}, playbook="deploy.yml")
+    assert rc == 0, out[-3000:]
+    assert all(_served(host, s)[0] == "3.0.0" for s in sites)
+
+
+def test_overlap_strategy_starts_new_instance_before_stopping_old(host, sites, playbook):
+    """wiki switches to the overlap strategy; a deploy under load then adds far less than its warm-up."""
+    wiki = dict(next(s for s in sites if s["name"] == "wiki"), version="4.0.0",
+                strategy="overlap", health_listen="127.0.0.1:19013")
+    overlap_sites = [wiki if s["name"] == "wiki" else dict(s, version="3.0.0") for s in sites]
+    rc, out = playbook({"onebox_sites": overlap_sites})
+    assert rc == 0, out[-3000:]
+    assert not host.file("/etc/systemd/system/wiki.service").exists
+    assert host.file("/etc/systemd/system/wiki@.service").exists
+    assert "\nService=wiki@19013.service\n" in host.file("/etc/systemd/system/wiki.socket").content_string
+    assert host.service("wiki@19013.service").is_enabled
+    running = host.check_output("systemctl list-units --no-legend --plain --state=active 'wiki*.service'")
+    assert [line.split()[0] for line in running.splitlines()] == ["wiki@19013.service"]
+    # Each instance serves its health endpoints on the port it is named after.
+    assert host.check_output("curl -fsS --max-time 5 http://127.0.0.1:19013/readyz")
+
+    wiki_site = [wiki]
+    since = start_paced_load(host, wiki_site)
+    rc, out = playbook({"onebox_sites": [dict(wiki, version="4.1.0") if s is wiki else s for s in overlap_sites]},
+                       playbook="deploy.yml")
+    rows = stop_paced_load(host, wiki_site, "overlap deploy of wiki (0.7 s warm-up) under paced load")
+    assert rc == 0, out[-3000:]
+    assert rows[0]["failed"] == 0 and rows[0]["requests"] > 1000, rows
+    # Restart would hold requests for the 0.7 s warm-up; overlap only for a switch.
+    assert rows[0]["max_ms"] < 350, rows
+    assert _served(host, wiki)[0] == "4.1.0"
+    events = _journal_events(host, since, ["wiki@19013.service", "wiki@19014.service"])
+    started_new = [t for t, u, e in events if u == "wiki@19014.service" and e == "Started"]
+    stopping_old = [t for t, u, e in events if u == "wiki@19013.service" and e == "Stopping"]
+    assert started_new and stopping_old and started_new[0] <= stopping_old[0], events
+    running = host.check_output("systemctl list-units --no-legend --plain --state=active 'wiki*.service'")
+    assert [line.split()[0] for line in running.splitlines()] == ["wiki@19014.service"]
+
+    # And back to the restart strategy: the template and its instances go away.
+    rc, out = playbook({"onebox_sites": [dict(s, version="3.0.0") for s in sites]})
+    assert rc == 0, out[-3000:]
+    assert not host.file("/etc/systemd/system/wiki@.service").exists
+    assert host.service("wiki.service").is_running
+    assert "\nService=wiki.service\n" in host.file("/etc/systemd/system/wiki.socket").content_string
+    assert _served(host, wiki)[0] == "3.0.0"
