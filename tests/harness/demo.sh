@@ -23,8 +23,8 @@ echo "demo: wrk loads all three sites while each is restarted 10 times"
 podman cp tests/harness/restart_under_load.py "$name:/usr/local/bin/restart_under_load.py"
 podman exec "$name" python3 /usr/local/bin/restart_under_load.py --restarts 10 \
   --site blog,http://127.0.0.1:8001/,http://127.0.0.1:19001/readyz \
-  --site shop,http://127.0.0.1:8002/,http://127.0.0.1:19002/readyz \
-  --site wiki,http://127.0.0.1:8003/,http://127.0.0.1:19003/readyz > "$work/report.json"
+  --site shop,http://127.0.0.1:8002/,http://127.0.0.1:19011/readyz \
+  --site wiki,http://127.0.0.1:8003/,http://127.0.0.1:19021/readyz > "$work/report.json"
 python3 - "$work/report.json" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))

@@ -13,7 +13,8 @@ onebox_container_up() {
 }
 
 # Write an inventory for container NAME with the three reference-app sites
-# (warm-ups 0.2, 0.5 and 0.8 s) and the given service type.
+# (warm-ups 0.2, 0.5 and 0.8 s) and the given service type. Health ports are
+# 10 apart: with the overlap strategy a site's second instance uses the next one.
 onebox_three_sites_inventory() {
   local file=$1 name=$2 type=$3
   cat > "$file" <<INV
@@ -28,9 +29,9 @@ onebox:
     onebox_sites:
       - {name: blog, listen: "127.0.0.1:8001", health_listen: "127.0.0.1:19001", version: "1.0.0",
          artifact: files/reference-app, command: "bin/onebox-app --warmup 0.2"}
-      - {name: shop, listen: "127.0.0.1:8002", health_listen: "127.0.0.1:19002", version: "1.0.0",
+      - {name: shop, listen: "127.0.0.1:8002", health_listen: "127.0.0.1:19011", version: "1.0.0",
          artifact: files/reference-app, command: "bin/onebox-app --warmup 0.5"}
-      - {name: wiki, listen: "127.0.0.1:8003", health_listen: "127.0.0.1:19003", version: "1.0.0",
+      - {name: wiki, listen: "127.0.0.1:8003", health_listen: "127.0.0.1:19021", version: "1.0.0",
          artifact: files/reference-app, command: "bin/onebox-app --warmup 0.8"}
 INV
 }
