@@ -353,7 +353,6 @@ def normalize_site(site, defaults, artifact_base=None):
         out["instances"] = [str(health[1]), str(health[1] + 1)]
         out["service_file"] = "%s@.service" % name
         out["service_units"] = ["%s@%s.service" % (name, i) for i in out["instances"]]
-        out["retired_units"] = ["%s.service" % name]
         out["retired_file"] = "%s.service" % name
         inst_url = "http://%s:{instance}" % url_host(health[0])
         out["readiness_url"] = inst_url + out.get("readiness_path", "/readyz")
@@ -363,8 +362,6 @@ def normalize_site(site, defaults, artifact_base=None):
         out["service_file"] = "%s.service" % name
         out["service_units"] = ["%s.service" % name]
         out["retired_file"] = "%s@.service" % name
-        # Both possible instances of an earlier overlap configuration.
-        out["retired_units"] = ["%s@%d.service" % (name, health[1]), "%s@%d.service" % (name, health[1] + 1)]
     # The unit the socket starts when a connection arrives and nothing runs.
     out["trigger_unit"] = out["service_units"][0]
     return out

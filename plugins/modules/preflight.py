@@ -30,8 +30,7 @@ options:
   sites:
     description:
       - Sites as produced by the P(onebox.deploy.normalize_sites#filter) filter.
-      - Only C(name), C(listen), C(listen_port), C(health_port), C(instances), C(service_units) and
-        C(retired_units) are read.
+      - Only C(name), C(listen), C(listen_port), C(health_port), C(instances) and C(service_units) are read.
     type: list
     elements: dict
     required: true
@@ -66,6 +65,7 @@ sites:
       socket_active: true
       service_active: true
       active_units: [blog.service]
+      stale_units: []
       current_release: "1.4.2"
       units_present: true
       unit_files: [blog.socket, blog.service]
@@ -76,6 +76,7 @@ errors:
   elements: str
 """
 
+import glob
 import os
 
 from ansible.module_utils.basic import AnsibleModule
@@ -106,11 +107,27 @@ def unit_units(site):
     return ["%s.socket" % site["name"], "%s.service" % site["name"], "%s@.service" % site["name"]]
 
 
-def service_units(site):
-    """Service units that may run for the site, in either strategy."""
-    units = list(site.get("service_units") or ["%s.service" % site["name"]])
-    units.extend(u for u in site.get("retired_units") or [] if u not in units)
-    return units
+def stale_units(module, systemctl, site, unit_dir):
+    """Service units of the site that its configuration no longer uses.
+
+    With the restart strategy every ``NAME@*.service`` instance; with overlap
+    ``NAME.service`` and instances named after a former health port. Found on
+    the host (loaded units and boot-time ``.wants`` links), not computed, so a
+    changed ``health_listen`` leaves nothing behind.
+    """
+    name = site["name"]
+    found = set(["%s.service" % name])
+    rc, out, err = module.run_command([systemctl, "list-units", "--all", "--plain", "--no-legend", "--full",
+                                       "%s@*.service" % name])
+    if rc == 0:
+        for line in out.splitlines():
+            fields = line.split()
+            if fields and fields[0].startswith(name + "@") and fields[0].endswith(".service"):
+                found.add(fields[0])
+    for link in glob.glob(os.path.join(unit_dir, "*.wants", "%s@*.service" % name)):
+        found.add(os.path.basename(link))
+    current = set(site.get("service_units") or ["%s.service" % name])
+    return sorted(found - current)
 
 
 def main():
@@ -138,7 +155,7 @@ def main():
     for site in sites:
         name = site["name"]
         info = {"units_present": False, "socket_active": False, "service_active": False,
-                "current_release": None, "unit_files": [], "active_units": []}
+                "current_release": None, "unit_files": [], "active_units": [], "stale_units": []}
         ours = True
         for unit in unit_units(site):
             path = os.path.join(unit_dir, unit)
@@ -165,8 +182,11 @@ def main():
                     break
         if ours and info["units_present"]:
             info["socket_active"] = show("%s.socket" % name, "ActiveState") == "active"
-            info["active_units"] = [unit for unit in service_units(site)
-                                    if show(unit, "ActiveState") in ("active", "reloading", "activating")]
+            stale = stale_units(module, systemctl, site, unit_dir)
+            states = dict((unit, show(unit, "ActiveState")) for unit in list(site.get("service_units") or []) + stale)
+            info["active_units"] = [unit for unit, st in states.items() if st in ("active", "reloading", "activating")]
+            info["stale_units"] = [unit for unit in stale if unit in info["active_units"]
+                                   or show(unit, "UnitFileState") in ("enabled", "enabled-runtime")]
             info["service_active"] = bool(info["active_units"])
             socket_listen = show("%s.socket" % name, "Listen")
         else:

@@ -191,16 +191,15 @@ def test_normalize_overlap_names_instances_after_health_ports(base):
     assert out["service_file"] == "blog@.service"
     assert out["service_units"] == ["blog@19001.service", "blog@19002.service"]
     assert out["trigger_unit"] == "blog@19001.service"
-    assert out["retired_units"] == ["blog.service"]
+    assert out["retired_file"] == "blog.service"
     assert out["readiness_url"] == "http://[::1]:{instance}/readyz"
     unit = S.roll_unit(out, True)
     assert unit["name"] == "blog" and unit["strategy"] == "overlap" and unit["instances"] == ["19001", "19002"]
     assert unit["link"] == "/srv/onebox/blog/current" and unit["link_target"] == "/srv/onebox/blog/releases/1.4.2"
 
 
-def test_normalize_restart_retires_overlap_instances(base):
+def test_normalize_restart_retires_the_overlap_template(base):
     out = S.normalize_site(site(), {"strategy": "restart"}, base)
     assert out["service_units"] == ["blog.service"] and out["trigger_unit"] == "blog.service"
     assert out["retired_file"] == "blog@.service"
-    assert out["retired_units"] == ["blog@19001.service", "blog@19002.service"]
     assert "link" not in S.roll_unit(out) and S.roll_unit(out)["name"] == "blog.service"
