@@ -1,0 +1,245 @@
+"""Traefik scenario: three socket-activated sites behind a real Traefik 3.7."""
+
+import json
+import os
+import time
+
+import pytest
+from conftest import PROJECT, print_table
+
+API = "http://127.0.0.1:8080"
+ENTRY = "http://127.0.0.1:80/"
+DYNAMIC = "/etc/traefik/dynamic/onebox.yml"
+
+
+def hosts_of(site):
+    return [site["domain"]] if site.get("domain") else list(site["domains"])
+
+
+def readiness_url(site):
+    health = str(site.get("health_listen", site["listen"]))
+    host, _, port = health.rpartition(":")
+    return "http://%s:%s/readyz" % (host or "127.0.0.1", port)
+
+
+def services(host):
+    return {s["name"]: s for s in json.loads(host.check_output("curl -fsS --max-time 5 %s/api/http/services" % API))
+            if s["name"].startswith("onebox-")}
+
+
+def server_states(host):
+    return {name: sorted(s.get("serverStatus", {}).values()) for name, s in services(host).items()}
+
+
+def wait_states(host, want, timeout=15):
+    deadline = time.monotonic() + timeout
+    states = server_states(host)
+    while time.monotonic() < deadline:
+        states = server_states(host)
+        if all(states.get(name) == value for name, value in want.items()):
+            return states
+        time.sleep(0.2)
+    return states
+
+
+def site_behind(host, hostname, timeout=15):
+    """The site name Traefik routes `hostname` to, waiting for a reload (the file provider throttles 2 s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        res = host.run("curl -fsS --max-time 5 -H 'Host: %s' %s" % (hostname, ENTRY))
+        if res.rc == 0 or time.monotonic() > deadline:
+            return json.loads(res.stdout)["site"] if res.rc == 0 else None
+        time.sleep(0.3)
+
+
+def install_harness(host):
+    for name in ("restart_under_load.py", "traefik_load.py"):
+        with open(os.path.join(PROJECT, "tests", "harness", name)) as handle:
+            host.check_output("cat > /usr/local/bin/%s <<'ONEBOX_EOF'\n%s\nONEBOX_EOF" % (name, handle.read()))
+
+
+def load_rows(report):
+    rows = []
+    for name, site in report["sites"].items():
+        rows.append({"site": name, "restarts": site["restarts"], "requests": site["requests"],
+                     "failed": site["failed"], "connect_err": site["connect_errors"],
+                     "read_err": site["read_errors"], "timeouts": site["timeouts"],
+                     "non_2xx": site["non_2xx_3xx"], "p50_ms": site["p50_ms"], "p99_ms": site["p99_ms"],
+                     "max_ms": site["max_ms"]})
+    return rows
+
+
+def test_traefik_runs_hardened_with_api_on_loopback(host):
+    svc = host.service("traefik.service")
+    assert svc.is_running and svc.is_enabled
+    props = dict(line.split("=", 1) for line in host.check_output(
+        "systemctl show -p User -p NoNewPrivileges -p ProtectSystem -p Type traefik.service").splitlines())
+    assert props == {"Type": "notify", "User": "traefik", "NoNewPrivileges": "yes", "ProtectSystem": "strict"}, props
+    listening = host.check_output("ss -ltnH | awk '{print $4}'").split()
+    assert [a for a in listening if a.endswith(":8080")] == ["127.0.0.1:8080"]
+    assert host.check_output("curl -fsS --max-time 5 %s/ping" % API) == "OK"
+    dynamic = host.file(DYNAMIC)
+    assert dynamic.exists and dynamic.mode == 0o644
+    assert dynamic.content_string.startswith("#")
+    staged = host.file("/var/lib/onebox-traefik/staging/onebox.yml")
+    assert staged.content_string == dynamic.content_string
+    # No Traefik error for any field of the files (unknown fields are logged as errors).
+    assert "field not found" not in host.check_output("journalctl --no-pager -u traefik -o cat")
+
+
+def test_requests_are_routed_by_host_header(host, sites):
+    for site in sites:
+        for name in hosts_of(site):
+            body = json.loads(host.check_output("curl -fsS --max-time 5 -H 'Host: %s' %s" % (name, ENTRY)))
+            assert body["site"] == site["name"], name
+    code = host.check_output("curl -s -o /dev/null -w '%%{http_code}' -H 'Host: nope.test' %s" % ENTRY)
+    assert code == "404"
+
+
+def test_api_shows_every_server_up_with_livez_checks(host, sites):
+    svc = services(host)
+    assert sorted(svc) == sorted("onebox-%s@file" % s["name"] for s in sites)
+    states = wait_states(host, {"onebox-%s@file" % s["name"]: ["UP"] for s in sites})
+    for site in sites:
+        name = "onebox-%s@file" % site["name"]
+        assert states[name] == ["UP"], states
+        check = svc[name]["loadBalancer"]["healthCheck"]
+        assert check["path"] == "/livez"
+        if site.get("health_listen"):
+            assert check["port"] == int(site["health_listen"].rsplit(":", 1)[1])
+        else:
+            assert "port" not in check
+    middlewares = json.loads(host.check_output("curl -fsS %s/api/http/middlewares" % API))
+    retry = [m for m in middlewares if m["name"] == "onebox-retry@file"][0]["retry"]
+    assert retry["status"] == ["502", "503"] and retry["attempts"] == 4
+
+
+def test_restarts_under_load_through_traefik_drop_nothing(host, sites):
+    """Paced wrk through Traefik to all three sites while each is restarted 5 times."""
+    install_harness(host)
+    args = " ".join("--site %s,%s,%s" % (s["name"], hosts_of(s)[0], readiness_url(s)) for s in sites)
+    pid = host.check_output("systemctl show -p MainPID --value traefik.service")
+    report = json.loads(host.check_output(
+        "python3 /usr/local/bin/traefik_load.py --restarts 5 --connections 4 %s" % args))
+    print_table("restarts through Traefik (wrk, 4 paced connections per site)", load_rows(report),
+                list(load_rows(report)[0]))
+    for name, site in report["sites"].items():
+        assert site["errors"] == [], (name, site["errors"])
+        assert site["restarts"] == 5, name
+        assert site["requests"] > 500, name
+    assert report["total"]["failed"] == 0, report["total"]
+    assert host.check_output("systemctl show -p MainPID --value traefik.service") == pid
+
+
+def _parse_wrk():
+    import sys
+    sys.path.insert(0, os.path.join(PROJECT, "tests", "harness"))
+    from restart_under_load import parse_wrk
+    return parse_wrk
+
+
+def test_deploy_playbook_through_traefik_drops_nothing(host, sites, playbook):
+    """onebox.deploy.deploy ships a new release of every site while wrk loads them through Traefik."""
+    parse_wrk = _parse_wrk()
+    host.check_output("printf 'function delay()\\n  return 5\\nend\\n' > /tmp/pace.lua")
+    for s in sites:
+        host.check_output("nohup wrk -t1 -c4 -d600s --timeout 10s --latency -s /tmp/pace.lua -H 'Host: %s' %s "
+                          "> /tmp/wrk-%s.txt 2>&1 &" % (hosts_of(s)[0], ENTRY, s["name"]))
+    time.sleep(1)
+    pid = host.check_output("systemctl show -p MainPID --value traefik.service")
+    rc, out = playbook({"onebox_sites": [dict(s, version="2.0.0") for s in sites]}, playbook="deploy.yml")
+    time.sleep(1)
+    host.run("pkill -INT -x wrk")
+    deadline = time.monotonic() + 20
+    while host.run("pgrep -x wrk").rc == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert rc == 0, out[-3000:]
+    rows = []
+    for s in sites:
+        res = parse_wrk(host.check_output("cat /tmp/wrk-%s.txt" % s["name"]))
+        rows.append(dict(site=s["name"], **{k: res[k] for k in ("requests", "failed", "connect_errors",
+                                                                 "read_errors", "timeouts", "non_2xx_3xx",
+                                                                 "p99_ms", "max_ms")}))
+    print_table("rolling deploy (onebox.deploy.deploy) through Traefik", rows, list(rows[0]))
+    for s in sites:
+        body = json.loads(host.check_output("curl -fsS --max-time 5 -H 'Host: %s' %s" % (hosts_of(s)[0], ENTRY)))
+        assert body["version"] == "2.0.0"
+    for row in rows:
+        assert row["requests"] > 300, row
+        assert row["failed"] == 0, row
+    # Releases changed, routes did not: the dynamic file and Traefik stayed as they were.
+    assert host.check_output("systemctl show -p MainPID --value traefik.service") == pid
+
+
+def test_a_killed_site_is_down_and_fails_fast_others_unaffected(host, sites):
+    """blog is killed and crash-loops: Traefik marks it DOWN, answers 503 at once, shop and wiki lose nothing."""
+    install_harness(host)
+    others = [s for s in sites if s["name"] != "blog"]
+    args = " ".join("--site %s,%s,%s" % (s["name"], hosts_of(s)[0], readiness_url(s)) for s in others)
+    host.check_output("rm -f /tmp/others.json; nohup sh -c 'python3 /usr/local/bin/traefik_load.py --restarts 0 "
+                      "--settle 6 %s > /tmp/others.json' >/dev/null 2>&1 &" % args)
+    dropin = "/run/systemd/system/blog.service.d"
+    host.check_output("mkdir -p %s && printf '[Service]\\nEnvironment=APP_CRASH_ON_START=1\\n' > %s/crash.conf "
+                      "&& systemctl daemon-reload" % (dropin, dropin))
+    try:
+        host.check_output("systemctl kill -s KILL blog.service")
+        states = wait_states(host, {"onebox-blog@file": ["DOWN"]}, timeout=5)
+        assert states["onebox-blog@file"] == ["DOWN"], states
+        timings = []
+        for _ in range(5):
+            out = host.check_output("curl -s -o /dev/null -w '%%{http_code} %%{time_total}' --max-time 5 "
+                                    "-H 'Host: blog.test' %s" % ENTRY)
+            code, took = out.split()
+            timings.append((code, float(took)))
+        print("\nkilled site through Traefik: %s" % timings)
+        assert all(code == "503" and took < 1.0 for code, took in timings), timings
+        assert states["onebox-shop@file"] == ["UP"] and states["onebox-wiki@file"] == ["UP"], states
+    finally:
+        host.check_output("rm -rf %s && systemctl daemon-reload" % dropin)
+        host.run("systemctl reset-failed blog.service")
+        host.check_output("systemctl restart blog.service")
+    deadline = time.monotonic() + 30
+    while host.run("test -s /tmp/others.json").rc != 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    report = json.loads(host.check_output("cat /tmp/others.json"))
+    print_table("shop and wiki through Traefik while blog is down", load_rows(report), list(load_rows(report)[0]))
+    assert report["total"]["failed"] == 0, report["total"]
+    assert report["total"]["requests"] > 500
+    assert wait_states(host, {"onebox-blog@file": ["UP"]})["onebox-blog@file"] == ["UP"]
+
+
+def test_a_route_change_reloads_without_restarting_traefik(host, sites, playbook):
+    pid = host.check_output("systemctl show -p MainPID --value traefik.service")
+    # The releases the deploy test left on the host: no site restarts, only the route changes.
+    current = [dict(s, version="2.0.0") for s in sites]
+    changed = [dict(s, domain="news.test") if s["name"] == "blog" else s for s in current]
+    rc, out = playbook({"onebox_sites": changed})
+    assert rc == 0, out[-3000:]
+    assert site_behind(host, "news.test") == "blog"
+    assert host.check_output("systemctl show -p MainPID --value traefik.service") == pid
+    rc, out = playbook({"onebox_sites": current})
+    assert rc == 0, out[-3000:]
+    assert site_behind(host, "blog.test") == "blog"
+    assert host.check_output("systemctl show -p MainPID --value traefik.service") == pid
+
+
+BAD_INPUTS = [
+    ("same domain", {"onebox_sites": lambda s: [dict(x, domain="blog.test") if x["name"] == "wiki" else x for x in s]},
+     ["site wiki: field 'domain': blog.test is also used by site blog"]),
+    ("unknown entry point", {"onebox_traefik_site_options": lambda s: {"shop": {"entrypoints": ["websecure"]}}},
+     ["site shop: field 'entrypoints'", "unknown entry point 'websecure'"]),
+    ("unreachable health", {"onebox_sites": lambda s: [dict(x, health_listen="[::1]:19001") if x["name"] == "blog"
+                                                       else x for x in s]},
+     ["site blog: field 'health_listen'", "not reachable by Traefik"]),
+]
+
+
+@pytest.mark.parametrize("case,extra,expected", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_fails_before_the_host_changes(host, sites, playbook, snapshot, case, extra, expected):
+    before = snapshot(host) + host.check_output("ls -l --time-style=+%%s.%%N /etc/traefik/dynamic; cat %s" % DYNAMIC)
+    rc, out = playbook({key: make(sites) for key, make in extra.items()})
+    after = snapshot(host) + host.check_output("ls -l --time-style=+%%s.%%N /etc/traefik/dynamic; cat %s" % DYNAMIC)
+    assert rc != 0
+    for text in expected:
+        assert text in out, (text, out[-2000:])
+    assert before == after

@@ -1,0 +1,206 @@
+# -*- coding: utf-8 -*-
+"""Traefik dynamic configuration (plugins/module_utils/traefik.py, templates/traefik-dynamic.yml.j2).
+
+Golden files: tests/unit/golden/traefik/<case>.yml hold the rendered dynamic
+file of each site mix. Regenerate after an intended change with
+ONEBOX_UPDATE_GOLDEN=1 pytest tests/unit/test_traefik.py and review the diff.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import importlib.util
+import json
+import os
+
+import jinja2
+import pytest
+import yaml
+from ansible.plugins.filter.core import comment, to_nice_json
+
+from ansible_collections.onebox.deploy.plugins.module_utils import traefik as T
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden", "traefik")
+DEFAULTS = {"liveness_path": "/livez", "readiness_path": "/readyz", "strategy": "restart"}
+
+
+def _checker():
+    spec = importlib.util.spec_from_file_location(
+        "onebox_traefik_check", os.path.join(ROOT, "roles", "traefik", "files", "onebox-traefik-check"),
+        loader=importlib.machinery.SourceFileLoader(
+            "onebox_traefik_check", os.path.join(ROOT, "roles", "traefik", "files", "onebox-traefik-check")))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CHECK = _checker()
+
+
+def site(name, port, **kw):
+    out = {"name": name, "listen": "127.0.0.1:%d" % port, "health_listen": "127.0.0.1:%d" % (port + 11000),
+           "version": "1.0.0", "artifact": "files/reference-app", "command": "bin/onebox-app"}
+    out.update(kw)
+    return out
+
+
+def render(sites, options=None):
+    """The dynamic file exactly as the role's template writes it."""
+    with open(os.path.join(ROOT, "templates", "traefik-dynamic.yml.j2")) as handle:
+        source = handle.read()
+    header, _, body = source.partition("\n")
+    assert header == "#jinja2: lstrip_blocks: True"
+    env = jinja2.Environment(lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    env.filters["comment"] = comment
+    env.filters["to_nice_json"] = to_nice_json
+    return env.from_string(body).render(
+        ansible_managed="Ansible managed", inventory_hostname="web1.example.org",
+        _onebox_traefik_marker="Managed by onebox.deploy",
+        _onebox_traefik_dynamic=T.traefik_dynamic(sites, options, DEFAULTS))
+
+
+CASES = {
+    # One site, one domain, defaults: plain HTTP on "web", health check on the health port.
+    "single": ([site("blog", 8001, domain="blog.example.org")], {}),
+    # Three sites: domains list, a site with no health_listen (checked on the public port),
+    # a wildcard listen (server on 127.0.0.1), a site without domain (not routed).
+    "mix": ([site("blog", 8001, domain="blog.example.org"),
+             site("shop", 8002, listen="8002", domains=["shop.example.org", "www.shop.example.org"]),
+             site("wiki", 8003, health_listen=None, domain="wiki.example.org"),
+             site("worker", 8004)], {}),
+    # TLS with a cert resolver for every router, a shared middleware chain, per-site overrides,
+    # a rule override and a custom liveness path.
+    "tls-middlewares": ([site("blog", 8001, domain="blog.example.org"),
+                         site("api", 8002, rule="Host(`example.org`) && PathPrefix(`/api`)", liveness_path="/alive"),
+                         site("admin", 8003, domain="admin.example.org")],
+                        {"entrypoints": {"web": {"address": ":80"}, "websecure": {"address": ":443"}},
+                         "router_entrypoints": ["websecure"], "cert_resolver": "le",
+                         "middlewares": ["secure-headers@file"],
+                         "site_options": {"admin": {"middlewares": ["admin-auth"], "priority": 10},
+                                          "api": {"entrypoints": ["web", "websecure"], "tls": False,
+                                                  "cert_resolver": ""}}}),
+    # Traefik before 3.7: the retry middleware has no status codes.
+    "traefik-3.6": ([site("blog", 8001, domain="blog.example.org")], {"version": "v3.6.2"}),
+    # overlap strategy: the health check goes to the public port (no "port").
+    "overlap": ([site("blog", 8001, domain="blog.example.org", strategy="overlap")], {}),
+    # No routed site at all: an empty but valid file (removes every onebox route).
+    "empty": ([site("worker", 8004)], {}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden(case):
+    sites, options = CASES[case]
+    if case != "overlap":  # validate_sites knows the strategies of the site role only
+        assert T.traefik_errors(sites, options, DEFAULTS) == []
+    text = render(sites, options)
+    path = os.path.join(GOLDEN, case + ".yml")
+    if os.environ.get("ONEBOX_UPDATE_GOLDEN"):
+        with open(path, "w") as handle:
+            handle.write(text)
+    with open(path) as handle:
+        assert text == handle.read(), "rendered file differs from %s" % path
+    # The file is YAML (what Traefik reads) and the checker the role ships accepts it.
+    doc = yaml.safe_load(text)
+    assert doc == json.loads(json.dumps(doc))
+    assert CHECK.check(doc, set((options.get("entrypoints") or {"web": {}}).keys()), {"/readyz"}) == []
+
+
+def test_every_router_ends_with_retry_and_health_checks_follow_liveness():
+    sites, options = CASES["mix"]
+    doc = T.traefik_dynamic(sites, options, DEFAULTS)
+    for name, router in doc["http"]["routers"].items():
+        assert router["middlewares"][-1] == "onebox-retry", name
+    for name, service in doc["http"]["services"].items():
+        assert service["loadBalancer"]["healthCheck"]["path"] == "/livez", name
+        assert len(service["loadBalancer"]["servers"]) == 1
+    assert "onebox-worker" not in doc["http"]["routers"]
+    retry = doc["http"]["middlewares"]["onebox-retry"]["retry"]
+    assert retry == {"attempts": 4, "initialInterval": "100ms", "status": ["502", "503"],
+                     "retryNonIdempotentMethod": False}
+
+
+def errors(sites, options=None):
+    return T.traefik_errors(sites, options, DEFAULTS)
+
+
+def test_same_domain_on_two_sites():
+    assert errors([site("blog", 8001, domain="www.x.org"), site("shop", 8002, domains=["shop.x.org", "WWW.x.org"])]) \
+        == ["site shop: field 'domains': www.x.org is also used by site blog"]
+    assert errors([site("blog", 8001, domain="www.x.org"), site("shop", 8002, domain="www.x.org")]) \
+        == ["site shop: field 'domain': www.x.org is also used by site blog"]
+
+
+def test_unreachable_health_endpoint():
+    msgs = errors([site("blog", 8001, domain="blog.x.org", health_listen="10.0.0.5:19001")])
+    assert len(msgs) == 1 and msgs[0].startswith("site blog: field 'health_listen': 10.0.0.5:19001 is not reachable")
+    # all interfaces, or the same host, are reachable; no health_listen means the public port
+    assert errors([site("blog", 8001, domain="blog.x.org", health_listen="19001")]) == []
+    assert errors([site("blog", 8001, domain="blog.x.org", health_listen=None)]) == []
+    # a site without a domain is not routed and not checked
+    assert errors([site("blog", 8001, health_listen="10.0.0.5:19001")]) == []
+
+
+def test_liveness_equal_to_readiness_is_refused():
+    msgs = errors([site("blog", 8001, domain="blog.x.org", liveness_path="/readyz")])
+    assert msgs == ["site blog: field 'liveness_path': /readyz equals readiness_path: with one backend Traefik's "
+                    "health check must follow liveness, not readiness"]
+
+
+def test_unknown_entry_point():
+    assert errors([site("blog", 8001, domain="blog.x.org")], {"site_options": {"blog": {"entrypoints": ["websecure"]}}}) \
+        == ["site blog: field 'entrypoints': unknown entry point 'websecure' (known: web)"]
+    assert errors([site("blog", 8001, domain="blog.x.org")], {"router_entrypoints": ["https"]}) \
+        == ["onebox_traefik_router_entrypoints: unknown entry point 'https' (known: web)"]
+    assert "reserved" in errors([], {"entrypoints": {"traefik": {"address": ":8080"}}})[0]
+
+
+@pytest.mark.parametrize("options,needle", [
+    ({"site_options": {"nope": {}}}, "onebox_traefik_site_options: 'nope' is not a site"),
+    ({"site_options": {"blog": {"tsl": True}}}, "site blog: field 'onebox_traefik_site_options.tsl'"),
+    ({"health_interval": "1 second"}, "onebox_traefik_health_interval must be a duration"),
+    ({"retry_attempts": 0}, "onebox_traefik_retry_attempts must be a whole number >= 1"),
+    ({"retry_status": ["5xx"]}, "onebox_traefik_retry_status: '5xx'"),
+    ({"version": "latest"}, "onebox_traefik_version must look like 3.7"),
+    ({"middlewares": ["bad name"]}, "onebox_traefik_middlewares: invalid middleware name"),
+])
+def test_bad_options(options, needle):
+    msgs = errors([site("blog", 8001, domain="blog.x.org")], options)
+    assert any(needle in m for m in msgs), msgs
+
+
+def test_bad_domains_and_rules():
+    assert "is not a host name" in errors([site("blog", 8001, domain="*.x.org")])[0]
+    assert "must be a list of host names" in errors([site("blog", 8001, domains="a.x.org")])[0]
+    assert "one-line Traefik rule" in errors([site("blog", 8001, rule="Host(`a`)\n")])[0]
+
+
+def test_invalid_sites_are_reported_first():
+    msgs = errors([site("Blog", 8001, domain="blog.x.org")])
+    assert msgs and "field 'name'" in msgs[0]
+
+
+def test_checker_rejects_what_traefik_would_reject():
+    doc = T.traefik_dynamic([site("blog", 8001, domain="blog.x.org")], {}, DEFAULTS)
+    doc["http"]["services"]["onebox-blog"]["loadBalancer"]["healthCheck"]["bogus"] = 1
+    doc["http"]["routers"]["onebox-blog"]["entryPoints"] = ["websecure"]
+    doc["http"]["services"]["onebox-blog"]["loadBalancer"]["healthCheck"]["path"] = "/readyz"
+    problems = CHECK.check(doc, {"web"}, {"/readyz"})
+    assert any("unknown key 'bogus'" in p for p in problems)
+    assert any("unknown entry point 'websecure'" in p for p in problems)
+    assert any("readiness path" in p for p in problems)
+
+
+def test_checker_cli(tmp_path):
+    good = tmp_path / "onebox.yml"
+    good.write_text(render([site("blog", 8001, domain="blog.x.org")]))
+    assert CHECK.main(["--entrypoint", "web", "--forbid-path", "/readyz", str(good)]) == 0
+    bad = tmp_path / "bad.yml"
+    bad.write_text("# header\n{\"http\": ")
+    assert CHECK.main([str(bad)]) == 1
+
+
+def test_version_parsing():
+    assert T.parse_version("v3.7.15") == (3, 7)
+    assert T.parse_version("3.10") == (3, 10)
+    assert T.parse_version("") is None
