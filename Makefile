@@ -16,9 +16,9 @@ export ANSIBLE_FORCE_COLOR := false
 export ANSIBLE_NOCOLOR := true
 export PY_COLORS := 0
 export ONEBOX_TEST_IMAGE ?= localhost/onebox-systemd:bookworm
-SCENARIOS ?= default
+SCENARIOS ?= default traefik
 
-.PHONY: help venv host collection lint unit molecule test demo bench-roll clean
+.PHONY: help venv host collection lint unit molecule test demo bench-roll bench-traefik clean
 
 help:
 	@echo "make test   - lint, unit tests and every Molecule scenario"
@@ -46,14 +46,22 @@ lint: venv collection
 	yamllint --strict .
 	ansible-lint --profile production --offline
 	ansible-doc onebox.deploy.rolling_restart onebox.deploy.preflight >/dev/null
-	ansible-doc -t role onebox.deploy.site >/dev/null
-	for f in site_errors normalize_sites roll_unit; do ansible-doc -t filter onebox.deploy.$$f >/dev/null; done
+	ansible-doc -t role onebox.deploy.site onebox.deploy.traefik >/dev/null
+	for f in site_errors normalize_sites roll_unit traefik_errors traefik_dynamic; do ansible-doc -t filter onebox.deploy.$$f >/dev/null; done
 
 unit: venv collection
 	$(PY) -m pytest -q tests/unit
 
+# Scenarios run side by side (each in its own container; they spend most of
+# their time waiting on Podman exec round trips), logs printed when all ended.
 molecule: venv host collection
-	for s in $(SCENARIOS); do molecule test -s $$s; done
+	mkdir -p $(CACHE)/logs
+	pids=""
+	for s in $(SCENARIOS); do molecule test -s $$s > $(CACHE)/logs/molecule-$$s.log 2>&1 & pids="$$pids $$!"; done
+	rc=0
+	for p in $$pids; do wait $$p || rc=1; done
+	for s in $(SCENARIOS); do echo "===== molecule test -s $$s"; cat $(CACHE)/logs/molecule-$$s.log; done
+	exit $$rc
 
 test: lint unit molecule
 
@@ -64,7 +72,10 @@ demo: venv host collection
 bench-roll: venv host collection
 	bash tests/harness/bench-roll.sh
 
+bench-traefik: venv host collection
+	bash tests/harness/bench-traefik.sh
+
 clean:
 	-for s in $(SCENARIOS); do molecule destroy -s $$s; done
-	-podman rm -f onebox-demo
+	-podman rm -f onebox-demo onebox-bench onebox-bench-traefik
 	rm -rf $(COLL)
