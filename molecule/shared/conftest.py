@@ -2,7 +2,8 @@
 
 Tests talk to the scenario's container straight through `podman exec`
 (testinfra's podman backend), and every failing test prints the journal of the
-site units so a red run explains itself.
+site units (and Traefik's journal and API where it runs) so a red run explains
+itself.
 """
 
 import os
@@ -90,7 +91,10 @@ def pytest_runtest_makereport(item, call):
         proc = subprocess.run(
             ["podman", "exec", CONTAINER, "sh", "-c",
              "journalctl --no-pager -n 80 -u 'blog*' -u 'shop*' -u 'wiki*' -u 'crash*'; "
-             "systemctl --no-pager status 'blog*' 'shop*' 'wiki*' | head -60"],
+             "systemctl --no-pager status 'blog*' 'shop*' 'wiki*' | head -60; "
+             # Traefik's side, in scenarios that run it.
+             "if systemctl -q is-active traefik; then journalctl --no-pager -n 60 -u traefik; "
+             "curl -sS --max-time 3 http://127.0.0.1:8080/api/http/services; fi"],
             capture_output=True, text=True, check=False)
         report.sections.append(("journalctl -u <sites>", proc.stdout + proc.stderr))
 
