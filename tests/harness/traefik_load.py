@@ -24,24 +24,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from restart_under_load import parse_wrk, ready  # noqa: E402
-
-
-def restart_site(site, restarts, timeout, report):
-    began = time.monotonic()
-    done = 0
-    for _ in range(restarts):
-        proc = subprocess.run(["systemctl", "restart", site["name"] + ".service"],
-                              capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            report["errors"].append("systemctl restart rc=%d %s" % (proc.returncode, proc.stderr.strip()))
-            break
-        if not ready(site["readiness"], 2, time.monotonic() + timeout):
-            report["errors"].append("not ready within %ss" % timeout)
-            break
-        done += 1
-    report["restarts"] = done
-    report["restart_window_s"] = round(time.monotonic() - began, 2)
+from restart_under_load import parse_wrk, roll_site  # noqa: E402
 
 
 def main():
@@ -61,7 +44,8 @@ def main():
     sites = []
     for spec in args.site:
         name, host, readiness = spec.split(",")
-        sites.append({"name": name, "host": host, "readiness": readiness})
+        sites.append({"name": name, "host": host, "readiness": readiness,
+                      "unit": name + ".service", "socket": name + ".socket"})
     restart = set(args.restart) if args.restart else set(s["name"] for s in sites)
 
     lua = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
@@ -75,7 +59,7 @@ def main():
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(args.settle)
     reports = {site["name"]: {"errors": [], "restarts": 0, "restart_window_s": 0} for site in sites}
-    threads = [threading.Thread(target=restart_site, args=(site, args.restarts, args.timeout, reports[site["name"]]))
+    threads = [threading.Thread(target=roll_site, args=(site, args.restarts, args.timeout, reports[site["name"]]))
                for site in sites if site["name"] in restart]
     for thread in threads:
         thread.start()
