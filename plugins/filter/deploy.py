@@ -1,0 +1,114 @@
+# -*- coding: utf-8 -*-
+# Copyright: onebox.deploy contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters that turn a roll's result into audit log records."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.onebox.deploy.plugins.module_utils.sites import roll_unit
+
+PROBE_KEYS = ("sent", "failed", "errors", "p50_ms", "p99_ms", "max_ms")
+
+
+def audit_records(result, sites, preflight, action="deploy", owner="unknown", run_id=None, targets=None):
+    """One record per site of a ``rolling_restart`` run over ``sites`` (in
+    roll order): who, from and to which release, time to ready, the probe's
+    numbers, the outcome and, after a failure, what the rollback did."""
+    result = result or {}
+    if result.get("skipped") or not sites:
+        return []
+    targets = targets or {}
+    results = result.get("results") or []
+    rollback = dict((entry.get("name"), entry) for entry in result.get("rollback") or [])
+    probe = result.get("probe")
+    any_unit_failed = any(r.get("status") not in ("ready", "would_restart", "would_wait") for r in results)
+    records = []
+    for index, site in enumerate(sites):
+        name = site["name"]
+        state = (preflight or {}).get(name) or {}
+        record = dict(
+            action=action, site=name, by=owner, run_id=run_id, strategy=site.get("strategy", "restart"),
+            from_version=state.get("current_release"), to_version=targets.get(name) or site.get("version"),
+            time_to_ready_s=None, outcome="not_started", serving=state.get("current_release"),
+        )
+        if index < len(results):
+            unit = results[index]
+            record["time_to_ready_s"] = unit.get("time_to_ready")
+            back = rollback.get(unit.get("name"))
+            if unit.get("status") == "ready":
+                record["outcome"] = "success"
+                record["serving"] = record["to_version"]
+                if result.get("failed") and not any_unit_failed:
+                    record["outcome"] = "probe_failed"
+            else:
+                record["outcome"] = "failed"
+                record["serving"] = None
+                record["reason"] = unit.get("reason")
+            if back is not None:
+                record["rollback"] = dict((k, back.get(k)) for k in ("status", "version", "time_to_ready", "reason"))
+                if back.get("status") == "ready":
+                    record["outcome"] = "rolled_back"
+                    record["serving"] = back.get("version")
+        if probe:
+            record["probe"] = dict((k, probe.get(k)) for k in PROBE_KEYS)
+        record["roll_duration_s"] = result.get("duration")
+        records.append(record)
+    return records
+
+
+def rollback_plan(sites, preflight, to=None):
+    """What a rollback does per site: the release it returns to (``to``, or
+    the one installed before the current one), the ``rolling_restart`` units,
+    and an error per site that cannot be rolled back."""
+    plan = dict(errors=[], targets={}, units=[], sites=[], unchanged=[])
+    for site in sites:
+        name = site["name"]
+        state = (preflight or {}).get(name) or {}
+        current = state.get("current_release")
+        installed = [r["version"] for r in state.get("releases") or []]
+        target = to or state.get("previous_release")
+        if not current:
+            plan["errors"].append("site %s: field 'onebox_rollback_sites': nothing is deployed (%s/current points "
+                                  "nowhere)" % (name, site.get("site_dir")))
+        elif not target:
+            plan["errors"].append("site %s: field 'onebox_rollback_to': no release was installed before %s "
+                                  "(installed: %s); name one with onebox_rollback_to"
+                                  % (name, current, ", ".join(installed) or "none"))
+        elif target not in installed:
+            plan["errors"].append("site %s: field 'onebox_rollback_to': release %s is not installed (installed: %s)"
+                                  % (name, target, ", ".join(installed) or "none"))
+        elif target == current:
+            plan["unchanged"].append(name)
+        else:
+            plan["targets"][name] = target
+            plan["units"].append(roll_unit(site, True, target))
+            plan["sites"].append(site)
+    return plan
+
+
+def audit_line(record):
+    """One audit record as a line of text for people."""
+    if record.get("event") == "lock_takeover":
+        return "%s lock takeover by %s (run %s) of %s's abandoned lock (run %s, started %s, silent %ss)" % (
+            record.get("time"), record.get("by"), record.get("run_id"), record.get("previous_owner"),
+            record.get("previous_run_id"), record.get("previous_started"), record.get("heartbeat_age_s"))
+    parts = ["%s %s %s %s -> %s: %s" % (
+        record.get("time"), record.get("action"), record.get("site"),
+        record.get("from_version"), record.get("to_version"), record.get("outcome"))]
+    if record.get("time_to_ready_s") is not None:
+        parts.append("ready in %s s" % record["time_to_ready_s"])
+    back = record.get("rollback")
+    if back:
+        parts.append("rollback %s to %s" % (back.get("status"), back.get("version")))
+    probe = record.get("probe")
+    if probe:
+        parts.append("probe %s/%s failed, max %s ms" % (probe.get("failed"), probe.get("sent"), probe.get("max_ms")))
+    parts.append("by %s (run %s)" % (record.get("by"), record.get("run_id")))
+    return ", ".join(parts)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"audit_records": audit_records, "rollback_plan": rollback_plan, "audit_line": audit_line}
