@@ -10,6 +10,7 @@ __metaclass__ = type
 import os
 
 from ansible_collections.onebox.deploy.plugins.module_utils.sites import (
+    artifact_sha256,
     normalize_site,
     roll_unit,
     validate_sites,
@@ -32,10 +33,16 @@ def normalize_sites(sites, defaults=None, artifact_base=None):
     return [normalize_site(site, defaults or {}, _base(artifact_base)) for site in sites]
 
 
+def artifact_sums(sites):
+    """``{name: sha256}`` of the artifacts of normalised sites, read on the controller."""
+    return dict((site["name"], artifact_sha256(site["artifact_path"])) for site in sites)
+
+
 class FilterModule(object):
     def filters(self):
         return {
             "site_errors": site_errors,
             "normalize_sites": normalize_sites,
             "roll_unit": roll_unit,
+            "artifact_sums": artifact_sums,
         }

@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import os
 import re
 import shlex
@@ -29,8 +30,9 @@ SITE_FIELDS = frozenset([
     "secret_env", "user", "group", "readiness_path", "liveness_path", "backlog",
     "drain_timeout", "start_timeout", "ready_timeout", "restart_sec",
     "service_type", "strategy", "unit_directives", "service_directives",
-    "socket_directives", "domain", "domains", "rule",
+    "socket_directives", "domain", "domains", "rule", "checksum",
 ])
+CHECKSUM_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 SERVICE_TYPES = ("exec", "notify", "simple")
 # restart: one <name>.service, stopped then started (one process at a time).
 # overlap: template <name>@.service; instances named after their health port
@@ -114,6 +116,34 @@ def artifact_kind(path):
     if path.endswith((".tar.gz", ".tgz")):
         return "tarball"
     return "file"
+
+
+def artifact_sha256(path):
+    """SHA-256 of an artifact as deployed: a file's bytes, or for a directory
+    every entry's relative path, type, executable bit and content (symlinks by
+    target) in sorted order, so two trees with the same content hash alike."""
+    digest = hashlib.sha256()
+    if not os.path.isdir(path):
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+    root = path.rstrip("/") or "/"
+    entries = []
+    for top, dirs, files in os.walk(root):
+        dirs.sort()
+        for entry in sorted(dirs + files):
+            full = os.path.join(top, entry)
+            entries.append((os.path.relpath(full, root), full))
+    for rel, full in sorted(entries):
+        if os.path.islink(full):
+            digest.update(("L %s -> %s\n" % (rel, os.readlink(full))).encode("utf-8", "surrogateescape"))
+        elif os.path.isdir(full):
+            digest.update(("D %s\n" % rel).encode("utf-8", "surrogateescape"))
+        else:
+            executable = "x" if os.lstat(full).st_mode & 0o111 else "-"
+            digest.update(("F %s %s %s\n" % (rel, executable, artifact_sha256(full))).encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
 
 
 def _err(site_label, field, message):
@@ -244,6 +274,18 @@ def validate_sites(sites, artifact_base=None, check_artifacts=True, default_stra
                 elif not os.access(path, os.X_OK):
                     errors.append(_err(label, "artifact", "%s is not executable (chmod +x, or ship a directory or .tar.gz)" % path))
 
+        checksum = site.get("checksum")
+        if checksum is not None:
+            if not isinstance(checksum, str) or not CHECKSUM_RE.match(checksum):
+                errors.append(_err(label, "checksum", "must be sha256:<64 lowercase hex digits>, got %r" % (checksum,)))
+            elif check_artifacts and isinstance(artifact, str) and artifact:
+                path = resolve_artifact(artifact, artifact_base)
+                if os.path.exists(path):
+                    actual = artifact_sha256(path)
+                    if actual != checksum[len("sha256:"):]:
+                        errors.append(_err(label, "checksum", "the artifact %s has sha256:%s, not %s"
+                                           % (path, actual, checksum)))
+
         command = site.get("command")
         if command is not None:
             if not isinstance(command, str) or not command.strip():
@@ -321,6 +363,8 @@ def normalize_site(site, defaults, artifact_base=None):
     out["health_listen"] = format_listen(*health)
     out["listen_port"] = listen[1]
     out["health_port"] = health[1]
+    # host part of health_listen as systemd/the app write it ("" = all interfaces)
+    out["health_host"] = format_listen(health[0], 0)[:-2] if health[0] else ""
     base_url = "http://%s:%d" % (url_host(health[0]), health[1])
     out["readiness_url"] = base_url + out.get("readiness_path", "/readyz")
     out["liveness_url"] = base_url + out.get("liveness_path", "/livez")
@@ -378,11 +422,11 @@ def systemd_quote(arg):
     return '"%s"' % arg.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def roll_unit(site, switch_current=False):
+def roll_unit(site, switch_current=False, version=None, restore=None):
     """The ``units`` entry of ``onebox.deploy.rolling_restart`` for a normalised site.
 
     With ``switch_current`` the module points ``current`` at the site's
-    release right before it restarts the site (and back if it fails), so the
+    release (or at ``version``, for a rollback) right before it restarts the site (and back if it fails), so the
     sites after a failing one keep serving their old release.
     """
     strategy = site.get("strategy") or "restart"
@@ -397,5 +441,8 @@ def roll_unit(site, switch_current=False):
         unit["instances"] = list(site["instances"])
     if switch_current:
         unit["link"] = os.path.join(site["site_dir"], "current")
-        unit["link_target"] = os.path.join(site["site_dir"], "releases", site["version"])
+        unit["link_target"] = os.path.join(site["site_dir"], "releases", version or site["version"])
+    if restore:
+        # {site name: [{path, backup}]}: the files a rollback puts back
+        unit["restore"] = list(restore.get(site["name"]) or [])
     return unit

@@ -19,13 +19,14 @@ description:
     C(health_listen) port is already taken by something other than the site itself.
   - Reports, per site, whether its socket and service are already active and which
     release C(current) points to.
-author: onebox.deploy contributors
+author: onebox.deploy contributors (!UNKNOWN)
 attributes:
   check_mode:
     support: full
     description: The module never changes anything.
   diff_mode:
     support: none
+    description: Returns no diff.
 options:
   sites:
     description:
@@ -46,6 +47,17 @@ options:
     description: Text that every unit file written by this collection contains.
     type: str
     default: "Managed by onebox.deploy"
+  sums:
+    description:
+      - SHA-256 of each site's artifact (site name to hex digest, see P(onebox.deploy.artifact_sums#filter)).
+      - A site whose the site's C(version) is already installed with a different recorded checksum is an error,
+        unless O(force_release) is set. Releases installed without a recorded checksum are not compared.
+    type: dict
+    default: {}
+  force_release:
+    description: Allow replacing an installed release of the same version with different content.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -67,6 +79,9 @@ sites:
       active_units: [blog.service]
       stale_units: []
       current_release: "1.4.2"
+      previous_release: "1.4.1"
+      releases: [{version: 1.4.1, sha256: 9f86d0..., installed_at: 1795628402.1}]
+      release_differs: false
       units_present: true
       unit_files: [blog.socket, blog.service]
 errors:
@@ -80,6 +95,10 @@ import glob
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.onebox.deploy.plugins.module_utils.releases import (
+    list_releases,
+    previous_version,
+)
 
 VENDOR_UNIT_DIRS = ("/usr/lib/systemd/system", "/lib/systemd/system", "/run/systemd/system",
                     "/usr/local/lib/systemd/system")
@@ -137,6 +156,8 @@ def main():
             unit_dir=dict(type="path", default="/etc/systemd/system"),
             root=dict(type="path", default="/srv/onebox"),
             marker=dict(type="str", default="Managed by onebox.deploy"),
+            sums=dict(type="dict", default={}),
+            force_release=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -194,6 +215,19 @@ def main():
         current = os.path.join(module.params["root"], name, "current")
         if os.path.islink(current):
             info["current_release"] = os.path.basename(os.readlink(current).rstrip("/"))
+        releases = list_releases(os.path.join(module.params["root"], name))
+        info["releases"] = releases
+        info["previous_release"] = previous_version(releases, info["current_release"])
+        info["release_differs"] = False
+        wanted = (module.params["sums"] or {}).get(name)
+        installed = dict((r["version"], r["sha256"]) for r in releases).get(site.get("version"))
+        if wanted and installed and installed != wanted:
+            info["release_differs"] = True
+            if not module.params["force_release"]:
+                errors.append("site %s: field 'version': release %s is already installed with different content "
+                              "(installed sha256:%s, artifact sha256:%s); bump the version, or set "
+                              "onebox_force_release: true to replace it" % (
+                                  name, site.get("version"), installed[:12], wanted[:12]))
 
         # A port already in use is fine only when this site itself holds it:
         # its socket unit for listen (systemd lists the address), its running

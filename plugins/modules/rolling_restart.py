@@ -24,7 +24,7 @@ description:
   - Optionally runs a background HTTP load O(probe) during the whole rollout and fails when it saw more failed
     requests than O(probe.max_failed).
 author:
-  - onebox.deploy contributors
+  - onebox.deploy contributors (!UNKNOWN)
 requirements:
   - systemd (C(systemctl), optionally C(journalctl) for failure reports) on the target host.
 options:
@@ -97,6 +97,37 @@ options:
         description:
           - The directory O(units[].link) should point to (the new release). Required with O(units[].link); must exist.
         type: path
+      restore:
+        description:
+          - Files to put back when this unit is rolled back (see O(rollback)), typically the unit files and environment
+            file a deploy just replaced, as returned by M(onebox.deploy.install_files).
+          - Each entry names the installed O(units[].restore[].path) and the O(units[].restore[].backup) holding its
+            previous content; without a backup the file did not exist before and is removed.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          path:
+            description: The installed file.
+            type: path
+            required: true
+          backup:
+            description: Its previous content; null when the file is new.
+            type: path
+  rollback:
+    description:
+      - What to do when a unit does not come ready.
+      - V(none) only stops there (its O(units[].link) is pointed back).
+      - V(site) also rolls that unit back, its O(units[].link) already pointing at the previous release. The files of
+        O(units[].restore) of that unit and of every unit after it (installed, but never restarted) are put back,
+        systemd reloads, and the unit is restarted (with V(overlap), the old instance still runs and is only waited
+        for) and must come ready again. Units rolled before it keep their new release.
+      - V(all) does the same and then rolls back every unit rolled before it, last first, through the same readiness
+        gate.
+      - The module still fails, and its message says which unit failed and which release serves now.
+    type: str
+    choices: [none, site, all]
+    default: none
   interval:
     description:
       - Seconds between two polls of the unit state, liveness and readiness.
@@ -205,6 +236,17 @@ EXAMPLES = r"""
         readiness_url: http://127.0.0.1:9101/readyz
         link: /srv/onebox/blog/current
         link_target: /srv/onebox/blog/releases/1.5.0
+
+- name: Roll shop to 2.1.0; when it does not come ready, put its old unit file back and restart the old release
+  onebox.deploy.rolling_restart:
+    units:
+      - name: shop.service
+        readiness_url: http://127.0.0.1:9102/readyz
+        link: /srv/onebox/shop/current
+        link_target: /srv/onebox/shop/releases/2.1.0
+        restore:
+          - {path: /etc/systemd/system/shop.service, backup: /srv/onebox/shop/units/previous/shop.service}
+    rollback: site
 
 - name: Only wait until an already restarted service is ready again
   onebox.deploy.rolling_restart:
@@ -320,6 +362,31 @@ probe:
     duration:
       description: Seconds the probe ran.
       type: float
+rollback:
+  description: With O(rollback) other than V(none), one entry per unit rolled back after a failure, in order.
+  returned: when a unit failed and O(rollback) is not V(none)
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The unit name as given.
+      type: str
+    status:
+      description: V(ready) when it serves its previous release again, V(failed), V(timeout) or V(skipped) (nothing to return to).
+      type: str
+    version:
+      description: The release O(units[].link) points to after the rollback (its base name).
+      type: str
+    time_to_ready:
+      description: Seconds from the restart until the readiness check passed.
+      type: float
+    restored:
+      description: Files put back (or removed, when they were new).
+      type: list
+      elements: str
+    reason:
+      description: Why the rollback of this unit failed or was skipped.
+      type: str
 journal:
   description: Last journal lines of the unit that did not come ready.
   returned: on failure of a unit
@@ -667,6 +734,99 @@ class Roller(object):
                 raise
         result['time_to_stop'] = round(self.clock() - stop_start, 3) if olds else None
 
+    # --- rollback ------------------------------------------------------------
+    def restore_files(self, spec):
+        restored = []
+        for entry in spec.get('restore') or []:
+            path, backup = entry['path'], entry.get('backup')
+            try:
+                if backup:
+                    tmp = '%s.onebox-%d' % (path, os.getpid())
+                    with open(backup, 'rb') as src:
+                        data = src.read()
+                    mode = os.stat(backup).st_mode & 0o7777
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+                    try:
+                        os.write(fd, data)
+                    finally:
+                        os.close(fd)
+                    os.chmod(tmp, mode)
+                    os.rename(tmp, path)
+                elif os.path.lexists(path):
+                    os.unlink(path)
+                else:
+                    continue
+            except (IOError, OSError) as exc:
+                raise RollFailed('cannot restore %s from %s: %s' % (path, backup, exc), unit=spec['name'])
+            self.changed = True
+            restored.append(path)
+        return restored
+
+    def rollback(self, units, failed_index, scope):
+        """Put the failed unit (and with scope ``all`` the ones rolled before
+        it) back on its previous release; returns one entry per unit."""
+        failed = units[failed_index]
+        rolled_back = [(failed, self.results[failed_index])]
+        if scope == 'all':
+            rolled_back += [(units[i], self.results[i]) for i in range(failed_index - 1, -1, -1)]
+        entries = []
+        restored = {}
+        # Files first, for every unit whose new files are installed but whose
+        # new release does not serve: the failed one, the untouched ones after
+        # it and, with scope all, the rolled ones. One daemon-reload for all.
+        reload_needed = False
+        for spec in [pair[0] for pair in rolled_back] + units[failed_index + 1:]:
+            try:
+                restored[spec['name']] = self.restore_files(spec)
+            except RollFailed as exc:
+                restored[spec['name']] = []
+                entries.append(dict(name=spec['name'], status='failed', reason=exc.msg, restored=[]))
+            reload_needed = reload_needed or bool(restored[spec['name']])
+        if reload_needed:
+            rc, out, err = self.run([self.systemctl, 'daemon-reload'])
+            if rc != 0:
+                entries.append(dict(name='daemon-reload', status='failed',
+                                    reason='systemctl daemon-reload failed (rc=%d): %s' % (rc, (err or out).strip())))
+                return entries
+        for spec, result in rolled_back:
+            if any(e['name'] == spec['name'] for e in entries):
+                continue
+            entry = dict(name=spec['name'], status='pending', version=None, time_to_ready=None,
+                         restored=restored.get(spec['name'], []))
+            entries.append(entry)
+            link = result.get('link')
+            if link is not None and link['changed']:
+                if link['from'] is None:
+                    entry.update(status='skipped', reason='no previous release: %s pointed nowhere before' % link['path'])
+                    continue
+                if not link['reverted']:
+                    try:
+                        self.point(link['path'], link['from'])
+                        link['reverted'] = True
+                    except RollFailed as exc:
+                        entry.update(status='failed', reason=exc.msg)
+                        continue
+                entry['version'] = os.path.basename(link['from'].rstrip('/'))
+            elif link is not None:
+                entry['version'] = os.path.basename(link['to'].rstrip('/'))
+            back = dict(spec, restart=True)
+            attempt = dict(name=spec['name'], strategy=spec['strategy'], status='pending',
+                           time_to_stop=None, time_to_ready=None, passes=0, polls=0)
+            try:
+                if spec['strategy'] == 'overlap':
+                    if result is self.results[failed_index]:
+                        # the new instance was stopped again; the old one serves
+                        back['restart'] = False
+                    self._overlap(back, attempt)
+                else:
+                    self._restart(back, attempt)
+            except RollFailed as exc:
+                entry.update(status=attempt['status'] if attempt['status'] != 'pending' else 'failed',
+                             reason=exc.msg)
+                continue
+            entry.update(status='ready', time_to_ready=attempt['time_to_ready'])
+        return entries
+
     def plan(self, spec):
         """Check mode: what would happen, using read-only systemctl calls only."""
         result = dict(name=spec['name'], strategy=spec['strategy'],
@@ -712,6 +872,19 @@ def failure_message(exc, result, journal):
     return msg
 
 
+def rollback_message(entries):
+    parts = []
+    for entry in entries:
+        if entry['status'] == 'ready':
+            parts.append('rolled back %s to %s, which is serving again (ready in %.2f s)' % (
+                entry['name'], entry.get('version') or 'its previous release', entry['time_to_ready']))
+        elif entry['status'] == 'skipped':
+            parts.append('did not roll back %s: %s' % (entry['name'], entry.get('reason')))
+        else:
+            parts.append('ROLLBACK OF %s FAILED: %s' % (entry['name'], entry.get('reason')))
+    return '; '.join(parts)
+
+
 def main():
     unit_spec = dict(
         name=dict(type='str', required=True),
@@ -723,6 +896,10 @@ def main():
         restart=dict(type='bool', default=True),
         link=dict(type='path'),
         link_target=dict(type='path'),
+        restore=dict(type='list', elements='dict', default=[], options=dict(
+            path=dict(type='path', required=True),
+            backup=dict(type='path'),
+        )),
     )
     probe_spec = dict(
         urls=dict(type='list', elements='str', required=True),
@@ -735,10 +912,11 @@ def main():
             units=dict(type='list', elements='dict', required=True, options=unit_spec,
                        required_together=[('link', 'link_target')]),
             interval=dict(type='float', default=0.1),
-            passes=dict(type='int', default=3),
+            passes=dict(type='int', default=3, no_log=False),
             timeout=dict(type='float', default=60),
             request_timeout=dict(type='float', default=2),
             probe=dict(type='dict', options=probe_spec),
+            rollback=dict(type='str', choices=['none', 'site', 'all'], default='none'),
         ),
         supports_check_mode=True,
     )
@@ -787,11 +965,19 @@ def main():
         probe.start()
 
     failure = None
+    rollback = None
     try:
         for spec in params['units']:
             roller.roll(spec)
     except RollFailed as exc:
         failure = exc
+        if params['rollback'] != 'none' and roller.results:
+            try:
+                rollback = roller.rollback(params['units'], len(roller.results) - 1, params['rollback'])
+            except Exception:
+                if probe is not None:
+                    probe.stop()
+                raise
     except Exception:
         if probe is not None:
             probe.stop()
@@ -806,7 +992,11 @@ def main():
         journal = roller.journal(failure.unit) if failure.unit else []
         extra.update(failure.extra)
         extra['journal'] = journal
-        module.fail_json(msg=failure_message(failure, result, journal), **finish(**extra))
+        msg = failure_message(failure, result, journal)
+        if rollback is not None:
+            extra['rollback'] = rollback
+            msg = rollback_message(rollback) + '\n' + msg
+        module.fail_json(msg=msg, **finish(**extra))
 
     if probe_summary is not None and probe_summary['failed'] > probe_cfg['max_failed']:
         module.fail_json(

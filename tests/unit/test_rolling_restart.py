@@ -250,6 +250,8 @@ class FakeSystemd(object):
             name = argv[argv.index('-u') + 1]
             return 0, '\n'.join(self.journal.get(name, [])) + '\n', ''
         verb, name = argv[0], argv[-1]
+        if verb == 'daemon-reload':
+            return self.fail.get((verb, None), (0, '', ''))
         if (verb, name) in self.fail:
             return self.fail[(verb, name)]
         unit = self.unit(name)
@@ -356,12 +358,12 @@ def test_wait_ready_timeout_and_abort_fake_clock():
 def test_liveness_tracker_and_percentile():
     tracker = readiness.LivenessTracker(max_failures=3)
     # failures before the endpoint ever answered (and unit not active) are warm-up
-    assert all(tracker.update('ConnectionRefusedError') is None for _ in range(10))
+    assert all(tracker.update('ConnectionRefusedError') is None for _attempt in range(10))
     assert tracker.update(200) is None
-    assert [tracker.update('ConnectionRefusedError') for _ in range(3)] == [None] * 3
+    assert [tracker.update('ConnectionRefusedError') for _attempt in range(3)] == [None] * 3
     assert 'ConnectionRefusedError' in tracker.update('ConnectionRefusedError')
     active = readiness.LivenessTracker()
-    assert [active.update(503, unit_active=True) for _ in range(3)] == [None] * 3
+    assert [active.update(503, unit_active=True) for _attempt in range(3)] == [None] * 3
     assert 'status_503' in active.update(503, unit_active=True)
 
     assert readiness.percentile([], 50) is None
@@ -468,8 +470,8 @@ def test_fail_fast_when_unit_fails(servers, fake, crash):
     assert 'u2.service' in res['msg']
     assert ('failed state' if crash == 'failed' else 'crash-looping') in res['msg']
     assert 'panic: cannot open db' in res['msg'] and 'status_503' in res['msg']
-    assert len(res['journal']) == 15 and ['journalctl', '-u', 'u2.service', '-n', '15', '--no-pager',
-                                           '-o', 'cat'] in fake.calls
+    assert len(res['journal']) == 15
+    assert ['journalctl', '-u', 'u2.service', '-n', '15', '--no-pager', '-o', 'cat'] in fake.calls
 
 
 def test_fail_fast_when_liveness_dies(servers, fake):
@@ -532,7 +534,7 @@ def test_flapping_readiness_needs_consecutive_passes(servers, fake):
         unit.set(ActiveState='active', SubState='running')
     fake.on('restart', 'blog.service', restart)
 
-    failed, res, _ = run_module(module_args([dict(name='blog.service', readiness_url=srv.url('/readyz'))]), fake)
+    failed, res, _took = run_module(module_args([dict(name='blog.service', readiness_url=srv.url('/readyz'))]), fake)
 
     assert not failed, res['msg']
     result = res['results'][0]
@@ -549,7 +551,7 @@ def test_readiness_only_counts_after_old_process_exited(servers, fake):
     fake.with_process('blog.service')
     fake.on('restart', 'blog.service', lambda f, u: f.default_restart(f, u, stop_after=0.3, ready_after=0.35))
 
-    failed, res, _ = run_module(module_args([dict(name='blog.service', readiness_url=srv.url('/readyz'))]), fake)
+    failed, res, _took = run_module(module_args([dict(name='blog.service', readiness_url=srv.url('/readyz'))]), fake)
 
     assert not failed, res['msg']
     result = res['results'][0]
@@ -563,7 +565,7 @@ def test_restart_false_only_waits(servers, fake):
     srv = servers(app)
     fake.unit('blog.service', ActiveState='active', SubState='running')
 
-    failed, res, _ = run_module(module_args(
+    failed, res, _took = run_module(module_args(
         [dict(name='blog.service', readiness_url=srv.url('/readyz'), restart=False)]), fake)
 
     assert not failed, res['msg']
@@ -577,7 +579,7 @@ def test_systemctl_error_is_reported(servers, fake):
     fake.unit('blog.service', ActiveState='active', SubState='running')
     fake.fail[('restart', 'blog.service')] = (1, '', 'Failed to restart blog.service: Access denied\n')
 
-    failed, res, _ = run_module(module_args([dict(name='blog.service', readiness_url=srv.url('/readyz'))]), fake)
+    failed, res, _took = run_module(module_args([dict(name='blog.service', readiness_url=srv.url('/readyz'))]), fake)
 
     assert failed
     assert res['rc'] == 1 and 'Access denied' in res['stderr'] and 'Access denied' in res['msg']
@@ -587,7 +589,7 @@ def test_systemctl_error_is_reported(servers, fake):
 def test_unknown_unit_fails_before_restart(servers, fake):
     srv = servers()
     fake.unit('nope.service', LoadState='not-found')
-    failed, res, _ = run_module(module_args([dict(name='nope.service', readiness_url=srv.url('/readyz'))]), fake)
+    failed, res, _took = run_module(module_args([dict(name='nope.service', readiness_url=srv.url('/readyz'))]), fake)
     assert failed and 'not found' in res['msg'] and fake.mutations == []
 
 
@@ -609,7 +611,7 @@ def test_check_mode_does_not_touch_anything(servers, fake):
     ], probe=dict(urls=[srv.url('/')]))
     args['_ansible_check_mode'] = True
 
-    failed, res, _ = run_module(args, fake)
+    failed, res, _took = run_module(args, fake)
 
     assert not failed, res['msg']
     assert res['changed'] is True
@@ -647,7 +649,7 @@ def test_overlap_starts_new_then_stops_old(servers, fake, running, expect_new, e
     for inst in expect_old:
         fake.on('stop', 'blog@%s.service' % inst, stop)
 
-    failed, res, _ = run_module(module_args([dict(
+    failed, res, _took = run_module(module_args([dict(
         name='blog', strategy='overlap', readiness_url=srv.url('/{instance}/readyz'))]), fake)
 
     assert not failed, res['msg']
@@ -717,7 +719,7 @@ def test_probe_counts_requests_and_failures(servers, fake):
         f.default_restart(f, unit)
 
     fake.on('restart', 'blog.service', lambda f, u: restart(f, u, False))
-    failed, res, _ = run_module(module_args(units, probe=dict(
+    failed, res, _took = run_module(module_args(units, probe=dict(
         urls=[site_srv.url('/')], concurrency=2, headers={'Host': 'blog.example.org'})), fake)
     assert not failed, res['msg']
     probe = res['probe']
@@ -726,7 +728,7 @@ def test_probe_counts_requests_and_failures(servers, fake):
     assert probe['sent'] == site.total
 
     fake.on('restart', 'blog.service', lambda f, u: restart(f, u, True))
-    failed, res, _ = run_module(module_args(units, probe=dict(
+    failed, res, _took = run_module(module_args(units, probe=dict(
         urls=[site_srv.url('/')], concurrency=2, max_failed=0)), fake)
     assert failed
     probe = res['probe']
@@ -748,8 +750,8 @@ def test_probe_reports_connection_errors(servers):
 
 
 def test_bad_url_is_rejected_before_touching_anything(fake):
-    failed, res, _ = run_module(module_args([dict(name='blog.service', readiness_url='ftp://127.0.0.1/readyz')]),
-                                fake)
+    failed, res, _took = run_module(module_args([dict(name='blog.service', readiness_url='ftp://127.0.0.1/readyz')]),
+                                    fake)
     assert failed and 'unsupported URL scheme' in res['msg'] and fake.calls == []
 
 
@@ -811,16 +813,16 @@ def test_link_check_mode_and_missing_target(servers, fake, tmp_path):
     args = module_args([dict(name='blog.service', readiness_url=srv.url('/readyz'), link=link,
                              link_target=target)])
     args['_ansible_check_mode'] = True
-    failed, res, _ = run_module(args, fake)
+    failed, res, _took = run_module(args, fake)
     assert not failed and res['changed'] is True
     assert res['results'][0]['link']['changed'] is True
     assert os.readlink(link).endswith('/v1') and fake.mutations == []
     args['units'][0]['link_target'] = target + '-not-unpacked-yet'
-    failed, res, _ = run_module(args, fake)
+    failed, res, _took = run_module(args, fake)
     assert not failed and res['results'][0]['link']['changed'] is True
 
-    failed, res, _ = run_module(module_args([dict(name='blog.service', readiness_url=srv.url('/readyz'),
-                                                  link=link, link_target=target + '-missing')]), fake)
+    failed, res, _took = run_module(module_args([dict(name='blog.service', readiness_url=srv.url('/readyz'),
+                                                      link=link, link_target=target + '-missing')]), fake)
     assert failed and 'link_target' in res['msg'] and 'blog.service' in res['msg']
     assert os.readlink(link).endswith('/v1') and fake.mutations == []
 
@@ -834,7 +836,7 @@ def test_overlap_failure_points_link_back_and_keeps_old_instance(servers, fake, 
     fake.unit('wiki@19001.service', ActiveState='active', SubState='running')
     fake.unit('wiki@19002.service')
 
-    failed, res, _ = run_module(module_args([dict(
+    failed, res, _took = run_module(module_args([dict(
         name='wiki', strategy='overlap', instances=['19001', '19002'], link=link, link_target=target,
         readiness_url=srv.url('/{instance}/readyz'))], timeout=0.5), fake)
 
@@ -850,3 +852,113 @@ def test_instance_urls_are_checked_per_instance():
     assert readiness.validate_url(url, ['19001', '19002']) is None
     assert 'instance a' in readiness.validate_url(url, ['a'])
     assert readiness.validate_url('http://127.0.0.1:9/{instance}/readyz') is None
+
+
+# --------------------------------------------------------------------------
+# rollback
+# --------------------------------------------------------------------------
+
+def _site_files(tmp_path, name):
+    """An installed unit file with the content a deploy just wrote and its backup."""
+    unit_dir = tmp_path / 'units'
+    unit_dir.mkdir(exist_ok=True)
+    installed = unit_dir / ('%s.service' % name)
+    installed.write_text('new %s\n' % name)
+    backup = tmp_path / name / 'previous.service'
+    backup.write_text('old %s\n' % name)
+    return [dict(path=str(installed), backup=str(backup))]
+
+
+def _ready_on_v1(link):
+    """Readiness that only the previous release (v1) reaches."""
+    return lambda n: 200 if os.readlink(link).endswith('/v1') else 503
+
+
+def _rollback_units(tmp_path, srv, app, fake, names, broken):
+    units = []
+    for name in names:
+        link, target = _releases(tmp_path, name)
+        fake.with_process('%s.service' % name)
+        app.route('/%s/readyz' % name, _ready_on_v1(link) if name == broken else const(200))
+        units.append(dict(name='%s.service' % name, readiness_url=srv.url('/%s/readyz' % name),
+                          link=link, link_target=target, restore=_site_files(tmp_path, name)))
+    return units
+
+
+def test_rollback_site_restores_files_and_restarts_the_previous_release(servers, fake, tmp_path):
+    app = HealthApp()
+    srv = servers(app)
+    units = _rollback_units(tmp_path, srv, app, fake, ['u1', 'u2', 'u3'], broken='u2')
+
+    failed, res, _took = run_module(module_args(units, timeout=1, rollback='site'), fake)
+
+    assert failed
+    # u2 restarted into the new release, then again into the old one; u3 never touched
+    assert fake.mutations == [('restart', 'u1.service'), ('restart', 'u2.service'), ('restart', 'u2.service')]
+    assert ['daemon-reload'] in fake.calls
+    assert fake.calls.index(['daemon-reload']) < len(fake.calls) - 1
+    assert os.readlink(units[1]['link']).endswith('/v1')
+    assert os.readlink(units[0]['link']).endswith('/v2')          # rolled before: keeps its new release
+    assert os.readlink(units[2]['link']).endswith('/v1')
+    text = dict((u['name'], open(u['restore'][0]['path']).read()) for u in units)
+    assert text == {'u1.service': 'new u1\n', 'u2.service': 'old u2\n', 'u3.service': 'old u3\n'}
+    assert [(e['name'], e['status'], e['version']) for e in res['rollback']] == [('u2.service', 'ready', 'v1')]
+    assert res['rollback'][0]['restored'] == [units[1]['restore'][0]['path']]
+    assert res['msg'].startswith('rolled back u2.service to v1, which is serving again (ready in ')
+    assert 'u2.service did not become ready' in res['msg']
+
+
+def test_rollback_all_also_returns_the_sites_rolled_before(servers, fake, tmp_path):
+    app = HealthApp()
+    srv = servers(app)
+    units = _rollback_units(tmp_path, srv, app, fake, ['u1', 'u2', 'u3'], broken='u3')
+
+    failed, res, _took = run_module(module_args(units, timeout=1, rollback='all'), fake)
+
+    assert failed
+    assert fake.mutations == [('restart', 'u1.service'), ('restart', 'u2.service'), ('restart', 'u3.service'),
+                              ('restart', 'u3.service'), ('restart', 'u2.service'), ('restart', 'u1.service')]
+    assert all(os.readlink(u['link']).endswith('/v1') for u in units)
+    assert all(open(u['restore'][0]['path']).read().startswith('old ') for u in units)
+    assert [(e['name'], e['status']) for e in res['rollback']] == [
+        ('u3.service', 'ready'), ('u2.service', 'ready'), ('u1.service', 'ready')]
+
+
+def test_rollback_of_a_new_site_is_skipped_and_a_new_file_removed(servers, fake, tmp_path):
+    app = HealthApp()
+    app.route('/readyz', const(503))
+    srv = servers(app)
+    site = tmp_path / 'fresh'
+    (site / 'releases' / 'v1').mkdir(parents=True)
+    unit_file = tmp_path / 'fresh.service'
+    unit_file.write_text('new\n')
+    fake.unit('fresh.service', ActiveState='inactive')
+
+    failed, res, _took = run_module(module_args([dict(
+        name='fresh.service', readiness_url=srv.url('/readyz'), link=str(site / 'current'),
+        link_target=str(site / 'releases' / 'v1'), restore=[dict(path=str(unit_file))])],
+        timeout=0.5, rollback='site'), fake)
+
+    assert failed
+    assert res['rollback'][0]['status'] == 'skipped' and 'no previous release' in res['rollback'][0]['reason']
+    assert not unit_file.exists()
+    assert fake.mutations == [('restart', 'fresh.service')]
+
+
+def test_rollback_overlap_waits_for_the_old_instance(servers, fake, tmp_path):
+    app = HealthApp()
+    app.route('/19001/readyz', const(200))
+    app.route('/19002/readyz', const(503))
+    srv = servers(app)
+    link, target = _releases(tmp_path, 'wiki')
+    fake.unit('wiki@19001.service', ActiveState='active', SubState='running')
+    fake.unit('wiki@19002.service')
+
+    failed, res, _took = run_module(module_args([dict(
+        name='wiki', strategy='overlap', instances=['19001', '19002'], link=link, link_target=target,
+        readiness_url=srv.url('/{instance}/readyz'))], timeout=0.5, rollback='site'), fake)
+
+    assert failed
+    assert fake.mutations == [('start', 'wiki@19002.service'), ('stop', 'wiki@19002.service')]
+    assert [(e['status'], e['version']) for e in res['rollback']] == [('ready', 'v1')]
+    assert 'rolled back wiki to v1, which is serving again' in res['msg']
