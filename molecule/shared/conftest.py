@@ -8,7 +8,9 @@ itself.
 
 import os
 import subprocess
+import sys
 import tempfile
+import time
 
 import pytest
 import testinfra
@@ -105,3 +107,59 @@ def print_table(title, rows, columns):
     print("  ".join(str(c).ljust(w) for c, w in zip(columns, widths)))
     for row in rows:
         print("  ".join(str(row.get(c, "")).ljust(w) for c, w in zip(columns, widths)))
+
+
+def public_url(site):
+    listen = str(site["listen"])
+    host, _, port = listen.rpartition(":")
+    return "http://%s:%s/" % (host or "127.0.0.1", port)
+
+
+def journal_events(host, since, units):
+    """(time, unit, event) for systemd's Stopping/Started lines of the units since `since`."""
+    out = host.check_output("journalctl --no-pager -o short-unix --since @%d %s" % (
+        int(since), " ".join("-u %s" % u for u in units)))
+    events = []
+    for line in out.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) < 4 or not parts[2].startswith("systemd["):
+            continue
+        for event in ("Stopping", "Started"):
+            for unit in units:
+                if parts[3].startswith("%s %s" % (event, unit)):
+                    events.append((float(parts[0]), unit, event))
+    return events
+
+
+def start_paced_load(host, sites):
+    """Start wrk on every site; returns a journal timestamp from just before.
+
+    Paced load (each connection waits 5 ms between requests, about 1,600 req/s a
+    site) so that the deploy itself still gets CPU on a 2-core machine.
+    """
+    host.check_output("printf 'function delay()\\n  return 5\\nend\\n' > /tmp/pace.lua")
+    for s in sites:
+        host.check_output("nohup wrk -t1 -c8 -d600s --timeout 10s --latency -s /tmp/pace.lua %s "
+                          "> /tmp/wrk-%s.txt 2>&1 &" % (public_url(s), s["name"]))
+    since = float(host.check_output("date +%s.%N")) - 1
+    time.sleep(1)
+    return since
+
+
+def stop_paced_load(host, sites, title="deploy under load (wrk, 8 paced connections per site)"):
+    """Stop wrk, print and return its numbers per site."""
+    sys.path.insert(0, os.path.join(PROJECT, "tests", "harness"))
+    from restart_under_load import parse_wrk
+
+    time.sleep(1)
+    host.run("pkill -INT -x wrk")
+    deadline = time.monotonic() + 20
+    while host.run("pgrep -x wrk").rc == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    rows = []
+    for s in sites:
+        res = parse_wrk(host.file("/tmp/wrk-%s.txt" % s["name"]).content_string)
+        rows.append(dict(site=s["name"], requests=res["requests"], failed=res["failed"],
+                         **{k: round(res[k] or 0, 2) for k in ("p50_ms", "p99_ms", "max_ms")}))
+    print_table(title, rows, list(rows[0]))
+    return rows

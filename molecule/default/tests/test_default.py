@@ -5,7 +5,8 @@ import os
 import time
 
 import pytest
-from conftest import PROJECT, print_table
+from conftest import (PROJECT, journal_events, print_table, public_url, start_paced_load,
+                      stop_paced_load)
 
 SECRET = "onebox-molecule-secret-5f2c"
 
@@ -20,12 +21,6 @@ def readiness_url(site):
     health = str(site.get("health_listen", site["listen"]))
     host, _, port = health.rpartition(":")
     return "http://%s:%s/readyz" % (host or "127.0.0.1", port)
-
-
-def public_url(site):
-    listen = str(site["listen"])
-    host, _, port = listen.rpartition(":")
-    return "http://%s:%s/" % (host or "127.0.0.1", port)
 
 
 def test_units_active_and_sockets_listening(host, sites):
@@ -256,57 +251,6 @@ def test_installed_collection_by_fqcn_resolves_artifacts_from_the_cwd(host, tmp_
     host.run("systemctl stop notes.socket notes.service")
 
 
-def _journal_events(host, since, units):
-    """(time, unit, event) for systemd's Stopping/Started lines of the units since `since`."""
-    out = host.check_output("journalctl --no-pager -o short-unix --since @%d %s" % (
-        int(since), " ".join("-u %s" % u for u in units)))
-    events = []
-    for line in out.splitlines():
-        parts = line.split(None, 3)
-        if len(parts) < 4 or not parts[2].startswith("systemd["):
-            continue
-        for event in ("Stopping", "Started"):
-            for unit in units:
-                if parts[3].startswith("%s %s" % (event, unit)):
-                    events.append((float(parts[0]), unit, event))
-    return events
-
-
-def start_paced_load(host, sites):
-    """Start wrk on every site; returns a journal timestamp from just before.
-
-    Paced load (each connection waits 5 ms between requests, about 1,600 req/s a
-    site) so that the deploy itself still gets CPU on a 2-core machine.
-    """
-    host.check_output("printf 'function delay()\\n  return 5\\nend\\n' > /tmp/pace.lua")
-    for s in sites:
-        host.check_output("nohup wrk -t1 -c8 -d600s --timeout 10s --latency -s /tmp/pace.lua %s "
-                          "> /tmp/wrk-%s.txt 2>&1 &" % (public_url(s), s["name"]))
-    since = float(host.check_output("date +%s.%N")) - 1
-    time.sleep(1)
-    return since
-
-
-def stop_paced_load(host, sites, title="deploy under load (wrk, 8 paced connections per site)"):
-    """Stop wrk, print and return its numbers per site."""
-    import sys
-    sys.path.insert(0, os.path.join(PROJECT, "tests", "harness"))
-    from restart_under_load import parse_wrk
-
-    time.sleep(1)
-    host.run("pkill -INT -x wrk")
-    deadline = time.monotonic() + 20
-    while host.run("pgrep -x wrk").rc == 0 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    rows = []
-    for s in sites:
-        res = parse_wrk(host.file("/tmp/wrk-%s.txt" % s["name"]).content_string)
-        rows.append(dict(site=s["name"], requests=res["requests"], failed=res["failed"],
-                         **{k: round(res[k] or 0, 2) for k in ("p50_ms", "p99_ms", "max_ms")}))
-    print_table(title, rows, list(rows[0]))
-    return rows
-
-
 def test_deploy_playbook_rolls_one_site_at_a_time_under_load(host, sites, playbook):
     """onebox.deploy.deploy ships a new release of every site while wrk loads all three."""
     since = start_paced_load(host, sites)
@@ -324,7 +268,7 @@ def test_deploy_playbook_rolls_one_site_at_a_time_under_load(host, sites, playbo
     assert sum(r["failed"] for r in rows) == 0, rows
     # Strictly one after another: a site stops only after the previous one started.
     units = ["%s.service" % s["name"] for s in sites]
-    events = _journal_events(host, since, units)
+    events = journal_events(host, since, units)
     order = [u for _, u, e in events if e == "Stopping"]
     assert order == units, events
     for prev, nxt in zip(units, units[1:]):
@@ -368,7 +312,7 @@ def test_never_ready_release_stops_the_roll_and_later_sites_keep_their_release(h
     assert host.file("/srv/onebox/shop/current").linked_to == before["shop"][2]
     # Rolled strictly in order and stopped at shop: wiki was never touched.
     assert after["wiki"] == before["wiki"]
-    events = _journal_events(host, since, ["blog.service", "shop.service", "wiki.service"])
+    events = journal_events(host, since, ["blog.service", "shop.service", "wiki.service"])
     assert [u for _, u, e in events if e == "Stopping"] == ["blog.service", "shop.service"], events
     # A good deploy of the same sites repairs shop.
     rc, out = playbook({"onebox_sites": [dict(s, version="3.0.0") for s in sites]}, playbook="deploy.yml")
@@ -402,7 +346,7 @@ def test_overlap_strategy_starts_new_instance_before_stopping_old(host, sites, p
     # Restart would hold requests for the 0.7 s warm-up; overlap only for a switch.
     assert rows[0]["max_ms"] < 350, rows
     assert _served(host, wiki)[0] == "4.1.0"
-    events = _journal_events(host, since, ["wiki@19013.service", "wiki@19014.service"])
+    events = journal_events(host, since, ["wiki@19013.service", "wiki@19014.service"])
     started_new = [t for t, u, e in events if u == "wiki@19014.service" and e == "Started"]
     stopping_old = [t for t, u, e in events if u == "wiki@19013.service" and e == "Stopping"]
     assert started_new and stopping_old and started_new[0] <= stopping_old[0], events
