@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by demo.sh and bench-roll.sh (sourced, not run).
 
 # Start a fresh systemd container NAME and wait until systemd has booted.

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Restart sites under load from wrk and count what the clients saw.
 
 Runs on the systemd host (inside the test container): one independent `wrk`
@@ -78,7 +77,7 @@ def roll_site(site, restarts, timeout, report):
     socket_states = set()
     durations = []
     began = time.monotonic()
-    for _ in range(restarts):
+    for _restart in range(restarts):
         start = time.monotonic()
         proc = subprocess.run(["systemctl", "restart", site["unit"]], capture_output=True,
                               text=True, check=False)
@@ -134,7 +133,7 @@ def main():
     for site in sites:
         proc = wrks[site["name"]]
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
+        out, _err = proc.communicate(timeout=30)
         reports[site["name"]].update(parse_wrk(out))
         reports[site["name"]]["wrk_output"] = out
     total = {key: sum(r[key] for r in reports.values())

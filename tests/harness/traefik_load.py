@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Load sites through Traefik (Host header routing) while restarting them.
 
 Runs on the systemd host next to restart_under_load.py (it imports its wrk
@@ -69,7 +68,7 @@ def main():
     for site in sites:
         proc = wrks[site["name"]]
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
+        out, _err = proc.communicate(timeout=30)
         reports[site["name"]].update(parse_wrk(out))
         reports[site["name"]]["wrk_output"] = out
     os.unlink(lua.name)

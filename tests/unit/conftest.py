@@ -34,6 +34,6 @@ def _install_collection_path():
 
 
 try:
-    import ansible_collections.onebox.deploy.plugins.module_utils.readiness  # noqa: F401
+    importlib.import_module('ansible_collections.onebox.deploy.plugins.module_utils.readiness')
 except ImportError:
     _install_collection_path()

@@ -92,12 +92,12 @@ def read_response(sock):
         if not chunk:
             raise ConnectionError("closed before response head: %r" % buf)
         buf += chunk
-    head, _, rest = buf.partition(b"\r\n\r\n")
+    head, _sep, rest = buf.partition(b"\r\n\r\n")
     lines = head.decode().split("\r\n")
     code = int(lines[0].split()[1])
     headers = {}
     for line in lines[1:]:
-        k, _, v = line.partition(":")
+        k, _sep, v = line.partition(":")
         headers[k.strip().lower()] = v.strip()
     length = int(headers["content-length"])
     while len(rest) < length:
@@ -280,7 +280,7 @@ def test_separate_health_does_not_accept_public_during_warmup(start_app):
         assert status(health, "/readyz") == 503, "warm-up ended too early for test"
         assert not answered_early, "public socket accepted during warm-up"
         public.settimeout(5)
-        code, _, body = read_response(public)  # answered after warm-up
+        code, _headers, body = read_response(public)  # answered after warm-up
         assert code == 200 and b'"site"' in body
         assert status(health, "/readyz") == 200
     assert status(app.port, "/") == 200
@@ -316,7 +316,7 @@ def test_socket_inheritance(start_app):
         t.join(5)
         assert res["value"][0] == 200
         lst.settimeout(2)
-        accepted, _ = lst.accept()  # still waiting in the kernel backlog
+        accepted, _addr = lst.accept()  # still waiting in the kernel backlog
         with accepted, queued, busy:
             accepted.settimeout(2)
             assert accepted.recv(100).startswith(b"GET / HTTP/1.1")
@@ -375,7 +375,7 @@ def test_idle_keepalive_closed_on_drain(start_app, sig):
     wait_for(lambda: status(app.port, "/readyz") == 200, what="ready")
     sock = socket.create_connection(("127.0.0.1", app.port), timeout=5)
     with sock:
-        code, headers, _ = raw_request(sock, "/")
+        code, headers, _body = raw_request(sock, "/")
         assert code == 200 and headers["connection"] == "keep-alive"
         t0 = time.monotonic()
         app.signal(sig)
@@ -394,7 +394,7 @@ def test_idle_connection_request_within_grace_is_served(start_app):
         assert raw_request(sock, "/")[0] == 200
         app.signal()
         app.wait_draining()
-        code, headers, _ = raw_request(sock, "/")
+        code, headers, _body = raw_request(sock, "/")
         assert code == 200 and headers["connection"] == "close"
         assert is_closed(sock, 2)
     assert app.wait_exit() == 0
@@ -453,7 +453,7 @@ def test_env_configuration(start_app):
         "APP_WARMUP_SECONDS": "0.1", "ONEBOX_SITE": "shop",
         "ONEBOX_VERSION": "2024.1"})
     wait_for(lambda: status(health, "/readyz") == 200, what="ready")
-    code, _, body = get(port, "/")
+    code, _headers, body = get(port, "/")
     assert code == 200 and b'"site":"shop"' in body and b'"version":"2024.1"' in body
     assert "onebox-app[shop]: ready after" in app.log()
     app.signal()

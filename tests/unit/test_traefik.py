@@ -48,7 +48,7 @@ def render(sites, options=None):
     """The dynamic file exactly as the role's template writes it."""
     with open(os.path.join(ROOT, "templates", "traefik-dynamic.yml.j2")) as handle:
         source = handle.read()
-    header, _, body = source.partition("\n")
+    header, _sep, body = source.partition("\n")
     assert header == "#jinja2: lstrip_blocks: True"
     env = jinja2.Environment(lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
     env.filters["comment"] = comment
