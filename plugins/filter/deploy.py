@@ -58,7 +58,7 @@ def audit_records(result, sites, preflight, action="deploy", owner="unknown", ru
     return records
 
 
-def rollback_plan(sites, preflight, to=None):
+def rollback_plan(sites, preflight, to=None, restore=None):
     """What a rollback does per site: the release it returns to (``to``, or
     the one installed before the current one), the ``rolling_restart`` units,
     and an error per site that cannot be rolled back."""
@@ -83,7 +83,7 @@ def rollback_plan(sites, preflight, to=None):
             plan["unchanged"].append(name)
         else:
             plan["targets"][name] = target
-            plan["units"].append(roll_unit(site, True, target))
+            plan["units"].append(roll_unit(site, True, target, restore))
             plan["sites"].append(site)
     return plan
 

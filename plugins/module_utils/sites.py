@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import shlex
+import tarfile
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
@@ -116,6 +117,31 @@ def artifact_kind(path):
     if path.endswith((".tar.gz", ".tgz")):
         return "tarball"
     return "file"
+
+
+def tarball_problem(path):
+    """Why a tarball artifact must not be unpacked (None when it is fine):
+    members with absolute paths or ``..``, links that point outside the
+    release, devices and FIFOs."""
+    try:
+        with tarfile.open(path) as tar:
+            for member in tar.getmembers():
+                name = member.name
+                if name.startswith("/"):
+                    return "member %r has an absolute path" % name
+                if ".." in name.split("/"):
+                    return "member %r contains '..'" % name
+                if member.issym() or member.islnk():
+                    target = member.linkname
+                    base = os.path.dirname(name) if member.issym() else ""
+                    resolved = os.path.normpath(os.path.join(base, target))
+                    if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
+                        return "link %r points outside the release (%r)" % (name, target)
+                if member.isdev() or member.isfifo():
+                    return "member %r is a device or FIFO" % name
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        return "cannot be read as a .tar.gz: %s" % exc
+    return None
 
 
 def artifact_sha256(path):
@@ -268,6 +294,10 @@ def validate_sites(sites, artifact_base=None, check_artifacts=True, default_stra
             path = resolve_artifact(artifact, artifact_base)
             if not os.path.exists(path):
                 errors.append(_err(label, "artifact", "%s does not exist on the controller" % path))
+            elif artifact_kind(path) == "tarball":
+                problem = tarball_problem(path)
+                if problem:
+                    errors.append(_err(label, "artifact", "%s: %s" % (path, problem)))
             elif artifact_kind(path) == "file":
                 if not os.path.isfile(path):
                     errors.append(_err(label, "artifact", "%s is not a regular file" % path))

@@ -3,8 +3,10 @@
 
 from __future__ import absolute_import, division, print_function
 
+import io
 import os
 import stat
+import tarfile
 
 import pytest
 
@@ -22,7 +24,8 @@ def base(tmp_path):
     single.write_text("#!/bin/sh\n")
     single.chmod(0o755)
     (tmp_path / "files" / "plain").write_text("data")
-    (tmp_path / "files" / "shop.tar.gz").write_bytes(b"")
+    with tarfile.open(str(tmp_path / "files" / "shop.tar.gz"), "w:gz") as tar:
+        tar.add(str(app.parent), arcname=".")
     return str(tmp_path)
 
 
@@ -203,3 +206,29 @@ def test_normalize_restart_retires_the_overlap_template(base):
     assert out["service_units"] == ["blog.service"] and out["trigger_unit"] == "blog.service"
     assert out["retired_file"] == "blog@.service"
     assert "link" not in S.roll_unit(out) and S.roll_unit(out)["name"] == "blog.service"
+
+
+@pytest.mark.parametrize("member,link,problem", [
+    ("/etc/evil", None, "has an absolute path"),
+    ("bin/../../evil", None, "contains '..'"),
+    ("bin/up", "../../etc", "points outside the release"),
+    ("bin/abs", "/etc/passwd", "points outside the release"),
+])
+def test_tarball_members_that_would_escape_the_release_are_refused(base, member, link, problem):
+    path = os.path.join(base, "files", "bad.tar.gz")
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo(member)
+        if link:
+            info.type, info.linkname = tarfile.SYMTYPE, link
+        tar.addfile(info, io.BytesIO(b"") if not link else None)
+    errs = errors([site(artifact="files/bad.tar.gz", command="/usr/bin/true")], base)
+    assert len(errs) == 1 and "field 'artifact'" in errs[0] and problem in errs[0], errs
+
+
+def test_a_link_inside_the_release_is_fine(base):
+    path = os.path.join(base, "files", "ok.tar.gz")
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("bin/current")
+        info.type, info.linkname = tarfile.SYMTYPE, "../lib/app"
+        tar.addfile(info)
+    assert errors([site(artifact="files/ok.tar.gz", command="/usr/bin/true")], base) == []

@@ -155,30 +155,110 @@ def test_redeploy_restarts_only_the_changed_site_and_hides_secrets(host, sites, 
     assert rc == 0, out[-3000:]
 
 
+def _bad_artifacts():
+    """Controller-side artifacts that must be refused: not executable, and
+    tarballs with an absolute path, a '..' member and a link out of the release."""
+    import atexit
+    import io
+    import shutil
+    import tarfile
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="onebox-bad-")
+    atexit.register(shutil.rmtree, base, True)
+    with open(os.path.join(base, "not-executable"), "w") as handle:
+        handle.write("#!/bin/sh\n")
+    for name, member, link in (("absolute", "/etc/evil", None), ("dotdot", "bin/../../evil", None),
+                               ("escape", "bin/up", "../../../etc")):
+        with tarfile.open(os.path.join(base, name + ".tar.gz"), "w:gz") as tar:
+            info = tarfile.TarInfo("bin/onebox-app")
+            info.size, info.mode = 3, 0o755
+            tar.addfile(info, io.BytesIO(b"#!\n"))
+            info = tarfile.TarInfo(member)
+            if link:
+                info.type, info.linkname = tarfile.SYMTYPE, link
+            else:
+                info.size = 1
+            tar.addfile(info, io.BytesIO(b"x") if not link else None)
+    return base
+
+
+BAD = _bad_artifacts()
+
+
+def _extra(s, **fields):
+    """A new site next to the scenario's, on free ports, with the given fields."""
+    site = dict(s[0], name="extra", listen="127.0.0.1:8059", health_listen="127.0.0.1:19059")
+    site.update(fields)
+    return s + [site]
+
+
+# (case, mutate onebox_sites, extra role variables, texts the failure must contain)
 BAD_INPUTS = [
-    ("name", lambda s: [dict(s[0], name="Bad_Name")] + s[1:], ["'Bad_Name'", "field 'name'"]),
-    ("listen", lambda s: s + [dict(s[0], name="dup", health_listen="127.0.0.1:19050")],
+    ("name", lambda s: [dict(s[0], name="Bad_Name")] + s[1:], {}, ["'Bad_Name'", "field 'name'"]),
+    ("name too long", lambda s: _extra(s, name="a" * 40), {}, ["field 'name'", "must match"]),
+    ("duplicate name", lambda s: _extra(s, name="blog"), {}, ["field 'name'", "is already used by"]),
+    ("unknown field", lambda s: _extra(s, lisen="127.0.0.1:8060"), {}, ["'extra'", "field 'lisen'",
+                                                                        "not a known site field"]),
+    ("listen", lambda s: s + [dict(s[0], name="dup", health_listen="127.0.0.1:19050")], {},
      ["'dup'", "field 'listen'", "collides"]),
-    ("health_listen", lambda s: s + [dict(s[0], name="duph", listen="127.0.0.1:8050")],
+    ("listen syntax", lambda s: _extra(s, listen="localhost"), {}, ["'extra'", "field 'listen'"]),
+    ("listen port range", lambda s: _extra(s, listen="127.0.0.1:70000"), {}, ["'extra'", "field 'listen'"]),
+    ("health_listen", lambda s: s + [dict(s[0], name="duph", listen="127.0.0.1:8050")], {},
      ["'duph'", "field 'health_listen'", "collides"]),
+    ("overlap without health port", lambda s: _extra(s, strategy="overlap", health_listen=None), {},
+     ["'extra'", "field 'health_listen'", "required with strategy overlap"]),
     ("artifact", lambda s: s + [dict(s[0], name="nofile", listen="127.0.0.1:8051",
-                                     health_listen="127.0.0.1:19051", artifact="files/nope-1.0/")],
+                                     health_listen="127.0.0.1:19051", artifact="files/nope-1.0/")], {},
      ["'nofile'", "field 'artifact'", "does not exist"]),
-    ("version", lambda s: [dict(s[0], version="../1")] + s[1:], ["'blog'", "field 'version'"]),
+    ("artifact not executable", lambda s: _extra(s, artifact=BAD + "/not-executable", command=None), {},
+     ["'extra'", "field 'artifact'", "is not executable"]),
+    ("tarball absolute path", lambda s: _extra(s, artifact=BAD + "/absolute.tar.gz"), {},
+     ["'extra'", "field 'artifact'", "member '/etc/evil' has an absolute path"]),
+    ("tarball dotdot", lambda s: _extra(s, artifact=BAD + "/dotdot.tar.gz"), {},
+     ["'extra'", "field 'artifact'", "contains '..'"]),
+    ("tarball link out", lambda s: _extra(s, artifact=BAD + "/escape.tar.gz"), {},
+     ["'extra'", "field 'artifact'", "points outside the release"]),
+    ("checksum", lambda s: _extra(s, checksum="sha256:" + "0" * 64), {},
+     ["'extra'", "field 'checksum'", "has sha256:"]),
+    ("version", lambda s: [dict(s[0], version="../1")] + s[1:], {}, ["'blog'", "field 'version'"]),
+    ("command dotdot", lambda s: _extra(s, command="../../bin/sh -c true"), {},
+     ["'extra'", "field 'command'", "must not contain '..'"]),
+    ("command not in artifact", lambda s: _extra(s, command="bin/nope"), {},
+     ["'extra'", "field 'command'", "is not a file in the artifact"]),
+    ("env name", lambda s: _extra(s, env={"BAD-NAME": "x"}), {}, ["'extra'", "field 'env'", "BAD-NAME"]),
+    ("secret newline", lambda s: _extra(s, secret_env={"TOKEN": "line1\nline2"}), {},
+     ["'extra'", "field 'secret_env'", "TOKEN must not contain a newline"]),
+    ("negative drain_timeout", lambda s: _extra(s, drain_timeout=-5), {},
+     ["'extra'", "field 'drain_timeout'", "must be greater than"]),
+    ("zero ready_timeout", lambda s: _extra(s, ready_timeout=0), {},
+     ["'extra'", "field 'ready_timeout'", "must be greater than"]),
+    ("backlog not a number", lambda s: _extra(s, backlog="lots"), {}, ["'extra'", "field 'backlog'"]),
+    ("service_type", lambda s: _extra(s, service_type="forking"), {}, ["'extra'", "field 'service_type'"]),
+    ("strategy", lambda s: _extra(s, strategy="bluegreen"), {}, ["'extra'", "field 'strategy'"]),
+    ("readiness_path", lambda s: _extra(s, readiness_path="readyz"), {}, ["'extra'", "field 'readiness_path'"]),
+    ("user", lambda s: _extra(s, user="Root User"), {}, ["'extra'", "field 'user'"]),
+    ("unit directive", lambda s: _extra(s, service_directives={"not a directive": "x"}), {},
+     ["'extra'", "field 'service_directives'"]),
+    ("root with dotdot", lambda s: s, {"onebox_root": "/srv/../etc"}, ["onebox_root must be an absolute path"]),
+    ("keep one release", lambda s: s, {"onebox_keep_releases": 1}, ["onebox_keep_releases must be >= 2"]),
+    ("unknown deploy site", lambda s: s, {"onebox_deploy_sites": ["nope"]},
+     ["onebox_deploy_sites names unknown sites: nope"]),
     ("foreign unit", lambda s: s + [dict(s[0], name="foreign", listen="127.0.0.1:8052",
-                                         health_listen="127.0.0.1:19052")],
+                                         health_listen="127.0.0.1:19052")], {},
      ["site foreign", "field 'name'", "/etc/systemd/system/foreign.service", "not written by onebox.deploy"]),
     ("system unit", lambda s: s + [dict(s[0], name="dbus", listen="127.0.0.1:8053",
-                                        health_listen="127.0.0.1:19053")],
+                                        health_listen="127.0.0.1:19053")], {},
      ["site dbus", "field 'name'", "a system unit"]),
     ("port in use", lambda s: s + [dict(s[0], name="taken", listen="127.0.0.1:8054",
-                                        health_listen="127.0.0.1:19054")],
+                                        health_listen="127.0.0.1:19054")], {},
      ["site taken", "field 'listen'", "port 8054 is already in use"]),
 ]
 
 
-@pytest.mark.parametrize("case,mutate,expected", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
-def test_bad_input_fails_before_the_host_changes(host, sites, playbook, snapshot, case, mutate, expected):
+@pytest.mark.parametrize("case,mutate,extra,expected", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_fails_before_the_host_changes(host, sites, playbook, snapshot, case, mutate, extra, expected):
+    """34 kinds of bad input: each fails naming the site (or variable) and the field; the host is unchanged."""
     host.check_output("printf '[Service]\\nExecStart=/bin/true\\n' > /etc/systemd/system/foreign.service")
     blocker = None
     if case == "port in use":
@@ -189,7 +269,7 @@ def test_bad_input_fails_before_the_host_changes(host, sites, playbook, snapshot
             time.sleep(0.2)
     try:
         before = snapshot(host)
-        rc, out = playbook({"onebox_sites": mutate(sites)})
+        rc, out = playbook(dict({"onebox_sites": mutate(sites)}, **extra))
         after = snapshot(host)
     finally:
         host.run("rm -f /etc/systemd/system/foreign.service")
@@ -198,6 +278,7 @@ def test_bad_input_fails_before_the_host_changes(host, sites, playbook, snapshot
     assert rc != 0
     for text in expected:
         assert text in out, (text, out[-2000:])
+    assert "line1" not in out and "line2" not in out   # a secret value is never echoed
     assert before == after
 
 
