@@ -18,7 +18,7 @@ export PY_COLORS := 0
 export ONEBOX_TEST_IMAGE ?= localhost/onebox-systemd:bookworm
 SCENARIOS ?= default traefik rollback
 
-.PHONY: help venv host collection lint changelog-lint sanity galaxy-check unit molecule test demo bench-roll bench-traefik clean
+.PHONY: help venv host collection lint changelog-lint sanity galaxy-check unit molecule test demo bench-roll bench-traefik bench clean
 
 help:
 	@echo "make test           - lint, changelog-lint, sanity, galaxy-check, unit, then every Molecule scenario"
@@ -29,6 +29,7 @@ help:
 	@echo "make unit           - pytest tests/unit"
 	@echo "make molecule       - every Molecule scenario (systemd containers)"
 	@echo "make demo           - three demo sites in a systemd container, restarted under load"
+	@echo "make bench          - plain restart, Traefik, socket restart and overlap under the same load: table + plot in docs/bench/"
 
 $(VENV)/.installed: requirements-dev.txt
 	command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3; }
@@ -118,6 +119,10 @@ bench-roll: venv host collection
 
 bench-traefik: venv host collection
 	bash tests/harness/bench-traefik.sh
+
+# Every way of restarting, one table and one plot (docs/benchmark.md, docs/bench/<date>.*).
+bench: venv host collection
+	bash tests/harness/bench.sh
 
 clean:
 	-for s in $(SCENARIOS); do molecule destroy -s $$s; done
