@@ -7,6 +7,7 @@ itself.
 """
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -107,6 +108,46 @@ def print_table(title, rows, columns):
     print("  ".join(str(c).ljust(w) for c, w in zip(columns, widths)))
     for row in rows:
         print("  ".join(str(row.get(c, "")).ljust(w) for c, w in zip(columns, widths)))
+
+
+# The exposure target of every unit the roles write (docs/units.md#sandboxing).
+MAX_EXPOSURE = 2.0
+
+
+def site_service_units(host_):
+    """Every site service unit on the host: NAME.service, or the active instances of a template NAME@.service."""
+    files = host_.check_output("grep -l '^# Managed by onebox.deploy: site ' /etc/systemd/system/*.service "
+                               "2>/dev/null || true").split()
+    units = []
+    for path in files:
+        name = os.path.basename(path)
+        if name.endswith("@.service"):
+            active = host_.check_output("systemctl list-units --no-legend --plain --state=active '%s*.service'"
+                                        % name[:-len(".service")])
+            units.extend(line.split()[0] for line in active.splitlines())
+        else:
+            units.append(name)
+    return sorted(units)
+
+
+def exposure(host_, unit):
+    """``systemd-analyze security UNIT``: (overall exposure, names of the checks that add exposure)."""
+    out = host_.run("systemd-analyze security --no-pager %s" % unit).stdout
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out)
+    assert match, out
+    # A check that adds exposure ends with its share, e.g. "PrivateNetwork= ... 0.5".
+    failed = [m.group(1) for m in re.finditer(r"^\S+ (\S+) .* (\d+\.\d+)$", out, re.M)]
+    return float(match.group(1)), failed
+
+
+def process_status(host_, unit):
+    """User, no_new_privs, seccomp mode and effective capabilities of a unit's main process."""
+    pid = host_.check_output("systemctl show -p MainPID --value %s" % unit)
+    status = dict(line.split(":", 1) for line in host_.check_output("cat /proc/%s/status" % pid).splitlines()
+                  if ":" in line)
+    user = host_.check_output("ps -o user= -p %s" % pid)
+    return {"user": user, "NoNewPrivs": status["NoNewPrivs"].strip(), "Seccomp": status["Seccomp"].strip(),
+            "CapEff": status["CapEff"].strip()}
 
 
 def public_url(site):

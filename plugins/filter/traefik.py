@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: onebox.deploy contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters that validate ``onebox_sites`` for Traefik and build its dynamic configuration."""
+"""Filters that validate ``onebox_sites`` for Traefik, build its dynamic configuration and its unit's sandboxing."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -10,6 +10,7 @@ __metaclass__ = type
 from ansible_collections.onebox.deploy.plugins.module_utils.traefik import (
     traefik_dynamic,
     traefik_errors,
+    traefik_unit_directives,
 )
 
 
@@ -18,4 +19,5 @@ class FilterModule(object):
         return {
             "traefik_errors": traefik_errors,
             "traefik_dynamic": traefik_dynamic,
+            "traefik_unit_directives": traefik_unit_directives,
         }

@@ -41,6 +41,47 @@ SERVICE_TYPES = ("exec", "notify", "simple")
 STRATEGIES = ("restart", "overlap")
 
 
+# Sandboxing of every site service (docs/units.md, "Sandboxing"), written in
+# this order after the service's own settings. A key of a site's service_directives
+# replaces the default of the same name; an empty value removes it.
+SANDBOX_DEFAULTS = (
+    ("NoNewPrivileges", "yes"),
+    # Empty: no capability at all (the socket is bound by systemd). A site whose
+    # app binds a port below 1024 itself gets CAP_NET_BIND_SERVICE, see below.
+    ("CapabilityBoundingSet", ""),
+    ("ProtectSystem", "strict"),
+    ("ReadWritePaths", None),  # the site's shared/ directory
+    ("ProtectHome", "yes"),
+    ("PrivateTmp", "yes"),
+    ("PrivateDevices", "yes"),
+    ("DevicePolicy", "closed"),
+    ("PrivateMounts", "yes"),
+    ("ProtectKernelTunables", "yes"),
+    ("ProtectKernelModules", "yes"),
+    ("ProtectKernelLogs", "yes"),
+    ("ProtectControlGroups", "yes"),
+    ("ProtectClock", "yes"),
+    ("ProtectHostname", "yes"),
+    ("ProtectProc", "invisible"),
+    ("ProcSubset", "pid"),
+    ("LockPersonality", "yes"),
+    ("RestrictNamespaces", "yes"),
+    ("RestrictRealtime", "yes"),
+    ("RestrictSUIDSGID", "yes"),
+    ("RemoveIPC", "yes"),
+    ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
+    ("SystemCallArchitectures", "native"),
+    ("SystemCallFilter", ["@system-service", "~@privileged @resources"]),
+    # A filtered call fails with EPERM instead of killing the process.
+    ("SystemCallErrorNumber", "EPERM"),
+    ("UMask", "0027"),
+)
+# Not among them: MemoryDenyWriteExecute makes JIT runtimes (Node/V8, the JVM,
+# .NET, LuaJIT, PHP's opcache JIT, ...) fail at start, and the exposure target
+# is met without it. A site turns it on with
+# service_directives: {MemoryDenyWriteExecute: true}.
+
+
 class SiteError(ValueError):
     """A site entry is invalid; ``str()`` names the site and the field."""
 
@@ -199,7 +240,10 @@ def _directives(errors, label, site, field):
             errors.append(_err(label, field, "has an invalid directive name %r" % (key,)))
         vals = val if isinstance(val, list) else [val]
         for item in vals:
-            if "\n" in str(item):
+            if item is not None and not isinstance(item, (str, int, float, bool)):
+                errors.append(_err(label, field, "directive %s must be a string, a number, a boolean or a list "
+                                   "of those" % key))
+            elif "\n" in str(item):
                 errors.append(_err(label, field, "directive %s must not contain a newline" % key))
 
 
@@ -379,6 +423,59 @@ def validate_sites(sites, artifact_base=None, check_artifacts=True, default_stra
     return errors
 
 
+def _directive_value(value):
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def merge_directives(defaults, overrides):
+    """Unit directives: ``defaults`` with ``overrides`` applied by name.
+
+    ``defaults`` is a sequence of ``(key, value)`` pairs (or a mapping),
+    ``overrides`` a mapping. A key of ``overrides`` replaces the default of the
+    same name in its place; an empty value (``""``, ``None`` or ``[]``) removes
+    it, so systemd's built-in default applies; ``[""]`` writes an explicit empty
+    assignment (``Key=``, systemd's reset). Other keys follow in their order.
+    Returns an ordered dict of key to a string or a list of strings (a list
+    repeats the directive); booleans become ``yes``/``no``.
+    """
+    pairs = list(defaults.items()) if isinstance(defaults, dict) else list(defaults)
+    overrides = overrides or {}
+    out = {}
+    for key, value in pairs + [(k, v) for k, v in overrides.items() if k not in dict(pairs)]:
+        if key in overrides:
+            value = overrides[key]
+            if value is None or (isinstance(value, (str, list)) and not value):
+                continue
+        if isinstance(value, list):
+            out[key] = [_directive_value(item) for item in value]
+        else:
+            out[key] = _directive_value(value)
+    return out
+
+
+def sandbox_directives(site):
+    """The sandboxing defaults of a normalised site's service (SANDBOX_DEFAULTS).
+
+    The app binds a port itself only when it has a health port of its own
+    (``health_listen`` other than ``listen``; always with strategy overlap,
+    whose second instance uses the next port): below 1024 it keeps
+    CAP_NET_BIND_SERVICE, as its bounding set and as an ambient capability.
+    """
+    own_port = site["health_listen"] != site["listen"] or site.get("strategy") == "overlap"
+    privileged = own_port and site["health_port"] < 1024
+    out = []
+    for key, value in SANDBOX_DEFAULTS:
+        if key == "ReadWritePaths":
+            value = systemd_path(os.path.join(site["site_dir"], "shared"))
+        elif key == "CapabilityBoundingSet" and privileged:
+            out.append((key, "CAP_NET_BIND_SERVICE"))
+            key, value = "AmbientCapabilities", "CAP_NET_BIND_SERVICE"
+        out.append((key, value))
+    return out
+
+
 def normalize_site(site, defaults, artifact_base=None):
     """Fill defaults and derive the values the templates and tasks need.
 
@@ -438,6 +535,8 @@ def normalize_site(site, defaults, artifact_base=None):
         out["retired_file"] = "%s@.service" % name
     # The unit the socket starts when a connection arrives and nothing runs.
     out["trigger_unit"] = out["service_units"][0]
+    # Sandboxing defaults with the site's own service_directives applied by name.
+    out["service_directives"] = merge_directives(sandbox_directives(out), out.get("service_directives"))
     return out
 
 
@@ -450,6 +549,14 @@ def systemd_quote(arg):
     if _PLAIN_ARG.match(arg):
         return arg
     return '"%s"' % arg.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def systemd_path(path):
+    """Quote a path for a path-list directive such as ReadWritePaths= (specifiers, no $ expansion)."""
+    path = path.replace("%", "%%")
+    if _PLAIN_ARG.match(path) and "$" not in path:
+        return path
+    return '"%s"' % path.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def roll_unit(site, switch_current=False, version=None, restore=None):

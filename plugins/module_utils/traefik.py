@@ -24,7 +24,9 @@ __metaclass__ = type
 import re
 
 from ansible_collections.onebox.deploy.plugins.module_utils.sites import (
+    DIRECTIVE_RE,
     format_listen,
+    merge_directives,
     parse_listen,
     url_host,
     validate_sites,
@@ -60,7 +62,46 @@ DEFAULT_OPTIONS = {
     "retry_initial_interval": "100ms",
     "retry_status": ["502", "503"],
     "version": "3.7",
+    "api_listen": "127.0.0.1:8080",
+    "service_directives": {},
 }
+
+# Sandboxing of the installed traefik.service (docs/traefik.md#the-installed-unit),
+# written after its own settings; onebox_traefik_service_directives replaces
+# them by name (an empty value removes one), like a site's service_directives.
+TRAEFIK_SANDBOX = (
+    ("NoNewPrivileges", "yes"),
+    # CAP_NET_BIND_SERVICE only when an entry point (or the API) listens below 1024.
+    ("CapabilityBoundingSet", ""),
+    ("ProtectSystem", "strict"),
+    ("ProtectHome", "yes"),
+    ("PrivateTmp", "yes"),
+    ("PrivateDevices", "yes"),
+    ("DevicePolicy", "closed"),
+    ("PrivateMounts", "yes"),
+    ("ProtectKernelTunables", "yes"),
+    ("ProtectKernelModules", "yes"),
+    ("ProtectKernelLogs", "yes"),
+    ("ProtectControlGroups", "yes"),
+    ("ProtectClock", "yes"),
+    ("ProtectHostname", "yes"),
+    ("ProtectProc", "invisible"),
+    ("ProcSubset", "pid"),
+    ("LockPersonality", "yes"),
+    # Go has no JIT: Traefik never needs writable executable memory.
+    ("MemoryDenyWriteExecute", "yes"),
+    ("RestrictNamespaces", "yes"),
+    ("RestrictRealtime", "yes"),
+    ("RestrictSUIDSGID", "yes"),
+    ("RemoveIPC", "yes"),
+    ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
+    ("SystemCallArchitectures", "native"),
+    ("SystemCallFilter", ["@system-service", "~@privileged @resources"]),
+    ("SystemCallErrorNumber", "EPERM"),
+    ("UMask", "0077"),
+)
+# The port at the end of a Traefik address: ":80", "0.0.0.0:443", "[::]:8443/udp".
+ADDRESS_PORT_RE = re.compile(r":([0-9]{1,5})(/(tcp|udp))?$")
 
 
 def parse_version(text):
@@ -145,6 +186,22 @@ def option_errors(options):
                           "(onebox_traefik_api_listen)" % API_ENTRYPOINT)
         if not isinstance(conf, dict) or not conf.get("address"):
             errors.append("onebox_traefik_entrypoints: entry point %s needs an 'address'" % name)
+        elif not ADDRESS_PORT_RE.search(str(conf["address"])):
+            errors.append("onebox_traefik_entrypoints: the address of entry point %s must end in :PORT "
+                          "(optionally /tcp or /udp), got %r" % (name, conf["address"]))
+    directives = opts["service_directives"]
+    if not isinstance(directives, dict):
+        errors.append("onebox_traefik_service_directives must be a mapping of directive to value")
+        directives = {}
+    for key, value in directives.items():
+        if not DIRECTIVE_RE.match(str(key)):
+            errors.append("onebox_traefik_service_directives: invalid directive name %r" % (key,))
+        for item in (value if isinstance(value, list) else [value]):
+            if item is not None and not isinstance(item, (str, int, float, bool)):
+                errors.append("onebox_traefik_service_directives: %s must be a string, a number, a boolean or "
+                              "a list of those" % key)
+            elif "\n" in str(item):
+                errors.append("onebox_traefik_service_directives: %s must not contain a newline" % key)
     for field, name in (("router_entrypoints", "onebox_traefik_router_entrypoints"),
                         ("middlewares", "onebox_traefik_middlewares"),
                         ("retry_status", "onebox_traefik_retry_status")):
@@ -347,3 +404,35 @@ def traefik_dynamic(sites, options=None, defaults=None):
         http["routers"] = routers
         http["services"] = services
     return {"http": http}
+
+
+def privileged_ports(options=None):
+    """Ports below 1024 that Traefik binds itself (entry points and the API), sorted."""
+    opts = _options(options)
+    addresses = [conf.get("address") for conf in (opts["entrypoints"] or {}).values() if isinstance(conf, dict)]
+    addresses.append(opts["api_listen"])
+    ports = set()
+    for address in addresses:
+        match = ADDRESS_PORT_RE.search(str(address or ""))
+        if match and int(match.group(1)) < 1024:
+            ports.add(int(match.group(1)))
+    return sorted(ports)
+
+
+def traefik_unit_directives(options=None):
+    """The sandboxing directives of the installed ``traefik.service``.
+
+    :data:`TRAEFIK_SANDBOX` with CAP_NET_BIND_SERVICE (bounding set and ambient)
+    only when :func:`privileged_ports` finds a port below 1024, then
+    ``service_directives`` applied by name (see ``sites.merge_directives``).
+    Returns an ordered dict of directive to a string or a list of strings.
+    """
+    opts = _options(options)
+    privileged = bool(privileged_ports(opts))
+    defaults = []
+    for key, value in TRAEFIK_SANDBOX:
+        if key == "CapabilityBoundingSet" and privileged:
+            defaults.append((key, "CAP_NET_BIND_SERVICE"))
+            key, value = "AmbientCapabilities", "CAP_NET_BIND_SERVICE"
+        defaults.append((key, value))
+    return merge_directives(defaults, opts["service_directives"])

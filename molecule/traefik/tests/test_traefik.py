@@ -5,7 +5,7 @@ import os
 import time
 
 import pytest
-from conftest import PROJECT, print_table
+from conftest import MAX_EXPOSURE, PROJECT, exposure, print_table, process_status, site_service_units
 
 API = "http://127.0.0.1:8080"
 ENTRY = "http://127.0.0.1:80/"
@@ -85,6 +85,28 @@ def test_traefik_runs_hardened_with_api_on_loopback(host):
     assert staged.content_string == dynamic.content_string
     # No Traefik error for any field of the files (unknown fields are logged as errors).
     assert "field not found" not in host.check_output("journalctl --no-pager -u traefik -o cat")
+
+
+def test_traefik_unit_exposure_is_at_most_2(host):
+    """systemd-analyze security of traefik.service (and of the site services behind it)."""
+    rows = []
+    for unit in ["traefik.service"] + site_service_units(host):
+        level, failed = exposure(host, unit)
+        proc = process_status(host, unit)
+        rows.append(dict(unit=unit, exposure=level, user=proc["user"], NoNewPrivs=proc["NoNewPrivs"],
+                         seccomp=proc["Seccomp"], CapEff=proc["CapEff"], open_checks=" ".join(failed)))
+    print_table("systemd-analyze security (target <= %.1f)" % MAX_EXPOSURE, rows, list(rows[0]))
+    for row in rows:
+        assert row["exposure"] <= MAX_EXPOSURE, row
+        assert row["user"] != "root" and row["NoNewPrivs"] == "1" and row["seccomp"] == "2", row
+    # Entry point :80: CAP_NET_BIND_SERVICE (bit 10) is Traefik's only capability.
+    assert int(rows[0]["CapEff"], 16) == 1 << 10, rows[0]
+    props = dict(line.split("=", 1) for line in host.check_output(
+        "systemctl show -p CapabilityBoundingSet -p AmbientCapabilities -p RestrictAddressFamilies "
+        "-p ProtectProc -p MemoryDenyWriteExecute traefik.service").splitlines())
+    assert sorted(props.pop("RestrictAddressFamilies").split()) == ["AF_INET", "AF_INET6", "AF_UNIX"]
+    assert props == {"CapabilityBoundingSet": "cap_net_bind_service", "AmbientCapabilities": "cap_net_bind_service",
+                     "ProtectProc": "invisible", "MemoryDenyWriteExecute": "yes"}, props
 
 
 def test_requests_are_routed_by_host_header(host, sites):

@@ -1,0 +1,371 @@
+# -*- coding: utf-8 -*-
+"""The units the roles write (templates/service.j2, socket.j2, traefik.service.j2).
+
+Sites are normalised with the role's own defaults (roles/site/defaults/main.yml
+through ``_onebox_site_defaults`` of roles/site/vars/main.yml) and rendered the
+way Ansible's template module does (``trim_blocks``, the file's
+``#jinja2: lstrip_blocks`` header). Where the machine has ``systemd-analyze``
+the rendered units are also checked with ``verify`` (as the roles do) and
+scored with ``security --offline``: the exposure must stay at 2.0 or lower.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import os
+import re
+import shutil
+import subprocess
+
+import jinja2
+import pytest
+import yaml
+from ansible.plugins.filter.core import FilterModule as CoreFilters
+
+from ansible_collections.onebox.deploy.plugins.module_utils import sites as S
+from ansible_collections.onebox.deploy.plugins.module_utils import traefik as T
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MAX_EXPOSURE = 2.0
+
+# Every default of a site service, as written for a site without overrides.
+SITE_SANDBOX = {
+    "NoNewPrivileges": ["yes"],
+    "CapabilityBoundingSet": [""],
+    "ProtectSystem": ["strict"],
+    "ReadWritePaths": ["/srv/onebox/blog/shared"],
+    "ProtectHome": ["yes"],
+    "PrivateTmp": ["yes"],
+    "PrivateDevices": ["yes"],
+    "DevicePolicy": ["closed"],
+    "PrivateMounts": ["yes"],
+    "ProtectKernelTunables": ["yes"],
+    "ProtectKernelModules": ["yes"],
+    "ProtectKernelLogs": ["yes"],
+    "ProtectControlGroups": ["yes"],
+    "ProtectClock": ["yes"],
+    "ProtectHostname": ["yes"],
+    "ProtectProc": ["invisible"],
+    "ProcSubset": ["pid"],
+    "LockPersonality": ["yes"],
+    "RestrictNamespaces": ["yes"],
+    "RestrictRealtime": ["yes"],
+    "RestrictSUIDSGID": ["yes"],
+    "RemoveIPC": ["yes"],
+    "RestrictAddressFamilies": ["AF_UNIX AF_INET AF_INET6"],
+    "SystemCallArchitectures": ["native"],
+    "SystemCallFilter": ["@system-service", "~@privileged @resources"],
+    "SystemCallErrorNumber": ["EPERM"],
+    "UMask": ["0027"],
+}
+
+
+def _yaml(path):
+    with open(os.path.join(ROOT, path)) as handle:
+        return yaml.safe_load(handle)
+
+
+def role_site_defaults():
+    """``_onebox_site_defaults`` with the role defaults it refers to filled in."""
+    defaults = _yaml("roles/site/defaults/main.yml")
+    out = {}
+    for key, value in _yaml("roles/site/vars/main.yml")["_onebox_site_defaults"].items():
+        match = re.match(r"^\{\{ (\w+) \}\}$", str(value))
+        assert match, value
+        out[key] = defaults[match.group(1)]
+    return out
+
+
+def site(**kw):
+    out = {"name": "blog", "listen": "127.0.0.1:8001", "health_listen": "127.0.0.1:19001", "version": "1.0.0",
+           "artifact": "files/reference-app", "command": "bin/onebox-app --warmup 0.2"}
+    out.update(kw)
+    return out
+
+
+def normalize(raw, **defaults):
+    assert S.validate_sites([raw], ROOT) == []
+    return S.normalize_site(raw, dict(role_site_defaults(), **defaults), ROOT)
+
+
+def _template(name):
+    with open(os.path.join(ROOT, "templates", name)) as handle:
+        source = handle.read()
+    header, _sep, body = source.partition("\n")
+    assert header == "#jinja2: lstrip_blocks: True"
+    # Ansible's template module: trim_blocks on, lstrip_blocks from the header.
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                             undefined=jinja2.StrictUndefined)
+    core = CoreFilters().filters()
+    env.filters.update((name, core[name]) for name in ("comment", "regex_replace"))
+    return env.from_string(body)
+
+
+def render(name, **variables):
+    variables.setdefault("ansible_managed", "Ansible managed")
+    variables.setdefault("_onebox_marker", "Managed by onebox.deploy")
+    return _template(name).render(**variables)
+
+
+def render_traefik(options=None, **variables):
+    defaults = _yaml("roles/traefik/defaults/main.yml")
+    variables = dict(defaults, **variables)
+    opts = {"entrypoints": variables["onebox_traefik_entrypoints"],
+            "api_listen": variables["onebox_traefik_api_listen"],
+            "service_directives": variables["onebox_traefik_service_directives"]}
+    opts.update(options or {})
+    assert T.option_errors(opts) == []
+    return render("traefik.service.j2", _onebox_traefik_marker="Managed by onebox.deploy",
+                  _onebox_traefik_unit_directives=T.traefik_unit_directives(opts), **variables)
+
+
+def directives(text, section="Service"):
+    """``{key: [values in order]}`` of one section of a unit file."""
+    out = {}
+    current = None
+    for line in text.splitlines():
+        if line.startswith("["):
+            current = line.strip("[]")
+        elif current == section and line and not line.startswith("#"):
+            key, _sep, value = line.partition("=")
+            out.setdefault(key, []).append(value)
+    return out
+
+
+def test_site_service_has_every_sandbox_default():
+    unit = directives(render("service.j2", site=normalize(site(), service_type="notify")))
+    for key, values in SITE_SANDBOX.items():
+        assert unit.get(key) == values, key
+    # Off by default (JIT runtimes), no capability to hand on, no network or user isolation.
+    for key in ("MemoryDenyWriteExecute", "AmbientCapabilities", "PrivateNetwork", "PrivateUsers", "IPAddressDeny"):
+        assert key not in unit, key
+
+
+def test_site_service_keeps_its_own_settings():
+    text = render("service.j2", site=normalize(site(), service_type="notify"))
+    unit = directives(text)
+    assert unit["Type"] == ["notify"] and unit["NotifyAccess"] == ["main"]
+    assert unit["User"] == ["blog"] and unit["Group"] == ["blog"]
+    assert unit["Sockets"] == ["blog.socket"]
+    assert unit["KillMode"] == ["mixed"] and unit["KillSignal"] == ["SIGTERM"]
+    assert unit["TimeoutStopSec"] == ["15.0"]
+    assert unit["Restart"] == ["on-failure"] and unit["RestartSec"] == ["1"]
+    assert directives(text, "Unit")["StartLimitIntervalSec"] == ["0"]
+    # Every key once (a list value is the only way to repeat one).
+    assert all(len(v) == 1 for k, v in unit.items() if k != "SystemCallFilter"), unit
+
+
+def test_overlap_template_has_the_same_sandbox():
+    raw = site(strategy="overlap")
+    normal = normalize(raw)
+    text = render("service.j2", site=normal)
+    unit = directives(text)
+    assert normal["service_file"] == "blog@.service"
+    for key, values in SITE_SANDBOX.items():
+        assert unit.get(key) == values, key
+    assert unit["Environment"] == ["ONEBOX_INSTANCE=%i", "ONEBOX_HEALTH_LISTEN=127.0.0.1:%i"]
+
+
+@pytest.mark.parametrize("kw,caps", [
+    # The app binds its health port itself: below 1024 it needs CAP_NET_BIND_SERVICE.
+    ({"health_listen": "127.0.0.1:901"}, True),
+    ({"health_listen": "127.0.0.1:1024"}, False),
+    ({"strategy": "overlap", "health_listen": "127.0.0.1:1023"}, True),
+    # The public port is bound by systemd (the socket unit), never by the app.
+    ({"listen": "80", "health_listen": "127.0.0.1:19001"}, False),
+    ({"listen": "127.0.0.1:80", "health_listen": None}, False),
+])
+def test_capabilities_only_for_a_privileged_health_port(kw, caps):
+    unit = directives(render("service.j2", site=normalize(site(**kw))))
+    if caps:
+        assert unit["CapabilityBoundingSet"] == ["CAP_NET_BIND_SERVICE"]
+        assert unit["AmbientCapabilities"] == ["CAP_NET_BIND_SERVICE"]
+    else:
+        assert unit["CapabilityBoundingSet"] == [""]
+        assert "AmbientCapabilities" not in unit
+
+
+def test_a_site_override_replaces_the_default_of_the_same_name():
+    overrides = {"ProtectSystem": "full", "SystemCallFilter": ["@system-service", "@resources"],
+                 "MemoryDenyWriteExecute": True, "LimitNOFILE": 65536, "ReadWritePaths": ["/srv/onebox/blog/shared",
+                                                                                          "/var/lib/blog"]}
+    text = render("service.j2", site=normalize(site(service_directives=overrides)))
+    unit = directives(text)
+    assert unit["ProtectSystem"] == ["full"]
+    assert unit["SystemCallFilter"] == ["@system-service", "@resources"]
+    assert unit["ReadWritePaths"] == ["/srv/onebox/blog/shared", "/var/lib/blog"]
+    assert unit["MemoryDenyWriteExecute"] == ["yes"]
+    assert unit["LimitNOFILE"] == ["65536"]
+    # In place of the default, the other defaults untouched, new keys after them.
+    keys = [line.partition("=")[0] for line in text.splitlines() if "=" in line and not line.startswith("#")]
+    assert keys.index("ProtectSystem") < keys.index("ProtectHome") < keys.index("UMask") < keys.index(
+        "MemoryDenyWriteExecute") < keys.index("LimitNOFILE")
+    for key, values in SITE_SANDBOX.items():
+        if key not in overrides:
+            assert unit[key] == values, key
+
+
+@pytest.mark.parametrize("empty", ["", None, []])
+def test_an_empty_override_removes_the_default(empty):
+    unit = directives(render("service.j2", site=normalize(site(service_directives={
+        "ProtectProc": empty, "ProcSubset": empty, "CapabilityBoundingSet": empty}))))
+    for key in ("ProtectProc", "ProcSubset", "CapabilityBoundingSet"):
+        assert key not in unit, key
+    assert unit["ProtectSystem"] == ["strict"]
+
+
+def test_a_list_with_an_empty_string_writes_an_empty_assignment():
+    unit = directives(render("service.j2", site=normalize(site(service_directives={"SystemCallFilter": [""]}))))
+    assert unit["SystemCallFilter"] == [""]
+
+
+def test_the_writable_directory_follows_onebox_root():
+    unit = directives(render("service.j2", site=normalize(site(), root="/data/web sites%1")))
+    assert unit["ReadWritePaths"] == ['"/data/web sites%%1/blog/shared"']
+    assert S.systemd_path("/srv/a$b") == '"/srv/a$b"'
+
+
+def test_merge_directives():
+    merged = S.merge_directives([("A", "1"), ("B", ["x", "y"]), ("C", "")],
+                                {"B": "z", "C": None, "D": False, "E": [1, True], "A": 2.5})
+    assert merged == {"A": "2.5", "B": "z", "D": "no", "E": ["1", "yes"]}
+    assert list(S.merge_directives({"A": "1", "B": "2"}, None)) == ["A", "B"]
+
+
+@pytest.mark.parametrize("value,message", [
+    ({"ProtectSystem": {"x": 1}}, "directive ProtectSystem must be a string"),
+    ({"ProtectSystem": "strict\nUser=root"}, "directive ProtectSystem must not contain a newline"),
+    ({"protect system": "yes"}, "invalid directive name"),
+])
+def test_bad_service_directives_are_refused(value, message):
+    errors = S.validate_sites([site(service_directives=value)], ROOT)
+    assert any(message in e and "field 'service_directives'" in e for e in errors), errors
+
+
+def test_socket_unit_is_unchanged_by_the_sandbox():
+    unit = directives(render("socket.j2", site=normalize(site())), "Socket")
+    assert unit["ListenStream"] == ["127.0.0.1:8001"] and unit["Service"] == ["blog.service"]
+    assert "ProtectSystem" not in unit
+
+
+@pytest.mark.parametrize("entrypoints,api,caps", [
+    ({"web": {"address": ":80"}}, "127.0.0.1:8080", True),
+    ({"web": {"address": "0.0.0.0:8000"}, "websecure": {"address": "[::]:8443/udp"}}, "127.0.0.1:8080", False),
+    ({"web": {"address": ":8000"}}, "127.0.0.1:81", True),
+])
+def test_traefik_unit_capabilities_follow_its_ports(entrypoints, api, caps):
+    unit = directives(render_traefik(onebox_traefik_entrypoints=entrypoints, onebox_traefik_api_listen=api))
+    if caps:
+        assert unit["CapabilityBoundingSet"] == ["CAP_NET_BIND_SERVICE"]
+        assert unit["AmbientCapabilities"] == ["CAP_NET_BIND_SERVICE"]
+    else:
+        assert unit["CapabilityBoundingSet"] == [""] and "AmbientCapabilities" not in unit
+    for key in ("NoNewPrivileges", "PrivateTmp", "ProtectHome", "PrivateDevices", "RemoveIPC", "LockPersonality",
+                "MemoryDenyWriteExecute", "RestrictSUIDSGID", "RestrictNamespaces", "PrivateMounts"):
+        assert unit[key] == ["yes"], key
+    assert unit["ProtectSystem"] == ["strict"] and unit["StateDirectory"] == ["traefik"]
+    assert unit["ProtectProc"] == ["invisible"] and unit["ProcSubset"] == ["pid"]
+    assert unit["SystemCallFilter"] == ["@system-service", "~@privileged @resources"]
+    assert unit["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6"]
+    assert unit["UMask"] == ["0077"] and unit["Type"] == ["notify"] and unit["User"] == ["traefik"]
+
+
+def test_traefik_unit_override_replaces_the_default():
+    unit = directives(render_traefik(onebox_traefik_service_directives={
+        "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6 AF_NETLINK", "ProcSubset": "", "LimitNOFILE": 1024}))
+    assert unit["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6 AF_NETLINK"]
+    assert "ProcSubset" not in unit
+    # The unit's own LimitNOFILE=65536 comes first; the later assignment wins in systemd.
+    assert unit["LimitNOFILE"] == ["65536", "1024"]
+
+
+def test_traefik_options_are_validated():
+    errors = T.option_errors({"entrypoints": {"web": {"address": "web"}}, "service_directives": {"Bad Key": 1}})
+    assert any("entry point web must end in :PORT" in e for e in errors), errors
+    assert any("invalid directive name 'Bad Key'" in e for e in errors), errors
+
+
+# ---------------------------------------------------------------------------
+# systemd-analyze on the rendered units (skipped without it)
+
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+needs_systemd = pytest.mark.skipif(not SYSTEMD_ANALYZE, reason="systemd-analyze is not installed")
+
+
+def _systemd_version():
+    out = subprocess.run([SYSTEMD_ANALYZE, "--version"], capture_output=True, text=True, check=False).stdout
+    match = re.search(r"systemd (\d+)", out)
+    return int(match.group(1)) if match else 0
+
+
+def write_site_units(tmp_path, raw, name=None):
+    """The site's socket and service as the role renders them for verification (named as systemd loads them)."""
+    normal = normalize(raw, service_type="notify")
+    files = []
+    for template, file_name in (("socket.j2", "%s.socket" % normal["name"]),
+                                ("service.j2", name or normal["trigger_unit"])):
+        path = tmp_path / file_name
+        # An executable that exists here: verify checks ExecStart=.
+        path.write_text(render(template, site=normal, _onebox_exec_start="/bin/true"))
+        files.append(str(path))
+    return files
+
+
+UNITS = {
+    "restart": site(),
+    "overlap": site(strategy="overlap"),
+    "privileged-health": site(health_listen="127.0.0.1:901"),
+    "override": site(service_directives={"MemoryDenyWriteExecute": True, "ProcSubset": "",
+                                         "SystemCallFilter": ["@system-service"]}),
+}
+
+
+@needs_systemd
+@pytest.mark.parametrize("case", sorted(UNITS))
+def test_rendered_site_units_pass_systemd_analyze_verify(tmp_path, case):
+    proc = subprocess.run([SYSTEMD_ANALYZE, "verify"] + write_site_units(tmp_path, UNITS[case]),
+                          capture_output=True, text=True, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    # A directive systemd does not know, or a value it ignores, is only a warning: fail on it here.
+    for needle in ("Unknown key", "Failed to parse", "ignoring", "Unknown section"):
+        assert needle not in out, out
+
+
+@needs_systemd
+def test_rendered_traefik_unit_passes_systemd_analyze_verify(tmp_path):
+    path = tmp_path / "traefik.service"
+    path.write_text(render_traefik(onebox_traefik_binary="/bin/true"))
+    proc = subprocess.run([SYSTEMD_ANALYZE, "verify", str(path)], capture_output=True, text=True, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    for needle in ("Unknown key", "Failed to parse", "ignoring", "Unknown section"):
+        assert needle not in out, out
+
+
+def offline_exposure(path):
+    proc = subprocess.run([SYSTEMD_ANALYZE, "security", "--offline=yes", "--no-pager", str(path)],
+                          capture_output=True, text=True, check=False)
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", proc.stdout + proc.stderr)
+    assert match, proc.stdout + proc.stderr
+    return float(match.group(1))
+
+
+@needs_systemd
+def test_offline_exposure_is_at_most_2(tmp_path):
+    """systemd-analyze security --offline (systemd >= 250) on the rendered units."""
+    if _systemd_version() < 250:
+        pytest.skip("systemd-analyze security --offline needs systemd 250 or later")
+    rows = []
+    for case in ("restart", "overlap", "privileged-health"):
+        case_dir = tmp_path / case
+        case_dir.mkdir()
+        normal = normalize(UNITS[case])
+        # A template instance is scored as systemd loads it: NAME@PORT.service.
+        service = write_site_units(case_dir, UNITS[case])[1]
+        rows.append((case, normal["trigger_unit"], offline_exposure(service)))
+    traefik = tmp_path / "traefik.service"
+    traefik.write_text(render_traefik(onebox_traefik_binary="/bin/true"))
+    rows.append(("traefik", "traefik.service", offline_exposure(traefik)))
+    print("\n".join("%-18s %-22s %.1f" % row for row in rows))
+    for case, unit, exposure in rows:
+        assert exposure <= MAX_EXPOSURE, (case, unit, exposure)
