@@ -25,6 +25,7 @@ import re
 
 from ansible_collections.onebox.deploy.plugins.module_utils.sites import (
     DIRECTIVE_RE,
+    SANDBOX_DEFAULTS,
     format_listen,
     merge_directives,
     parse_listen,
@@ -66,40 +67,25 @@ DEFAULT_OPTIONS = {
     "service_directives": {},
 }
 
+
 # Sandboxing of the installed traefik.service (docs/traefik.md#the-installed-unit),
 # written after its own settings; onebox_traefik_service_directives replaces
 # them by name (an empty value removes one), like a site's service_directives.
-TRAEFIK_SANDBOX = (
-    ("NoNewPrivileges", "yes"),
-    # CAP_NET_BIND_SERVICE only when an entry point (or the API) listens below 1024.
-    ("CapabilityBoundingSet", ""),
-    ("ProtectSystem", "strict"),
-    ("ProtectHome", "yes"),
-    ("PrivateTmp", "yes"),
-    ("PrivateDevices", "yes"),
-    ("DevicePolicy", "closed"),
-    ("PrivateMounts", "yes"),
-    ("ProtectKernelTunables", "yes"),
-    ("ProtectKernelModules", "yes"),
-    ("ProtectKernelLogs", "yes"),
-    ("ProtectControlGroups", "yes"),
-    ("ProtectClock", "yes"),
-    ("ProtectHostname", "yes"),
-    ("ProtectProc", "invisible"),
-    ("ProcSubset", "pid"),
-    ("LockPersonality", "yes"),
-    # Go has no JIT: Traefik never needs writable executable memory.
-    ("MemoryDenyWriteExecute", "yes"),
-    ("RestrictNamespaces", "yes"),
-    ("RestrictRealtime", "yes"),
-    ("RestrictSUIDSGID", "yes"),
-    ("RemoveIPC", "yes"),
-    ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
-    ("SystemCallArchitectures", "native"),
-    ("SystemCallFilter", ["@system-service", "~@privileged @resources"]),
-    ("SystemCallErrorNumber", "EPERM"),
-    ("UMask", "0077"),
-)
+def _traefik_sandbox():
+    """The site services' sandbox without ReadWritePaths (Traefik writes
+    nothing), with MemoryDenyWriteExecute (Go has no JIT: Traefik never needs
+    writable executable memory) and a UMask of 0077."""
+    out = []
+    for key, value in SANDBOX_DEFAULTS:
+        if key == "ReadWritePaths":
+            continue
+        out.append((key, "0077" if key == "UMask" else value))
+        if key == "LockPersonality":
+            out.append(("MemoryDenyWriteExecute", "yes"))
+    return tuple(out)
+
+
+TRAEFIK_SANDBOX = _traefik_sandbox()
 # The port at the end of a Traefik address: ":80", "0.0.0.0:443", "[::]:8443/udp".
 ADDRESS_PORT_RE = re.compile(r":([0-9]{1,5})(/(tcp|udp))?$")
 

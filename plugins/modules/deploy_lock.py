@@ -140,13 +140,19 @@ def describe(holder, now, ttl):
         holder.get("owner", "unknown"), holder.get("started", "?"), holder.get("run_id", "?"), int(age), ttl)
 
 
-def write_new(path, record):
-    """Create the lock file; False when it already exists."""
+def staged(path, record):
+    """A complete lock file next to ``path`` (to be linked or renamed in)."""
     tmp = "%s.%d.tmp" % (path, os.getpid())
     with open(tmp, "w") as handle:
         json.dump(record, handle, sort_keys=True)
         handle.write("\n")
     os.chmod(tmp, 0o644)
+    return tmp
+
+
+def write_new(path, record):
+    """Create the lock file; False when it already exists."""
+    tmp = staged(path, record)
     try:
         os.link(tmp, path)  # atomic: fails when the lock exists
         return True
@@ -157,12 +163,7 @@ def write_new(path, record):
 
 
 def replace(path, record):
-    tmp = "%s.%d.tmp" % (path, os.getpid())
-    with open(tmp, "w") as handle:
-        json.dump(record, handle, sort_keys=True)
-        handle.write("\n")
-    os.chmod(tmp, 0o644)
-    os.rename(tmp, path)
+    os.rename(staged(path, record), path)
 
 
 def audit(path, entry):

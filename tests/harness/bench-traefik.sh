@@ -21,15 +21,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"; podman rm -f "$name" >/dev/null 2>&1 || true' EXIT
 
 onebox_container_up "$name"
-cat > "$work/inventory.yml" <<INV
-onebox:
-  hosts:
-    $name:
-      ansible_connection: containers.podman.podman
-      ansible_python_interpreter: /usr/bin/python3
-  vars:
-    onebox_become: false
-    onebox_service_type: notify
+{ onebox_inventory_head "$name" notify; cat <<INV
     onebox_artifact_base: $top
     onebox_traefik_enabled: true
     onebox_traefik_install: true
@@ -42,6 +34,7 @@ onebox:
       - {name: wiki, listen: "127.0.0.1:8003", health_listen: "127.0.0.1:19003", version: "1.0.0",
          artifact: files/reference-app, command: "bin/onebox-app --warmup 0.8", domain: wiki.test}
 INV
+} > "$work/inventory.yml"
 ansible-playbook -i "$work/inventory.yml" playbooks/site.yml > "$work/converge.log" \
   || { tail -n 30 "$work/converge.log"; exit 1; }
 podman cp tests/harness/restart_under_load.py "$name:/usr/local/bin/restart_under_load.py"

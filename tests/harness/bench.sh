@@ -52,15 +52,7 @@ say() { printf 'bench: %s\n' "$*" >&2; }
 app_flags="--warmup $warmup --idle-grace $grace --drain-timeout $drain"
 say "starting container $name"
 onebox_container_up "$name"
-cat > "$work/inventory.yml" <<INV
-onebox:
-  hosts:
-    $name:
-      ansible_connection: containers.podman.podman
-      ansible_python_interpreter: /usr/bin/python3
-  vars:
-    onebox_become: false
-    onebox_service_type: notify
+{ onebox_inventory_head "$name" notify; cat <<INV
     onebox_drain_timeout: $drain
     onebox_artifact_base: $top
     onebox_traefik_enabled: true
@@ -72,6 +64,7 @@ onebox:
       - {name: app-overlap, listen: "127.0.0.1:8002", health_listen: "127.0.0.1:19011", version: "1.0.0",
          strategy: overlap, artifact: files/reference-app, command: "bin/onebox-app $app_flags", domain: overlap.test}
 INV
+} > "$work/inventory.yml"
 say "converging two socket-activated sites and Traefik with playbooks/site.yml"
 ansible-playbook -i "$work/inventory.yml" playbooks/site.yml > "$work/converge.log" \
   || { tail -n 40 "$work/converge.log"; exit 1; }

@@ -13,12 +13,11 @@ onebox_container_up() {
   done
 }
 
-# Write an inventory for container NAME with the three reference-app sites
-# (warm-ups 0.2, 0.5 and 0.8 s) and the given service type. Health ports are
-# 10 apart: with the overlap strategy a site's second instance uses the next one.
-onebox_three_sites_inventory() {
-  local file=$1 name=$2 type=$3
-  cat > "$file" <<INV
+# The start of an inventory for container NAME (Podman connection, no become)
+# with services of Type=TYPE; callers append more of `vars:`.
+onebox_inventory_head() {
+  local name=$1 type=$2
+  cat <<INV
 onebox:
   hosts:
     $name:
@@ -27,6 +26,17 @@ onebox:
   vars:
     onebox_become: false
     onebox_service_type: $type
+INV
+}
+
+# Write an inventory for container NAME with the three reference-app sites
+# (warm-ups 0.2, 0.5 and 0.8 s) and the given service type. Health ports are
+# 10 apart: with the overlap strategy a site's second instance uses the next one.
+onebox_three_sites_inventory() {
+  local file=$1 name=$2 type=$3
+  {
+    onebox_inventory_head "$name" "$type"
+    cat <<INV
     onebox_sites:
       - {name: blog, listen: "127.0.0.1:8001", health_listen: "127.0.0.1:19001", version: "1.0.0",
          artifact: files/reference-app, command: "bin/onebox-app --warmup 0.2"}
@@ -35,4 +45,5 @@ onebox:
       - {name: wiki, listen: "127.0.0.1:8003", health_listen: "127.0.0.1:19021", version: "1.0.0",
          artifact: files/reference-app, command: "bin/onebox-app --warmup 0.8"}
 INV
+  } > "$file"
 }

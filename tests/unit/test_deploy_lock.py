@@ -13,26 +13,11 @@ import os
 import re
 import threading
 import time
-from unittest import mock
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.onebox.deploy.plugins.modules import deploy_lock
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # older ansible-core
-    import contextlib
-
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        payload = json.dumps({'ANSIBLE_MODULE_ARGS': args or {}}).encode()
-        with mock.patch.object(basic, '_ANSIBLE_ARGS', payload):
-            yield
-
+from module_runner import invoke
 
 ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
@@ -40,27 +25,6 @@ ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 # --------------------------------------------------------------------------
 # module invocation
 # --------------------------------------------------------------------------
-
-class ExitJson(Exception):
-    def __init__(self, kwargs):
-        super(ExitJson, self).__init__(kwargs.get('msg'))
-        self.kwargs = kwargs
-
-
-class FailJson(ExitJson):
-    pass
-
-
-def _exit_json(self, **kwargs):
-    kwargs.setdefault('changed', False)
-    raise ExitJson(kwargs)
-
-
-def _fail_json(self, msg, **kwargs):
-    kwargs['failed'] = True
-    kwargs['msg'] = msg
-    raise FailJson(kwargs)
-
 
 class Run(object):
     def __init__(self, failed, result, seconds, warnings):
@@ -75,22 +39,10 @@ class Run(object):
 
 
 def run_module(args, check_mode=False):
-    args = dict(args)
-    if check_mode:
-        args['_ansible_check_mode'] = True
     warnings = []
-    started = time.monotonic()
-    with patch_module_args(args), \
-            mock.patch.object(AnsibleModule, 'exit_json', _exit_json), \
-            mock.patch.object(AnsibleModule, 'fail_json', _fail_json), \
-            mock.patch.object(AnsibleModule, 'warn', lambda self, w: warnings.append(w)):
-        try:
-            deploy_lock.main()
-        except FailJson as exc:
-            return Run(True, exc.kwargs, time.monotonic() - started, warnings)
-        except ExitJson as exc:
-            return Run(False, exc.kwargs, time.monotonic() - started, warnings)
-    raise AssertionError('module neither exited nor failed')
+    failed, result, seconds = invoke(deploy_lock.main, args, check_mode,
+                                     {'warn': lambda self, w: warnings.append(w)})
+    return Run(failed, result, seconds, warnings)
 
 
 # --------------------------------------------------------------------------

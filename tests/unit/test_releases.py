@@ -12,29 +12,14 @@ import hashlib
 import json
 import os
 import re
-from unittest import mock
 
 import pytest
-
-from ansible.module_utils import basic
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.onebox.deploy.plugins.module_utils import releases as R
 from ansible_collections.onebox.deploy.plugins.modules import audit_log as audit_log_module
 from ansible_collections.onebox.deploy.plugins.modules import install_files as install_files_module
 from ansible_collections.onebox.deploy.plugins.modules import releases as releases_module
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # older ansible-core
-    import contextlib
-
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        payload = json.dumps({'ANSIBLE_MODULE_ARGS': args or {}}).encode()
-        with mock.patch.object(basic, '_ANSIBLE_ARGS', payload):
-            yield
-
+from module_runner import invoke
 
 ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
@@ -43,42 +28,9 @@ ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 # module invocation
 # --------------------------------------------------------------------------
 
-class ExitJson(Exception):
-    def __init__(self, kwargs):
-        super(ExitJson, self).__init__(kwargs.get('msg'))
-        self.kwargs = kwargs
-
-
-class FailJson(ExitJson):
-    pass
-
-
-def _exit_json(self, **kwargs):
-    kwargs.setdefault('changed', False)
-    raise ExitJson(kwargs)
-
-
-def _fail_json(self, msg, **kwargs):
-    kwargs['failed'] = True
-    kwargs['msg'] = msg
-    raise FailJson(kwargs)
-
-
 def run_module(module, args, check_mode=False):
     """Run ``module.main()`` in-process; returns (failed, result)."""
-    args = dict(args)
-    if check_mode:
-        args['_ansible_check_mode'] = True
-    with patch_module_args(args), \
-            mock.patch.object(AnsibleModule, 'exit_json', _exit_json), \
-            mock.patch.object(AnsibleModule, 'fail_json', _fail_json):
-        try:
-            module.main()
-        except FailJson as exc:
-            return True, exc.kwargs
-        except ExitJson as exc:
-            return False, exc.kwargs
-    raise AssertionError('module neither exited nor failed')
+    return invoke(module.main, args, check_mode)[:2]
 
 
 # --------------------------------------------------------------------------

@@ -15,70 +15,23 @@ import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from unittest import mock
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.onebox.deploy.plugins.module_utils import readiness
 from ansible_collections.onebox.deploy.plugins.modules import rolling_restart
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # older ansible-core
-    import contextlib
-    import json
-
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        payload = json.dumps({'ANSIBLE_MODULE_ARGS': args or {}}).encode()
-        with mock.patch.object(basic, '_ANSIBLE_ARGS', payload):
-            yield
+from module_runner import invoke
 
 
 # --------------------------------------------------------------------------
 # module invocation
 # --------------------------------------------------------------------------
 
-class ExitJson(Exception):
-    def __init__(self, kwargs):
-        super(ExitJson, self).__init__(kwargs.get('msg'))
-        self.kwargs = kwargs
-
-
-class FailJson(ExitJson):
-    pass
-
-
-def _exit_json(self, **kwargs):
-    kwargs.setdefault('changed', False)
-    raise ExitJson(kwargs)
-
-
-def _fail_json(self, msg, **kwargs):
-    kwargs['failed'] = True
-    kwargs['msg'] = msg
-    raise FailJson(kwargs)
-
-
 def run_module(args, fake):
     """Run the module in-process; returns (failed, result, seconds)."""
-    started = time.monotonic()
-    with patch_module_args(args), \
-            mock.patch.object(AnsibleModule, 'exit_json', _exit_json), \
-            mock.patch.object(AnsibleModule, 'fail_json', _fail_json), \
-            mock.patch.object(AnsibleModule, 'run_command', fake.run_command), \
-            mock.patch.object(AnsibleModule, 'get_bin_path',
-                              lambda self, name, required=False, opt_dirs=None: '/usr/bin/' + name):
-        try:
-            rolling_restart.main()
-        except FailJson as exc:
-            return True, exc.kwargs, time.monotonic() - started
-        except ExitJson as exc:
-            return False, exc.kwargs, time.monotonic() - started
-    raise AssertionError('module neither exited nor failed')
+    return invoke(rolling_restart.main, args, patches={
+        'run_command': fake.run_command,
+        'get_bin_path': lambda self, name, required=False, opt_dirs=None: '/usr/bin/' + name})
 
 
 # --------------------------------------------------------------------------
@@ -827,7 +780,9 @@ def test_link_check_mode_and_missing_target(servers, fake, tmp_path):
     assert os.readlink(link).endswith('/v1') and fake.mutations == []
 
 
-def test_overlap_failure_points_link_back_and_keeps_old_instance(servers, fake, tmp_path):
+@pytest.mark.parametrize('rollback', ['none', 'site'])
+def test_overlap_failure_points_link_back_and_keeps_old_instance(servers, fake, tmp_path, rollback):
+    """With rollback=site the old instance, which never stopped, is only waited for."""
     app = HealthApp()
     app.route('/19001/readyz', const(200))
     app.route('/19002/readyz', const(503))
@@ -838,13 +793,18 @@ def test_overlap_failure_points_link_back_and_keeps_old_instance(servers, fake, 
 
     failed, res, _took = run_module(module_args([dict(
         name='wiki', strategy='overlap', instances=['19001', '19002'], link=link, link_target=target,
-        readiness_url=srv.url('/{instance}/readyz'))], timeout=0.5), fake)
+        readiness_url=srv.url('/{instance}/readyz'))], timeout=0.5, rollback=rollback), fake)
 
     assert failed
     assert fake.mutations == [('start', 'wiki@19002.service'), ('stop', 'wiki@19002.service')]
     assert fake.units['wiki@19001.service'].current()['ActiveState'] == 'active'
     assert os.readlink(link).endswith('/v1')
     assert 'left wiki@19001.service running' in res['msg']
+    if rollback == 'site':
+        assert [(e['status'], e['version']) for e in res['rollback']] == [('ready', 'v1')]
+        assert 'rolled back wiki to v1, which is serving again' in res['msg']
+    else:
+        assert 'rollback' not in res
 
 
 def test_instance_urls_are_checked_per_instance():
@@ -943,22 +903,3 @@ def test_rollback_of_a_new_site_is_skipped_and_a_new_file_removed(servers, fake,
     assert res['rollback'][0]['status'] == 'skipped' and 'no previous release' in res['rollback'][0]['reason']
     assert not unit_file.exists()
     assert fake.mutations == [('restart', 'fresh.service')]
-
-
-def test_rollback_overlap_waits_for_the_old_instance(servers, fake, tmp_path):
-    app = HealthApp()
-    app.route('/19001/readyz', const(200))
-    app.route('/19002/readyz', const(503))
-    srv = servers(app)
-    link, target = _releases(tmp_path, 'wiki')
-    fake.unit('wiki@19001.service', ActiveState='active', SubState='running')
-    fake.unit('wiki@19002.service')
-
-    failed, res, _took = run_module(module_args([dict(
-        name='wiki', strategy='overlap', instances=['19001', '19002'], link=link, link_target=target,
-        readiness_url=srv.url('/{instance}/readyz'))], timeout=0.5, rollback='site'), fake)
-
-    assert failed
-    assert fake.mutations == [('start', 'wiki@19002.service'), ('stop', 'wiki@19002.service')]
-    assert [(e['status'], e['version']) for e in res['rollback']] == [('ready', 'v1')]
-    assert 'rolled back wiki to v1, which is serving again' in res['msg']
