@@ -71,7 +71,11 @@ SANDBOX_DEFAULTS = (
     ("RemoveIPC", "yes"),
     ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
     ("SystemCallArchitectures", "native"),
-    ("SystemCallFilter", ["@system-service", "~@privileged @resources"]),
+    # @privileged includes the set*id calls, and pre-fork servers (gunicorn,
+    # uWSGI) call setuid()/setgid() to the ids they already have in every
+    # worker: allowed again (@setuid). With no capability they cannot switch
+    # to any other id, so the call is harmless.
+    ("SystemCallFilter", ["@system-service", "~@privileged @resources", "@setuid"]),
     # A filtered call fails with EPERM instead of killing the process.
     ("SystemCallErrorNumber", "EPERM"),
     ("UMask", "0027"),
@@ -559,12 +563,16 @@ def systemd_path(path):
     return '"%s"' % path.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def roll_unit(site, switch_current=False, version=None, restore=None):
+def roll_unit(site, switch_current=False, version=None, restore=None, fresh=False):
     """The ``units`` entry of ``onebox.deploy.rolling_restart`` for a normalised site.
 
     With ``switch_current`` the module points ``current`` at the site's
     release (or at ``version``, for a rollback) right before it restarts the site (and back if it fails), so the
     sites after a failing one keep serving their old release.
+
+    ``socket`` always names the site's socket unit; with ``fresh`` (no release
+    of the site served before this run) a failed rollout stops and disables
+    the socket and service instead of restarting a previous release.
     """
     strategy = site.get("strategy") or "restart"
     unit = {
@@ -573,7 +581,10 @@ def roll_unit(site, switch_current=False, version=None, restore=None):
         "liveness_url": site["liveness_url"],
         "timeout": float(site.get("ready_timeout", 60)),
         "strategy": strategy,
+        "socket": "%s.socket" % site["name"],
     }
+    if fresh:
+        unit["fresh"] = True
     if strategy == "overlap":
         unit["instances"] = list(site["instances"])
     if switch_current:

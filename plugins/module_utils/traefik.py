@@ -74,11 +74,14 @@ DEFAULT_OPTIONS = {
 def _traefik_sandbox():
     """The site services' sandbox without ReadWritePaths (Traefik writes
     nothing), with MemoryDenyWriteExecute (Go has no JIT: Traefik never needs
-    writable executable memory) and a UMask of 0077."""
+    writable executable memory), a UMask of 0077 and without the set*id
+    calls (Traefik never drops privileges itself)."""
     out = []
     for key, value in SANDBOX_DEFAULTS:
         if key == "ReadWritePaths":
             continue
+        if key == "SystemCallFilter":
+            value = [item for item in value if item != "@setuid"]
         out.append((key, "0077" if key == "UMask" else value))
         if key == "LockPersonality":
             out.append(("MemoryDenyWriteExecute", "yes"))

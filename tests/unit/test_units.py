@@ -53,7 +53,7 @@ SITE_SANDBOX = {
     "RemoveIPC": ["yes"],
     "RestrictAddressFamilies": ["AF_UNIX AF_INET AF_INET6"],
     "SystemCallArchitectures": ["native"],
-    "SystemCallFilter": ["@system-service", "~@privileged @resources"],
+    "SystemCallFilter": ["@system-service", "~@privileged @resources", "@setuid"],
     "SystemCallErrorNumber": ["EPERM"],
     "UMask": ["0027"],
 }
@@ -146,7 +146,10 @@ def test_site_service_keeps_its_own_settings():
     assert unit["Type"] == ["notify"] and unit["NotifyAccess"] == ["main"]
     assert unit["User"] == ["blog"] and unit["Group"] == ["blog"]
     assert unit["Sockets"] == ["blog.socket"]
-    assert unit["KillMode"] == ["mixed"] and unit["KillSignal"] == ["SIGTERM"]
+    # Every start of a service would otherwise clear O_NONBLOCK on the socket
+    # that a running overlap instance shares.
+    assert unit["NonBlocking"] == ["true"]
+    assert unit["KillMode"] == ["control-group"] and unit["KillSignal"] == ["SIGTERM"]
     assert unit["TimeoutStopSec"] == ["15.0"]
     assert unit["Restart"] == ["on-failure"] and unit["RestartSec"] == ["1"]
     assert directives(text, "Unit")["StartLimitIntervalSec"] == ["0"]

@@ -71,7 +71,7 @@ def test_units_cannot_hit_a_start_limit(host, sites):
             "systemctl show -p StartLimitIntervalUSec -p TriggerLimitIntervalUSec --value %s.socket" % site["name"])
         assert svc.strip() == "0", site["name"]
         assert sock.split() == ["0", "0"], site["name"]
-        assert host.check_output("systemctl show -p KillMode --value %s.service" % site["name"]) == "mixed"
+        assert host.check_output("systemctl show -p KillMode --value %s.service" % site["name"]) == "control-group"
 
 
 def test_site_services_are_sandboxed_with_exposure_at_most_2(host, sites):
