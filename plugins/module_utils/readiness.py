@@ -33,9 +33,13 @@ except ImportError:  # pragma: no cover - Python 2 is not supported on targets
     urlsplit = None
 
 
-#: A liveness endpoint that answered (or the unit became active) and then
-#: failed more than this many polls in a row means the process is dead/hung.
+#: A liveness endpoint that answered 200 (or whose start grace is over) and
+#: then failed more than this many polls in a row means the process is dead/hung.
 LIVENESS_MAX_FAILURES = 3
+
+#: Default seconds after the restart/start command during which liveness
+#: failures of an endpoint that never answered 200 are taken for a slow start.
+LIVENESS_GRACE = 10.0
 
 #: States in which ``systemctl show`` reports a unit whose process runs.
 RUNNING_STATES = ('active', 'reloading', 'activating', 'deactivating')
@@ -183,30 +187,36 @@ class LivenessTracker(object):
     """Decides when a liveness endpoint says "this process is gone".
 
     Failures only count once the tracker is *armed*: the endpoint answered
-    200 at least once, or the unit is reported active (READY=1 sent).
-    More than *max_failures* armed failures in a row -> dead.
+    200 at least once, or *grace* seconds have passed since the start (the
+    *elapsed* argument of :meth:`update`). The unit state is deliberately not
+    used: with ``Type=exec`` "active" only means exec() succeeded, long before
+    the app listens. More than *max_failures* armed failures in a row -> dead.
     """
 
-    def __init__(self, max_failures=LIVENESS_MAX_FAILURES):
+    def __init__(self, max_failures=LIVENESS_MAX_FAILURES, grace=LIVENESS_GRACE):
         self.max_failures = max_failures
+        self.grace = grace
         self.seen_ok = False
         self.failures = 0
         self.last = None
 
-    def update(self, result, unit_active=False):
-        """Record one liveness result; returns a reason string when dead."""
+    def update(self, result, elapsed=None):
+        """Record one liveness result, *elapsed* seconds after the start;
+        returns a reason string when dead."""
         self.last = result
         if result == 200:
             self.seen_ok = True
             self.failures = 0
             return None
-        if not (self.seen_ok or unit_active):
+        grace_over = self.grace is not None and elapsed is not None and elapsed >= self.grace
+        if not (self.seen_ok or grace_over):
             return None
         self.failures += 1
         if self.failures > self.max_failures:
             return 'liveness failed %d polls in a row (last: %s)%s' % (
                 self.failures, describe(result),
-                ' after answering 200' if self.seen_ok else ' while the unit is active')
+                ' after answering 200' if self.seen_ok
+                else ' and never answered 200 within the %gs start grace' % self.grace)
         return None
 
 
@@ -239,11 +249,13 @@ def is_failure(result):
 
 
 class _WorkerStats(object):
-    def __init__(self):
+    def __init__(self, targets=0):
         self.sent = 0
         self.failed = 0
         self.errors = {}
         self.latencies = []
+        # per target index: [sent, failed, {kind: count}]
+        self.per_target = [[0, 0, {}] for _target in range(targets)]
 
 
 class Probe(object):
@@ -257,12 +269,18 @@ class Probe(object):
     Latencies (ms) are those of requests that got an HTTP response.
     After an exception a thread pauses *error_backoff* seconds so a dead
     endpoint does not turn into a busy loop.
+    The same counts are kept per URL; *labels* (one per URL, optional) name
+    the site behind each URL in :meth:`summary` and :func:`probe_failures`.
     """
 
     def __init__(self, urls, concurrency=4, headers=None, request_timeout=2.0,
-                 error_backoff=0.01, clock=time.monotonic):
+                 error_backoff=0.01, clock=time.monotonic, labels=None):
         if not urls:
             raise ValueError('probe needs at least one URL')
+        if labels is not None and len(labels) != len(urls):
+            raise ValueError('probe needs one label per URL (%d labels for %d URLs)' % (len(labels), len(urls)))
+        self.urls = list(urls)
+        self.labels = list(labels) if labels is not None else [None] * len(self.urls)
         self.targets = [_split(u) for u in urls]
         self.concurrency = max(1, int(concurrency))
         self.headers = dict(headers or {})
@@ -278,7 +296,7 @@ class Probe(object):
     def start(self):
         self.started = self.clock()
         for idx in range(self.concurrency):
-            stats = _WorkerStats()
+            stats = _WorkerStats(len(self.targets))
             self._stats.append(stats)
             thread = threading.Thread(target=self._worker, args=(idx, stats),
                                       name='onebox-probe-%d' % idx)
@@ -307,12 +325,19 @@ class Probe(object):
         sent = failed = 0
         errors = {}
         latencies = []
+        targets = [dict(url=url, label=label, sent=0, failed=0, errors={})
+                   for url, label in zip(self.urls, self.labels)]
         for stats in self._stats:
             sent += stats.sent
             failed += stats.failed
             for kind, count in list(stats.errors.items()):
                 errors[kind] = errors.get(kind, 0) + count
             latencies.extend(stats.latencies)
+            for target, (t_sent, t_failed, t_errors) in zip(targets, list(stats.per_target)):
+                target['sent'] += t_sent
+                target['failed'] += t_failed
+                for kind, count in list(t_errors.items()):
+                    target['errors'][kind] = target['errors'].get(kind, 0) + count
 
         def ms(value):
             return None if value is None else round(value * 1000.0, 3)
@@ -327,6 +352,7 @@ class Probe(object):
             max_ms=ms(max(latencies) if latencies else None),
             duration=round(end - self.started, 3) if self.started is not None else 0.0,
             concurrency=self.concurrency,
+            targets=targets,
         )
 
     def _worker(self, idx, stats):
@@ -335,7 +361,9 @@ class Probe(object):
         hdrs = {'User-Agent': 'onebox-rolling-restart-probe'}
         hdrs.update(self.headers)
         while not self._stop.is_set():
-            scheme, host, port, path = self.targets[pos % len(self.targets)]
+            index = pos % len(self.targets)
+            scheme, host, port, path = self.targets[index]
+            per_target = stats.per_target[index]
             pos += 1
             key = (scheme, host, port)
             start = self.clock()
@@ -359,10 +387,13 @@ class Probe(object):
                     except Exception:
                         pass
             stats.sent += 1
+            per_target[0] += 1
             if is_failure(result):
                 stats.failed += 1
+                per_target[1] += 1
                 kind = describe(result)
                 stats.errors[kind] = stats.errors.get(kind, 0) + 1
+                per_target[2][kind] = per_target[2].get(kind, 0) + 1
                 if not isinstance(result, int):
                     self._stop.wait(self.error_backoff)
         for conn in conns.values():
@@ -370,6 +401,19 @@ class Probe(object):
                 conn.close()
             except Exception:
                 pass
+
+
+def probe_failures(summary):
+    """``"blog (http://...): timeout=4; http://...: status_503=1"`` from a
+    :meth:`Probe.summary`: the targets that saw failures, each named by its
+    label and URL (the URL alone without a label), errors sorted by kind."""
+    parts = []
+    for target in summary.get('targets') or []:
+        if not target['failed']:
+            continue
+        name = '%s (%s)' % (target['label'], target['url']) if target.get('label') else target['url']
+        parts.append('%s: %s' % (name, ', '.join('%s=%d' % kv for kv in sorted(target['errors'].items()))))
+    return '; '.join(parts)
 
 
 def substitute_instance(url, instance):
@@ -390,7 +434,7 @@ def parse_show(text):
 
 
 __all__ = [
-    'LIVENESS_MAX_FAILURES', 'RUNNING_STATES', 'LivenessTracker', 'Probe', 'WaitResult',
+    'LIVENESS_GRACE', 'LIVENESS_MAX_FAILURES', 'RUNNING_STATES', 'LivenessTracker', 'Probe', 'WaitResult',
     'describe', 'error_name', 'http_get', 'is_failure', 'parse_show', 'percentile',
-    'pid_alive', 'substitute_instance', 'validate_url', 'wait_ready',
+    'pid_alive', 'probe_failures', 'substitute_instance', 'validate_url', 'wait_ready',
 ]

@@ -52,6 +52,8 @@ options:
       - SHA-256 of each site's artifact (site name to hex digest, see P(onebox.deploy.artifact_sums#filter)).
       - A site whose the site's C(version) is already installed with a different recorded checksum is an error,
         unless O(force_release) is set. Releases installed without a recorded checksum are not compared.
+      - When the site has no C(current) symlink (no release of it ever served, for example a first install that
+        was rolled back), such a release is not an error; its C(release_differs) is V(true) so the role replaces it.
     type: dict
     default: {}
   force_release:
@@ -223,7 +225,10 @@ def main():
         installed = dict((r["version"], r["sha256"]) for r in releases).get(site.get("version"))
         if wanted and installed and installed != wanted:
             info["release_differs"] = True
-            if not module.params["force_release"]:
+            # Without a current symlink no release of this site ever served (a
+            # first install that was rolled back): replacing it harms nothing.
+            never_served = not os.path.islink(current)
+            if not (module.params["force_release"] or never_served):
                 errors.append("site %s: field 'version': release %s is already installed with different content "
                               "(installed sha256:%s, artifact sha256:%s); bump the version, or set "
                               "onebox_force_release: true to replace it" % (

@@ -19,7 +19,8 @@ description:
   - Built for sites whose C(<site>.socket) owns the public port and whose C(<site>.service) (or C(<site>@<instance>.service))
     inherits it, so connections queue in the kernel while the process is replaced.
   - Fails fast, without waiting for the timeout, when the unit enters the C(failed) state, is crash-looping
-    (C(SubState=auto-restart) or C(NRestarts) going up), stops, or when O(units[].liveness_url) stops answering.
+    (C(SubState=auto-restart) or C(NRestarts) going up), stops (C(ActiveState=inactive), or C(SubState) V(dead) or
+    V(exited), after it was seen starting), or when O(units[].liveness_url) stops answering.
   - Stops at the first unit that does not come ready; later units are left untouched.
   - Optionally runs a background HTTP load O(probe) during the whole rollout and fails when it saw more failed
     requests than O(probe.max_failed).
@@ -55,8 +56,10 @@ options:
         description:
           - Optional URL answering HTTP 200 while the process is alive (typically C(/livez)). V({instance}) is substituted
             as for O(units[].readiness_url).
-          - Once it answered 200 (or once the unit is C(active)), more than 3 failed polls in a row make the module fail
-            immediately instead of waiting for the timeout.
+          - Once it answered 200, or once O(liveness_grace) seconds have passed since the restart/start command, more
+            than 3 failed polls in a row make the module fail immediately instead of waiting for the timeout.
+          - Before that its failures are taken for a slow start and ignored (the unit being C(active) does not count, since
+            with C(Type=exec) it only means exec() succeeded). A crash is still caught at once from the unit state.
         type: str
       timeout:
         description:
@@ -114,6 +117,21 @@ options:
           backup:
             description: Its previous content; null when the file is new.
             type: path
+      fresh:
+        description:
+          - V(true) when the site had no release serving before this run (a first install).
+          - When such a unit is rolled back (see O(rollback)), there is nothing to restart; its service unit(s)
+            (O(units[].strategy=overlap), C(<name>@<instance>.service) for every instance of O(units[].instances))
+            and its O(units[].socket) are stopped and then disabled before its O(units[].restore) files are removed,
+            systemd reloads, and its O(units[].link) is removed when it points at O(units[].link_target). The release
+            directory is kept. The rollback entry gets status V(removed).
+        type: bool
+        default: false
+      socket:
+        description:
+          - The socket unit of the site, for example V(blog.socket). Stopped and disabled with the service when a
+            O(units[].fresh) unit is rolled back.
+        type: str
   rollback:
     description:
       - What to do when a unit does not come ready.
@@ -122,6 +140,8 @@ options:
         O(units[].restore) of that unit and of every unit after it (installed, but never restarted) are put back,
         systemd reloads, and the unit is restarted (with V(overlap), the old instance still runs and is only waited
         for) and must come ready again. Units rolled before it keep their new release.
+      - A O(units[].fresh) unit among them is not restarted but stopped, disabled and removed (see O(units[].fresh)),
+        so no socket stays active without a service behind it.
       - V(all) does the same and then rolls back every unit rolled before it, last first, through the same readiness
         gate.
       - The module still fails, and its message says which unit failed and which release serves now.
@@ -145,9 +165,15 @@ options:
     default: 60
   request_timeout:
     description:
-      - Timeout in seconds of one HTTP request (readiness, liveness and probe).
+      - Timeout in seconds of one HTTP request (readiness, liveness and, unless O(probe.request_timeout) is set, probe).
     type: float
     default: 2
+  liveness_grace:
+    description:
+      - Seconds after the restart/start command during which failures of a O(units[].liveness_url) that has not
+        answered 200 yet are taken for a slow start and not counted.
+    type: float
+    default: 10
   probe:
     description:
       - Background HTTP load sent while rolling, to prove the rollout is really zero-downtime.
@@ -162,6 +188,16 @@ options:
         type: list
         elements: str
         required: true
+      labels:
+        description:
+          - Names of the sites behind O(probe.urls), one per URL in the same order. A failed probe names the site of each
+            URL that saw failures, and RV(probe.targets[].label) carries it.
+        type: list
+        elements: str
+      request_timeout:
+        description:
+          - Timeout in seconds of one probe request; defaults to O(request_timeout).
+        type: float
       concurrency:
         description:
           - Number of parallel connections/threads.
@@ -362,6 +398,30 @@ probe:
     duration:
       description: Seconds the probe ran.
       type: float
+    targets:
+      description:
+        - The same counts per entry of O(probe.urls), in order. When more than O(probe.max_failed) requests failed, the
+          module message lists the targets that saw failures, for example
+          C(probe saw 4 failed of 208 requests (max_failed=0) - blog (http://127.0.0.1:8001/) - timeout=4)
+          (with colons in place of the dashes).
+      type: list
+      elements: dict
+      contains:
+        url:
+          description: The URL.
+          type: str
+        label:
+          description: Its O(probe.labels) entry, null without labels.
+          type: str
+        sent:
+          description: Requests sent to it.
+          type: int
+        failed:
+          description: Its requests that raised or got HTTP >= 400.
+          type: int
+        errors:
+          description: Its failed requests by kind.
+          type: dict
 rollback:
   description: With O(rollback) other than V(none), one entry per unit rolled back after a failure, in order.
   returned: when a unit failed and O(rollback) is not V(none)
@@ -372,7 +432,9 @@ rollback:
       description: The unit name as given.
       type: str
     status:
-      description: V(ready) when it serves its previous release again, V(failed), V(timeout) or V(skipped) (nothing to return to).
+      description:
+        - V(ready) when it serves its previous release again, V(failed), V(timeout) or V(skipped) (nothing to return to).
+        - V(removed) for a O(units[].fresh) unit, stopped, disabled and removed.
       type: str
     version:
       description: The release O(units[].link) points to after the rollback (its base name).
@@ -386,6 +448,20 @@ rollback:
       elements: str
     reason:
       description: Why the rollback of this unit failed or was skipped.
+      type: str
+    stopped:
+      description: Status V(removed), the units stopped and disabled (the socket first).
+      type: list
+      elements: str
+    put_back:
+      description: Status V(removed), the files of RV(rollback[].restored) put back from a backup (the others were removed).
+      type: list
+      elements: str
+    link_removed:
+      description: Status V(removed), the O(units[].link) removed (null when it did not point at the new release).
+      type: str
+    release:
+      description: Status V(removed), the release directory that is kept (O(units[].link_target)).
       type: str
 journal:
   description: Last journal lines of the unit that did not come ready.
@@ -406,6 +482,7 @@ from ansible_collections.onebox.deploy.plugins.module_utils.readiness import (
     http_get,
     parse_show,
     pid_alive,
+    probe_failures,
     substitute_instance,
     validate_url,
     wait_ready,
@@ -464,7 +541,7 @@ class UnitWatch(object):
         self.seen_started = False
         self.nrestarts_floor = None
         self.failed_polls = 0
-        self.liveness = LivenessTracker()
+        self.liveness = LivenessTracker(grace=roller.liveness_grace)
         self.readiness_last = None
         self.state = {}
 
@@ -481,14 +558,16 @@ class UnitWatch(object):
         if failure:
             return False, failure
         active = self.state.get('ActiveState')
+        sub = self.state.get('SubState')
+        if self.seen_started and (active == 'inactive' or sub in ('dead', 'exited')):
+            # the process it started is gone (Type=exec: exited right after exec)
+            return False, 'unit stopped (ActiveState=%s, SubState=%s) before it became ready' % (active, sub)
         if active in ('activating', 'active', 'reloading'):
             self.seen_started = True
-        elif active == 'inactive' and self.seen_started:
-            return False, 'unit stopped (ActiveState=inactive) before it became ready'
         req_timeout = max(0.05, min(roller.request_timeout, remaining))
         if self.liveness_url:
             result = http_get(self.liveness_url, timeout=req_timeout)[0]
-            dead = self.liveness.update(result, unit_active=(active == 'active'))
+            dead = self.liveness.update(result, elapsed=roller.clock() - self.started)
             if dead:
                 return False, dead
         result = http_get(self.readiness_url, timeout=req_timeout)[0]
@@ -530,6 +609,7 @@ class Roller(object):
         self.passes = params['passes']
         self.timeout = params['timeout']
         self.request_timeout = params['request_timeout']
+        self.liveness_grace = params['liveness_grace']
         self.systemctl = module.get_bin_path('systemctl', required=True)
         self.journalctl = module.get_bin_path('journalctl')
         self.changed = False
@@ -762,32 +842,92 @@ class Roller(object):
             restored.append(path)
         return restored
 
+    def retire(self, spec):
+        """Stop, then disable, the socket and service unit(s) of a fresh site
+        (one that had no release serving before this run); returns them."""
+        if spec['strategy'] == 'overlap':
+            base = overlap_base(spec['name'])
+            services = ['%s@%s.service' % (base, inst) for inst in spec['instances']]
+        else:
+            services = [spec['name']]
+        units = ([spec['socket']] if spec.get('socket') else []) + services
+        for verb in ('stop', 'disable'):
+            for unit in units:   # the socket first, so no connection starts the service again
+                self.mutate(verb, unit)
+        return units
+
+    def unlink_fresh(self, spec):
+        """Remove the ``link`` of a fresh site when it points at its new release."""
+        path, target = spec.get('link'), spec.get('link_target')
+        if not path or not os.path.islink(path):
+            return None
+        if os.path.normpath(os.readlink(path)) != os.path.normpath(target):
+            return None
+        try:
+            os.unlink(path)
+        except OSError as exc:
+            raise RollFailed('cannot remove %s: %s' % (path, exc), unit=None)
+        self.changed = True
+        return path
+
     def rollback(self, units, failed_index, scope):
         """Put the failed unit (and with scope ``all`` the ones rolled before
-        it) back on its previous release; returns one entry per unit."""
+        it) back on its previous release; returns one entry per unit.
+
+        A unit marked ``fresh`` has no previous release: it is stopped and
+        disabled (with its socket) before its files are removed, and its
+        ``link`` is removed afterwards (status ``removed``).
+        """
         failed = units[failed_index]
         rolled_back = [(failed, self.results[failed_index])]
         if scope == 'all':
             rolled_back += [(units[i], self.results[i]) for i in range(failed_index - 1, -1, -1)]
         entries = []
         restored = {}
+        removed = []
         # Files first, for every unit whose new files are installed but whose
         # new release does not serve: the failed one, the untouched ones after
         # it and, with scope all, the rolled ones. One daemon-reload for all.
         reload_needed = False
         for spec in [pair[0] for pair in rolled_back] + units[failed_index + 1:]:
+            stopped = None
+            if spec.get('fresh'):
+                try:
+                    stopped = self.retire(spec)
+                except RollFailed as exc:
+                    # its files stay, so what still runs keeps a unit file
+                    restored[spec['name']] = []
+                    entries.append(dict(name=spec['name'], status='failed', reason=exc.msg, restored=[]))
+                    continue
             try:
                 restored[spec['name']] = self.restore_files(spec)
             except RollFailed as exc:
                 restored[spec['name']] = []
                 entries.append(dict(name=spec['name'], status='failed', reason=exc.msg, restored=[]))
+                stopped = None
             reload_needed = reload_needed or bool(restored[spec['name']])
+            if stopped is not None:
+                entry = dict(name=spec['name'], status='removed', version=None, time_to_ready=None,
+                             restored=restored[spec['name']], stopped=stopped, link_removed=None,
+                             release=spec.get('link_target'),
+                             put_back=[e['path'] for e in spec.get('restore') or []
+                                       if e.get('backup') and e['path'] in restored[spec['name']]])
+                entries.append(entry)
+                removed.append((spec, entry))
+        reload_failed = None
         if reload_needed:
             rc, out, err = self.run([self.systemctl, 'daemon-reload'])
             if rc != 0:
-                entries.append(dict(name='daemon-reload', status='failed',
-                                    reason='systemctl daemon-reload failed (rc=%d): %s' % (rc, (err or out).strip())))
-                return entries
+                reload_failed = dict(name='daemon-reload', status='failed',
+                                     reason='systemctl daemon-reload failed (rc=%d): %s' % (rc, (err or out).strip()))
+        for spec, entry in removed:
+            try:
+                entry['link_removed'] = self.unlink_fresh(spec)
+            except RollFailed as exc:
+                entry.update(status='failed', reason=exc.msg)
+        if reload_failed is not None:
+            entries.append(reload_failed)
+            return entries
         for spec, result in rolled_back:
             if any(e['name'] == spec['name'] for e in entries):
                 continue
@@ -872,10 +1012,33 @@ def failure_message(exc, result, journal):
     return msg
 
 
+def _and(items):
+    items = list(items)
+    return ', '.join(items[:-1]) + ' and ' + items[-1] if len(items) > 1 else ''.join(items)
+
+
+def removed_message(entry):
+    """What the rollback of a fresh unit (status ``removed``) did."""
+    put_back = entry.get('put_back') or []
+    gone = [p for p in entry.get('restored') or [] if p not in put_back]
+    if entry.get('link_removed'):
+        gone.append(entry['link_removed'])
+    msg = '%s had no previous release: stopped and disabled %s' % (entry['name'], _and(entry['stopped']))
+    if gone:
+        msg += ', removed %s' % _and(gone)
+    if put_back:
+        msg += ', put back %s' % _and(put_back)
+    if entry.get('release'):
+        msg += '; release %s is kept' % entry['release']
+    return msg + '; fix the input and run the deploy again'
+
+
 def rollback_message(entries):
     parts = []
     for entry in entries:
-        if entry['status'] == 'ready':
+        if entry['status'] == 'removed':
+            parts.append(removed_message(entry))
+        elif entry['status'] == 'ready':
             parts.append('rolled back %s to %s, which is serving again (ready in %.2f s)' % (
                 entry['name'], entry.get('version') or 'its previous release', entry['time_to_ready']))
         elif entry['status'] == 'skipped':
@@ -900,12 +1063,16 @@ def main():
             path=dict(type='path', required=True),
             backup=dict(type='path'),
         )),
+        fresh=dict(type='bool', default=False),
+        socket=dict(type='str'),
     )
     probe_spec = dict(
         urls=dict(type='list', elements='str', required=True),
+        labels=dict(type='list', elements='str'),
         concurrency=dict(type='int', default=4),
         max_failed=dict(type='int', default=0),
         headers=dict(type='dict'),
+        request_timeout=dict(type='float'),
     )
     module = AnsibleModule(
         argument_spec=dict(
@@ -915,6 +1082,7 @@ def main():
             passes=dict(type='int', default=3, no_log=False),
             timeout=dict(type='float', default=60),
             request_timeout=dict(type='float', default=2),
+            liveness_grace=dict(type='float', default=10),
             probe=dict(type='dict', options=probe_spec),
             rollback=dict(type='str', choices=['none', 'site', 'all'], default='none'),
         ),
@@ -926,6 +1094,8 @@ def main():
         module.fail_json(msg='units must not be empty')
     if params['interval'] <= 0 or params['passes'] < 1 or params['timeout'] < 0 or params['request_timeout'] <= 0:
         module.fail_json(msg='interval and request_timeout must be > 0, passes >= 1, timeout >= 0')
+    if params['liveness_grace'] < 0:
+        module.fail_json(msg='liveness_grace must be >= 0')
 
     for spec in params['units']:
         for key in ('readiness_url', 'liveness_url'):
@@ -937,6 +1107,12 @@ def main():
             problem = validate_url(url)
             if problem:
                 module.fail_json(msg='probe.urls: %s' % problem)
+        labels = params['probe']['labels']
+        if labels is not None and len(labels) != len(params['probe']['urls'] or []):
+            module.fail_json(msg='probe.labels must name each of probe.urls (%d labels for %d URLs)' % (
+                len(labels), len(params['probe']['urls'] or [])))
+        if params['probe']['request_timeout'] is not None and params['probe']['request_timeout'] <= 0:
+            module.fail_json(msg='probe.request_timeout must be > 0')
 
     roller = Roller(module)
 
@@ -958,8 +1134,10 @@ def main():
     probe_cfg = params['probe']
     if probe_cfg and probe_cfg['urls']:
         try:
-            probe = Probe(probe_cfg['urls'], concurrency=probe_cfg['concurrency'],
-                          headers=probe_cfg['headers'], request_timeout=params['request_timeout'])
+            probe_timeout = probe_cfg['request_timeout']
+            probe = Probe(probe_cfg['urls'], concurrency=probe_cfg['concurrency'], headers=probe_cfg['headers'],
+                          request_timeout=probe_timeout if probe_timeout is not None else params['request_timeout'],
+                          labels=probe_cfg['labels'])
         except ValueError as exc:
             module.fail_json(msg='probe: %s' % exc)
         probe.start()
@@ -1002,7 +1180,7 @@ def main():
         module.fail_json(
             msg='probe saw %d failed of %d requests (max_failed=%d): %s' % (
                 probe_summary['failed'], probe_summary['sent'], probe_cfg['max_failed'],
-                ', '.join('%s=%d' % kv for kv in sorted(probe_summary['errors'].items()))),
+                probe_failures(probe_summary)),
             **finish(**extra))
 
     module.exit_json(**finish(**extra))

@@ -315,9 +315,9 @@ def test_liveness_tracker_and_percentile():
     assert tracker.update(200) is None
     assert [tracker.update('ConnectionRefusedError') for _attempt in range(3)] == [None] * 3
     assert 'ConnectionRefusedError' in tracker.update('ConnectionRefusedError')
-    active = readiness.LivenessTracker()
-    assert [active.update(503, unit_active=True) for _attempt in range(3)] == [None] * 3
-    assert 'status_503' in active.update(503, unit_active=True)
+    active = readiness.LivenessTracker(grace=10)
+    assert [active.update(503, elapsed=10) for _attempt in range(3)] == [None] * 3
+    assert 'status_503' in active.update(503, elapsed=10)
 
     assert readiness.percentile([], 50) is None
     values = list(range(1, 101))

@@ -208,6 +208,18 @@ def test_normalize_restart_retires_the_overlap_template(base):
     assert "link" not in S.roll_unit(out) and S.roll_unit(out)["name"] == "blog.service"
 
 
+def test_roll_unit_names_the_socket_and_marks_a_fresh_site(base):
+    for strategy in ("restart", "overlap"):
+        out = S.normalize_site(site(strategy=strategy), {}, base)
+        unit = S.roll_unit(out)
+        assert unit["socket"] == "blog.socket" and "fresh" not in unit
+        assert "fresh" not in S.roll_unit(out, True, None, {"blog": []}, fresh=False)
+        fresh = S.roll_unit(out, True, None, {"blog": [{"path": "/x", "backup": None}]}, fresh=True)
+        assert fresh["fresh"] is True and fresh["socket"] == "blog.socket"
+        assert fresh["link_target"] == "/srv/onebox/blog/releases/1.4.2"     # positionals still work
+        assert fresh["restore"] == [{"path": "/x", "backup": None}]
+
+
 @pytest.mark.parametrize("member,link,problem", [
     ("/etc/evil", None, "has an absolute path"),
     ("bin/../../evil", None, "contains '..'"),
