@@ -400,10 +400,9 @@ probe:
       type: float
     targets:
       description:
-        - The same counts per entry of O(probe.urls), in order. When more than O(probe.max_failed) requests failed, the
-          module message lists the targets that saw failures, for example
-          C(probe saw 4 failed of 208 requests (max_failed=0) - blog (http://127.0.0.1:8001/) - timeout=4)
-          (with colons in place of the dashes).
+        - The same counts per entry of O(probe.urls), in order.
+        - 'When more than O(probe.max_failed) requests failed, the module message lists the targets that saw failures,
+          for example C(probe saw 4 failed of 208 requests (max_failed=0): blog (http://127.0.0.1:8001/): timeout=4).'
       type: list
       elements: dict
       contains:
