@@ -81,7 +81,7 @@ class HealthApp(object):
 
 
 class HealthServer(object):
-    def __init__(self, app):
+    def __init__(self, app, port=0):
         self.app = app
 
         class Handler(BaseHTTPRequestHandler):
@@ -99,7 +99,7 @@ class HealthServer(object):
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.httpd = ThreadingHTTPServer(('127.0.0.1', port), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.closed = False
@@ -121,8 +121,8 @@ class HealthServer(object):
 def servers():
     made = []
 
-    def make(app=None):
-        srv = HealthServer(app or HealthApp())
+    def make(app=None, port=0):
+        srv = HealthServer(app or HealthApp(), port)
         made.append(srv)
         return srv
 
@@ -244,6 +244,9 @@ class FakeSystemd(object):
     def default_stop(self, fake, unit):
         self.kill_later(unit, 0)
         unit.set(ActiveState='inactive', SubState='dead', MainPID=0)
+
+    def default_disable(self, fake, unit):
+        pass
 
     def cleanup(self):
         for proc in self.procs:
@@ -903,3 +906,323 @@ def test_rollback_of_a_new_site_is_skipped_and_a_new_file_removed(servers, fake,
     assert res['rollback'][0]['status'] == 'skipped' and 'no previous release' in res['rollback'][0]['reason']
     assert not unit_file.exists()
     assert fake.mutations == [('restart', 'fresh.service')]
+
+
+# --------------------------------------------------------------------------
+# liveness start grace
+# --------------------------------------------------------------------------
+
+def free_port():
+    import socket as _socket
+    sock = _socket.socket()
+    sock.bind(('127.0.0.1', 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def test_liveness_tracker_start_grace():
+    tracker = readiness.LivenessTracker(max_failures=3, grace=10)
+    # before the grace and before any 200: a slow start, never dead
+    assert all(tracker.update('ConnectionRefusedError', elapsed=0.1 * i) is None for i in range(50))
+    assert tracker.failures == 0
+    # once the grace is over failures count
+    assert [tracker.update('ConnectionRefusedError', elapsed=10 + i) for i in range(3)] == [None] * 3
+    dead = tracker.update('ConnectionRefusedError', elapsed=14)
+    assert dead == ('liveness failed 4 polls in a row (last: ConnectionRefusedError) '
+                    'and never answered 200 within the 10s start grace')
+    # after one 200, failures count at once, inside the grace
+    answered = readiness.LivenessTracker(max_failures=3, grace=10)
+    assert answered.update(200, elapsed=0.5) is None
+    assert [answered.update('timeout', elapsed=0.6) for _attempt in range(3)] == [None] * 3
+    assert answered.update('timeout', elapsed=0.7).endswith('(last: timeout) after answering 200')
+    # without elapsed (or grace=None) only a 200 arms it
+    assert all(readiness.LivenessTracker(grace=None).update(503, elapsed=99) is None for _attempt in range(9))
+
+
+def test_slow_start_while_active_becomes_ready(servers, fake):
+    """Type=exec: active at once, the health port only opens later."""
+    port = free_port()
+    app = HealthApp()
+    app.route('/readyz', const(200))
+    app.route('/livez', const(200))
+    fake.unit('blog.service', ActiveState='active', SubState='running')
+    fake.on('restart', 'blog.service', lambda f, u: u.set(ActiveState='active', SubState='running'))
+    opened = []
+    timer = threading.Timer(0.4, lambda: opened.append(servers(app, port)))   # ~20 refused polls first
+    timer.daemon = True
+    timer.start()
+    url = 'http://127.0.0.1:%d' % port
+
+    failed, res, took = run_module(module_args([dict(
+        name='blog.service', readiness_url=url + '/readyz', liveness_url=url + '/livez')]), fake)
+    timer.join()
+
+    assert not failed, res['msg']
+    assert opened and res['results'][0]['status'] == 'ready'
+    assert res['results'][0]['polls'] > 3 + 3
+    assert 0.35 <= res['results'][0]['time_to_ready'] < 3
+
+
+def test_liveness_failures_count_after_the_grace(servers, fake):
+    live = servers()
+    live.close()                     # never answers
+    app = HealthApp()
+    app.route('/readyz', const(503))
+    srv = servers(app)
+    fake.unit('blog.service', ActiveState='active', SubState='running')
+    fake.on('restart', 'blog.service', lambda f, u: u.set(ActiveState='active', SubState='running'))
+
+    failed, res, took = run_module(module_args([dict(
+        name='blog.service', readiness_url=srv.url('/readyz'), liveness_url=live.url('/livez'))],
+        timeout=10, liveness_grace=0.3), fake)
+
+    assert failed and 0.3 <= took < 2
+    assert res['results'][0]['status'] == 'failed'
+    assert 'never answered 200 within the 0.3s start grace' in res['msg']
+
+
+def test_auto_restart_fails_at_once_without_any_liveness_answer(servers, fake):
+    live = servers()
+    live.close()
+    app = HealthApp()
+    app.route('/readyz', const(503))
+    srv = servers(app)
+    fake.unit('blog.service', ActiveState='active', SubState='running')
+
+    def crash(f, unit):
+        unit.set(ActiveState='activating', SubState='start')
+        unit.at(0.05, ActiveState='activating', SubState='auto-restart', NRestarts=1)
+    fake.on('restart', 'blog.service', crash)
+
+    failed, res, took = run_module(module_args([dict(
+        name='blog.service', readiness_url=srv.url('/readyz'), liveness_url=live.url('/livez'))],
+        timeout=10), fake)
+
+    assert failed and took < 1.5
+    assert 'crash-looping (SubState=auto-restart' in res['msg'] and 'liveness failed' not in res['msg']
+    assert res['results'][0]['liveness'] == 'ConnectionRefusedError'
+
+
+@pytest.mark.parametrize('active, sub', [('inactive', 'dead'), ('active', 'exited')])
+def test_unit_that_stops_after_starting_fails_fast(servers, fake, active, sub):
+    app = HealthApp()
+    app.route('/readyz', const(503))
+    srv = servers(app)
+    fake.unit('blog.service')
+
+    def gone(f, unit):
+        unit.set(ActiveState='active', SubState='running', MainPID=4194002)
+        unit.at(0.1, ActiveState=active, SubState=sub, MainPID=0)
+    fake.on('restart', 'blog.service', gone)
+
+    failed, res, took = run_module(module_args([dict(name='blog.service', readiness_url=srv.url('/readyz'))],
+                                               timeout=10), fake)
+
+    assert failed and took < 1.5
+    assert 'unit stopped (ActiveState=%s, SubState=%s) before it became ready' % (active, sub) in res['msg']
+
+
+def test_liveness_grace_must_not_be_negative(fake):
+    failed, res, _took = run_module(module_args([dict(name='blog.service', readiness_url='http://127.0.0.1:9/')],
+                                                liveness_grace=-1), fake)
+    assert failed and 'liveness_grace' in res['msg'] and fake.calls == []
+
+
+# --------------------------------------------------------------------------
+# probe: per-site counts and timeout
+# --------------------------------------------------------------------------
+
+def test_probe_names_the_failing_site_and_counts_per_target(servers, fake, monkeypatch):
+    good, bad = HealthApp(), HealthApp()
+    good.route('/', const(200))
+    bad.route('/', const(503))
+    good_srv, bad_srv = servers(good), servers(bad)
+    health = HealthApp()
+    health.route('/readyz', const(200))
+    health_srv = servers(health)
+    fake.unit('blog.service', ActiveState='active', SubState='running')
+    made = []
+
+    class RecordingProbe(readiness.Probe):
+        def __init__(self, *args, **kwargs):
+            made.append(kwargs)
+            super(RecordingProbe, self).__init__(*args, **kwargs)
+    monkeypatch.setattr(rolling_restart, 'Probe', RecordingProbe)
+    urls = [good_srv.url('/'), bad_srv.url('/')]
+    units = [dict(name='blog.service', readiness_url=health_srv.url('/readyz'))]
+
+    failed, res, _took = run_module(module_args(units, probe=dict(
+        urls=urls, labels=['shop', 'blog'], concurrency=2, request_timeout=0.25)), fake)
+
+    assert failed
+    assert made[-1]['request_timeout'] == 0.25 and made[-1]['labels'] == ['shop', 'blog']
+    probe = res['probe']
+    targets = probe['targets']
+    assert [(t['url'], t['label']) for t in targets] == [(urls[0], 'shop'), (urls[1], 'blog')]
+    assert targets[0]['failed'] == 0 and targets[0]['errors'] == {} and targets[0]['sent'] > 0
+    assert targets[1]['failed'] == targets[1]['sent'] == targets[1]['errors']['status_503'] > 0
+    assert sum(t['sent'] for t in targets) == probe['sent']
+    assert res['msg'] == 'probe saw %d failed of %d requests (max_failed=0): blog (%s): status_503=%d' % (
+        probe['failed'], probe['sent'], urls[1], probe['failed'])
+
+    # without labels the URL alone names the target; the module's request_timeout is the default
+    failed, res, _took = run_module(module_args(units, probe=dict(urls=urls, concurrency=2)), fake)
+    assert failed and made[-1]['request_timeout'] == 0.5 and made[-1]['labels'] is None
+    assert res['msg'].endswith('(max_failed=0): %s: status_503=%d' % (urls[1], res['probe']['failed']))
+    assert [t['label'] for t in res['probe']['targets']] == [None, None]
+
+
+def test_probe_failures_lists_every_failing_target():
+    summary = dict(targets=[
+        dict(url='http://127.0.0.1:8001/', label='blog', sent=100, failed=4, errors={'timeout': 4}),
+        dict(url='http://127.0.0.1:8002/', label='wiki', sent=100, failed=0, errors={}),
+        dict(url='http://127.0.0.1:8003/', label=None, sent=8, failed=3,
+             errors={'status_503': 2, 'ConnectionResetError': 1}),
+    ])
+    assert readiness.probe_failures(summary) == (
+        'blog (http://127.0.0.1:8001/): timeout=4; '
+        'http://127.0.0.1:8003/: ConnectionResetError=1, status_503=2')
+    assert readiness.probe_failures(dict(targets=[])) == ''
+
+
+def test_probe_labels_must_match_urls(fake):
+    failed, res, _took = run_module(module_args(
+        [dict(name='blog.service', readiness_url='http://127.0.0.1:9/')],
+        probe=dict(urls=['http://127.0.0.1:9/', 'http://127.0.0.1:10/'], labels=['blog'])), fake)
+    assert failed and 'probe.labels' in res['msg'] and '1 labels for 2 URLs' in res['msg'] and fake.calls == []
+    with pytest.raises(ValueError):
+        readiness.Probe(['http://127.0.0.1:9/'], labels=['a', 'b'])
+
+
+# --------------------------------------------------------------------------
+# rollback of a fresh site (first install)
+# --------------------------------------------------------------------------
+
+def _fresh_site(tmp_path, name):
+    site = tmp_path / name
+    (site / 'releases' / '1.0.0').mkdir(parents=True)
+    unit_file = tmp_path / ('%s.service' % name)
+    unit_file.write_text('new\n')
+    env_file = tmp_path / ('%s.env' % name)
+    env_file.write_text('A=1\n')
+    return site, unit_file, env_file
+
+
+def _retire_calls(fake):
+    return [c for c in fake.calls if c[0] in ('stop', 'disable', 'daemon-reload')]
+
+
+@pytest.mark.parametrize('strategy', ['restart', 'overlap'])
+def test_rollback_of_a_fresh_site_stops_disables_and_removes_it(servers, fake, tmp_path, strategy):
+    app = HealthApp()
+    app.route('/readyz', const(503))
+    app.route('/a/readyz', const(503))
+    srv = servers(app)
+    site, unit_file, env_file = _fresh_site(tmp_path, 'blog')
+    link, target = str(site / 'current'), str(site / 'releases' / '1.0.0')
+    fake.journal['blog.service'] = ['Error: cannot bind 8001']
+    fake.journal['blog@a.service'] = ['Error: cannot bind 8001']
+    fake.unit('blog.socket', ActiveState='active', SubState='listening')
+    seen = []
+
+    def record(verb):
+        def hook(f, unit):
+            seen.append((verb, unit.name, unit_file.exists(), env_file.exists(), os.path.islink(link)))
+            getattr(f, 'default_' + verb)(f, unit)
+        return hook
+    services = ['blog.service'] if strategy == 'restart' else ['blog@a.service', 'blog@b.service']
+    for name in ['blog.socket'] + services:
+        fake.unit(name) if name != 'blog.socket' else None
+        fake.on('stop', name, record('stop'))
+        fake.on('disable', name, record('disable'))
+    unit = dict(name='blog.service' if strategy == 'restart' else 'blog', strategy=strategy,
+                readiness_url=srv.url('/{instance}/readyz' if strategy == 'overlap' else '/readyz'),
+                link=link, link_target=target, fresh=True, socket='blog.socket',
+                restore=[dict(path=str(unit_file)), dict(path=str(env_file))])
+
+    failed, res, _took = run_module(module_args([unit], timeout=0.5, rollback='site'), fake)
+
+    assert failed
+    rollback_stops = seen[-2 * (1 + len(services)):]
+    # socket first, stop before disable, all while the files and the link still exist
+    assert [(v, n) for v, n, _u, _e, _l in rollback_stops] == (
+        [('stop', n) for n in ['blog.socket'] + services] + [('disable', n) for n in ['blog.socket'] + services])
+    assert all(u and e for _v, _n, u, e, _l in rollback_stops)
+    assert _retire_calls(fake)[-1] == ['daemon-reload']
+    assert not unit_file.exists() and not env_file.exists()
+    assert not os.path.lexists(link) and os.path.isdir(target)     # release kept
+    assert fake.units['blog.socket'].current()['ActiveState'] == 'inactive'
+    entry = res['rollback'][0]
+    assert entry['status'] == 'removed' and entry['stopped'] == ['blog.socket'] + services
+    assert entry['restored'] == [str(unit_file), str(env_file)] and entry['link_removed'] == link
+    name = unit['name']
+    assert res['msg'].startswith(
+        '%s had no previous release: stopped and disabled %s, removed %s, %s and %s; release %s is kept; '
+        'fix the input and run the deploy again\n' % (
+            name, ('blog.socket and blog.service' if strategy == 'restart'
+                   else 'blog.socket, blog@a.service and blog@b.service'),
+            unit_file, env_file, link, target))
+    assert 'FAILED' not in res['msg'] and 'not found' not in res['msg']
+    assert 'did not become ready' in res['msg'] and 'Error: cannot bind 8001' in res['msg']
+    # no restart of the removed unit after the rollback
+    assert [m for m in fake.mutations if m[0] in ('restart', 'start')] == [
+        ('restart', 'blog.service') if strategy == 'restart' else ('start', 'blog@a.service')]
+
+
+def test_rollback_also_removes_a_fresh_untouched_later_site(servers, fake, tmp_path):
+    app = HealthApp()
+    app.route('/readyz', const(503))
+    srv = servers(app)
+    units = []
+    for name in ('blog', 'shop'):
+        site, unit_file, env_file = _fresh_site(tmp_path, name)
+        fake.unit('%s.service' % name)
+        units.append(dict(name='%s.service' % name, readiness_url=srv.url('/readyz'), fresh=True,
+                          socket='%s.socket' % name, link=str(site / 'current'),
+                          link_target=str(site / 'releases' / '1.0.0'), restore=[dict(path=str(unit_file))]))
+
+    failed, res, _took = run_module(module_args(units, timeout=0.3, rollback='site'), fake)
+
+    assert failed
+    assert [(e['name'], e['status']) for e in res['rollback']] == [('blog.service', 'removed'),
+                                                                  ('shop.service', 'removed')]
+    assert ['stop', 'shop.socket'] in fake.calls and ['disable', 'shop.service'] in fake.calls
+    assert res['rollback'][1]['link_removed'] is None        # shop's current was never switched
+    assert fake.calls.count(['daemon-reload']) == 1
+    assert ('restart', 'shop.service') not in fake.mutations
+    assert 'shop.service had no previous release: stopped and disabled shop.socket and shop.service, removed %s; ' \
+        % units[1]['restore'][0]['path'] in res['msg']
+
+
+def test_fresh_site_without_rollback_and_non_fresh_site_are_untouched(servers, fake, tmp_path):
+    app = HealthApp()
+    app.route('/readyz', const(503))
+    srv = servers(app)
+    site, unit_file, _env = _fresh_site(tmp_path, 'blog')
+    fake.unit('blog.service')
+    unit = dict(name='blog.service', readiness_url=srv.url('/readyz'), fresh=True, socket='blog.socket',
+                link=str(site / 'current'), link_target=str(site / 'releases' / '1.0.0'),
+                restore=[dict(path=str(unit_file))])
+
+    failed, res, _took = run_module(module_args([unit], timeout=0.3), fake)   # rollback=none
+    assert failed and 'rollback' not in res
+    assert _retire_calls(fake) == [] and unit_file.exists() and os.path.islink(unit['link'])
+
+    fake.calls[:] = []
+    os.unlink(unit['link'])                 # as before the first run: no current yet
+    failed, res, _took = run_module(module_args([dict(unit, fresh=False)], timeout=0.3, rollback='site'), fake)
+    assert failed and res['rollback'][0]['status'] == 'skipped'
+    assert [c for c in fake.calls if c[0] in ('stop', 'disable')] == [] and not unit_file.exists()
+
+
+def test_fresh_site_check_mode_changes_nothing(servers, fake, tmp_path):
+    site, unit_file, _env = _fresh_site(tmp_path, 'blog')
+    fake.unit('blog.service')
+    args = module_args([dict(name='blog.service', readiness_url='http://127.0.0.1:9/', fresh=True,
+                             socket='blog.socket', link=str(site / 'current'),
+                             link_target=str(site / 'releases' / '1.0.0'), restore=[dict(path=str(unit_file))])],
+                       rollback='site')
+    args['_ansible_check_mode'] = True
+    failed, res, _took = run_module(args, fake)
+    assert not failed and all(c[0] == 'show' for c in fake.calls) and unit_file.exists()
