@@ -1185,8 +1185,8 @@ def test_rollback_also_removes_a_fresh_untouched_later_site(servers, fake, tmp_p
     failed, res, _took = run_module(module_args(units, timeout=0.3, rollback='site'), fake)
 
     assert failed
-    assert [(e['name'], e['status']) for e in res['rollback']] == [('blog.service', 'removed'),
-                                                                  ('shop.service', 'removed')]
+    assert [(e['name'], e['status']) for e in res['rollback']] == [
+        ('blog.service', 'removed'), ('shop.service', 'removed')]
     assert ['stop', 'shop.socket'] in fake.calls and ['disable', 'shop.service'] in fake.calls
     assert res['rollback'][1]['link_removed'] is None        # shop's current was never switched
     assert fake.calls.count(['daemon-reload']) == 1
