@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: rolling_restart
 short_description: Restart socket-activated systemd services one by one, waiting for readiness
-version_added: "1.0.0"
+version_added: 0.1.0
 description:
   - Restarts (or, with O(units[].strategy=overlap), replaces) the given systemd services strictly one after the
     other on a single host. The next unit is only touched once the previous one answered its readiness URL
@@ -130,8 +130,23 @@ options:
       socket:
         description:
           - The socket unit of the site, for example V(blog.socket). Stopped and disabled with the service when a
-            O(units[].fresh) unit is rolled back.
+            O(units[].fresh) unit is rolled back; restarted with O(units[].restart_socket).
         type: str
+      stop_units:
+        description:
+          - Service units the site no longer uses (after a switch between the V(restart) and V(overlap) strategies,
+            or a changed health port), stopped right before this unit is replaced. Connections wait in the socket's
+            backlog until the new process accepts them.
+        type: list
+        elements: str
+        default: []
+      restart_socket:
+        description:
+          - V(true) when the socket's settings changed (its address, backlog, ...). Right before this unit is
+            replaced its service unit(s) are stopped and O(units[].socket) is restarted, so the socket is bound anew.
+          - A rollback does not put the previous socket back.
+        type: bool
+        default: false
   rollback:
     description:
       - What to do when a unit does not come ready.
@@ -469,582 +484,24 @@ journal:
   elements: str
 """
 
-import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.onebox.deploy.plugins.module_utils.readiness import (
-    LivenessTracker,
     Probe,
-    RUNNING_STATES,
-    describe,
-    http_get,
-    parse_show,
-    pid_alive,
     probe_failures,
-    substitute_instance,
     validate_url,
-    wait_ready,
+)
+from ansible_collections.onebox.deploy.plugins.module_utils.rolling import (
+    RollFailed,
+    Rollback,
+    Roller,
+    choose_instance,
+    failure_message,
+    rollback_message,
 )
 
-SHOW_PROPS = ('LoadState', 'ActiveState', 'SubState', 'MainPID', 'NRestarts', 'Result')
-JOURNAL_LINES = 15
-
-
-class RollFailed(Exception):
-    """A unit did not come ready, or a systemctl command failed."""
-
-    def __init__(self, msg, unit=None, **extra):
-        super(RollFailed, self).__init__(msg)
-        self.msg = msg
-        self.unit = unit
-        self.extra = extra
-
-
-def choose_instance(instances, states):
-    """Pick the instance to start and the ones to stop afterwards.
-
-    *states* maps instance -> ActiveState. Returns ``(new, olds)``; *new* is
-    None when every instance is running.
-    """
-    running = [i for i in instances if states.get(i) in RUNNING_STATES]
-    if not running:
-        return instances[0], []
-    first = instances.index(running[0])
-    for step in range(1, len(instances) + 1):
-        cand = instances[(first + step) % len(instances)]
-        if cand not in running:
-            return cand, running
-    return None, running
-
-
-def overlap_base(name):
-    base = name
-    if base.endswith('.service'):
-        base = base[:-len('.service')]
-    return base.rstrip('@')
-
-
-class UnitWatch(object):
-    """One poll = unit state + liveness + readiness, for :func:`wait_ready`."""
-
-    def __init__(self, roller, unit, readiness_url, liveness_url, started, old_pid=0):
-        self.roller = roller
-        self.unit = unit
-        self.readiness_url = readiness_url
-        self.liveness_url = liveness_url
-        self.started = started
-        self.old_pid = old_pid
-        self.old_gone = not old_pid
-        self.time_to_stop = None
-        self.seen_started = False
-        self.nrestarts_floor = None
-        self.failed_polls = 0
-        self.liveness = LivenessTracker(grace=roller.liveness_grace)
-        self.readiness_last = None
-        self.state = {}
-
-    def poll(self, remaining):
-        roller = self.roller
-        if not self.old_gone:
-            if pid_alive(self.old_pid):
-                self.state = roller.show(self.unit)
-                return False, self._state_failure()
-            self.old_gone = True
-            self.time_to_stop = round(roller.clock() - self.started, 3)
-        self.state = roller.show(self.unit)
-        failure = self._state_failure()
-        if failure:
-            return False, failure
-        active = self.state.get('ActiveState')
-        sub = self.state.get('SubState')
-        if self.seen_started and (active == 'inactive' or sub in ('dead', 'exited')):
-            # the process it started is gone (Type=exec: exited right after exec)
-            return False, 'unit stopped (ActiveState=%s, SubState=%s) before it became ready' % (active, sub)
-        if active in ('activating', 'active', 'reloading'):
-            self.seen_started = True
-        req_timeout = max(0.05, min(roller.request_timeout, remaining))
-        if self.liveness_url:
-            result = http_get(self.liveness_url, timeout=req_timeout)[0]
-            dead = self.liveness.update(result, elapsed=roller.clock() - self.started)
-            if dead:
-                return False, dead
-        result = http_get(self.readiness_url, timeout=req_timeout)[0]
-        self.readiness_last = result
-        return result == 200 and active in ('active', 'reloading'), None
-
-    def _state_failure(self):
-        state = self.state
-        try:
-            nrestarts = int(state.get('NRestarts') or 0)
-        except ValueError:
-            nrestarts = 0
-        # NRestarts may be reset by the manual restart: compare with the lowest value seen
-        if self.nrestarts_floor is None or nrestarts < self.nrestarts_floor:
-            self.nrestarts_floor = nrestarts
-        # a restart job whose stop half ended badly shows "failed" for a moment
-        # before the start half runs: only believe it on two polls in a row
-        if state.get('ActiveState') == 'failed':
-            self.failed_polls += 1
-            if self.failed_polls >= 2:
-                return 'unit entered the failed state (SubState=%s, Result=%s)' % (
-                    state.get('SubState'), state.get('Result'))
-        else:
-            self.failed_polls = 0
-        if state.get('SubState') == 'auto-restart':
-            return 'unit is crash-looping (SubState=auto-restart, NRestarts=%d)' % nrestarts
-        if nrestarts > self.nrestarts_floor:
-            return 'unit is crash-looping (systemd restarted it automatically, NRestarts %d -> %d)' % (
-                self.nrestarts_floor, nrestarts)
-        return None
-
-
-class Roller(object):
-    def __init__(self, module, clock=time.monotonic):
-        self.module = module
-        self.clock = clock
-        params = module.params
-        self.interval = params['interval']
-        self.passes = params['passes']
-        self.timeout = params['timeout']
-        self.request_timeout = params['request_timeout']
-        self.liveness_grace = params['liveness_grace']
-        self.systemctl = module.get_bin_path('systemctl', required=True)
-        self.journalctl = module.get_bin_path('journalctl')
-        self.changed = False
-        self.results = []
-        self.rolled = []
-
-    # --- systemd -----------------------------------------------------------
-    def run(self, args):
-        return self.module.run_command(args)
-
-    def show(self, unit):
-        args = [self.systemctl, 'show']
-        for prop in SHOW_PROPS:
-            args.extend(['-p', prop])
-        args.extend(['--', unit])
-        rc, out, err = self.run(args)
-        if rc != 0:
-            raise RollFailed('systemctl show %s failed' % unit, unit=unit, rc=rc, stdout=out, stderr=err,
-                             cmd=' '.join(args))
-        return parse_show(out)
-
-    def mutate(self, verb, unit, no_block=False):
-        args = [self.systemctl, verb]
-        if no_block:
-            args.append('--no-block')
-        args.extend(['--', unit])
-        self.changed = True
-        rc, out, err = self.run(args)
-        if rc != 0:
-            raise RollFailed('systemctl %s %s failed (rc=%d): %s' % (verb, unit, rc, (err or out).strip()),
-                             unit=unit, rc=rc, stdout=out, stderr=err, cmd=' '.join(args))
-
-    def journal(self, unit):
-        if not self.journalctl:
-            return []
-        rc, out, err = self.run([self.journalctl, '-u', unit, '-n', str(JOURNAL_LINES), '--no-pager', '-o', 'cat'])
-        if rc != 0:
-            return ['(journalctl rc=%d: %s)' % (rc, (err or out).strip())]
-        return out.splitlines()[-JOURNAL_LINES:]
-
-    def require_loaded(self, unit, state):
-        if state.get('LoadState') == 'not-found':
-            raise RollFailed('unit %s not found (LoadState=not-found)' % unit, unit=unit)
-
-    # --- waiting -----------------------------------------------------------
-    def wait(self, spec, unit, instance, started, old_pid, result):
-        timeout = spec['timeout'] if spec['timeout'] is not None else self.timeout
-        watch = UnitWatch(self, unit,
-                          substitute_instance(spec['readiness_url'], instance),
-                          substitute_instance(spec['liveness_url'], instance),
-                          started, old_pid)
-        outcome = wait_ready(watch.poll, passes=self.passes, interval=self.interval, timeout=timeout,
-                             clock=self.clock)
-        result.update(
-            unit=unit,
-            passes=outcome.passes,
-            polls=outcome.polls,
-            readiness=watch.readiness_last,
-            liveness=watch.liveness.last,
-            state=dict((k, v) for k, v in watch.state.items() if k != 'LoadState'),
-        )
-        if spec['strategy'] == 'restart':
-            result['time_to_stop'] = watch.time_to_stop
-        if outcome.ready:
-            result['status'] = 'ready'
-            result['time_to_ready'] = round(self.clock() - started, 3)
-            return
-        result['status'] = 'failed' if outcome.status == 'aborted' else 'timeout'
-        reason = outcome.reason
-        if outcome.status == 'timeout' and not watch.old_gone:
-            reason += '; old main process %d is still running' % old_pid
-        result['reason'] = reason
-        raise RollFailed(reason, unit=unit)
-
-    # --- the release symlink -------------------------------------------------
-    def link_plan(self, spec, check=False):
-        """``dict(path, from, to, changed)`` for a unit with ``link``, else None.
-
-        In check mode the target may not exist yet (the release it names is
-        only unpacked by a real run).
-        """
-        path = spec['link']
-        if not path:
-            return None
-        target = spec['link_target']
-        if not check and not os.path.isdir(target):
-            raise RollFailed('%s: link_target %s is not a directory' % (spec['name'], target), unit=None)
-        current = os.readlink(path) if os.path.islink(path) else None
-        if current is None and os.path.lexists(path):
-            raise RollFailed('%s: link %s exists and is not a symlink' % (spec['name'], path), unit=None)
-        same = current is not None and os.path.normpath(current) == os.path.normpath(target)
-        return {'path': path, 'from': current, 'to': target, 'changed': not same, 'reverted': False}
-
-    def point(self, path, target):
-        tmp = '%s.onebox-%d' % (path, os.getpid())
-        try:
-            if os.path.lexists(tmp):
-                os.unlink(tmp)
-            os.symlink(target, tmp)
-            os.rename(tmp, path)
-        except OSError as exc:
-            raise RollFailed('cannot point %s at %s: %s' % (path, target, exc), unit=None)
-        self.changed = True
-
-    # --- strategies ----------------------------------------------------------
-    def roll(self, spec):
-        result = dict(name=spec['name'], strategy=spec['strategy'], status='pending',
-                      time_to_stop=None, time_to_ready=None, passes=0, polls=0)
-        self.results.append(result)
-        link = None
-        try:
-            link = self.link_plan(spec)
-            if link is not None:
-                result['link'] = link
-                if link['changed']:
-                    self.point(link['path'], link['to'])
-            if spec['strategy'] == 'overlap':
-                self._overlap(spec, result)
-            else:
-                self._restart(spec, result)
-        except RollFailed as exc:
-            if result['status'] == 'pending':
-                result['status'] = 'failed'
-                result['reason'] = exc.msg
-            if link is not None and link['changed'] and link['from'] is not None:
-                try:
-                    self.point(link['path'], link['from'])
-                    link['reverted'] = True
-                    exc.msg += '; %s points back to %s' % (link['path'], link['from'])
-                except RollFailed as back:
-                    exc.msg += '; pointing %s back failed too: %s' % (link['path'], back.msg)
-            raise
-        self.rolled.append(spec['name'])
-
-    def _restart(self, spec, result):
-        unit = spec['name']
-        result['unit'] = unit
-        before = self.show(unit)
-        self.require_loaded(unit, before)
-        try:
-            old_pid = int(before.get('MainPID') or 0)
-        except ValueError:
-            old_pid = 0
-        started = self.clock()
-        if spec['restart']:
-            self.mutate('restart', unit, no_block=True)
-        else:
-            old_pid = 0
-        self.wait(spec, unit, None, started, old_pid, result)
-
-    def _overlap(self, spec, result):
-        base = overlap_base(spec['name'])
-        instances = spec['instances']
-        if not instances:
-            raise RollFailed('overlap strategy needs at least one instance', unit=spec['name'])
-        states = {}
-        for inst in instances:
-            unit = '%s@%s.service' % (base, inst)
-            props = self.show(unit)
-            self.require_loaded(unit, props)
-            states[inst] = props.get('ActiveState')
-        new, olds = choose_instance(instances, states)
-        result['old_instances'] = olds
-        if not spec['restart']:
-            if not olds:
-                raise RollFailed('no instance of %s is running (states: %s)' % (base, states), unit=spec['name'])
-            result['instance'] = olds[0]
-            result['old_instances'] = []
-            self.wait(spec, '%s@%s.service' % (base, olds[0]), olds[0], self.clock(), 0, result)
-            return
-        if new is None:
-            raise RollFailed('all instances of %s are running (%s); refusing to start another one'
-                             % (base, ', '.join(instances)), unit=spec['name'])
-        result['instance'] = new
-        new_unit = '%s@%s.service' % (base, new)
-        started = self.clock()
-        try:
-            self.mutate('start', new_unit, no_block=True)
-            self.wait(spec, new_unit, new, started, 0, result)
-        except RollFailed as exc:
-            # never leave two instances running: drop the new one, keep the old
-            if result['status'] == 'pending':
-                result['status'] = 'failed'
-            result.setdefault('reason', exc.msg)
-            try:
-                self.mutate('stop', new_unit)
-                exc.msg += '; stopped %s' % new_unit
-            except RollFailed as stop_exc:
-                exc.msg += '; stopping %s failed too: %s' % (new_unit, stop_exc.msg)
-            if olds:
-                exc.msg += ', left %s running' % ', '.join('%s@%s.service' % (base, o) for o in olds)
-            raise
-        stop_start = self.clock()
-        for old in olds:
-            old_unit = '%s@%s.service' % (base, old)
-            try:
-                self.mutate('stop', old_unit)
-            except RollFailed as exc:
-                result['status'] = 'failed'
-                result['reason'] = exc.msg
-                exc.msg = '%s is ready but stopping the old instance failed: %s' % (new_unit, exc.msg)
-                raise
-        result['time_to_stop'] = round(self.clock() - stop_start, 3) if olds else None
-
-    # --- rollback ------------------------------------------------------------
-    def restore_files(self, spec):
-        restored = []
-        for entry in spec.get('restore') or []:
-            path, backup = entry['path'], entry.get('backup')
-            try:
-                if backup:
-                    tmp = '%s.onebox-%d' % (path, os.getpid())
-                    with open(backup, 'rb') as src:
-                        data = src.read()
-                    mode = os.stat(backup).st_mode & 0o7777
-                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-                    try:
-                        os.write(fd, data)
-                    finally:
-                        os.close(fd)
-                    os.chmod(tmp, mode)
-                    os.rename(tmp, path)
-                elif os.path.lexists(path):
-                    os.unlink(path)
-                else:
-                    continue
-            except (IOError, OSError) as exc:
-                raise RollFailed('cannot restore %s from %s: %s' % (path, backup, exc), unit=spec['name'])
-            self.changed = True
-            restored.append(path)
-        return restored
-
-    def retire(self, spec):
-        """Stop, then disable, the socket and service unit(s) of a fresh site
-        (one that had no release serving before this run); returns them."""
-        if spec['strategy'] == 'overlap':
-            base = overlap_base(spec['name'])
-            services = ['%s@%s.service' % (base, inst) for inst in spec['instances']]
-        else:
-            services = [spec['name']]
-        units = ([spec['socket']] if spec.get('socket') else []) + services
-        for verb in ('stop', 'disable'):
-            for unit in units:   # the socket first, so no connection starts the service again
-                self.mutate(verb, unit)
-        return units
-
-    def unlink_fresh(self, spec):
-        """Remove the ``link`` of a fresh site when it points at its new release."""
-        path, target = spec.get('link'), spec.get('link_target')
-        if not path or not os.path.islink(path):
-            return None
-        if os.path.normpath(os.readlink(path)) != os.path.normpath(target):
-            return None
-        try:
-            os.unlink(path)
-        except OSError as exc:
-            raise RollFailed('cannot remove %s: %s' % (path, exc), unit=None)
-        self.changed = True
-        return path
-
-    def rollback(self, units, failed_index, scope):
-        """Put the failed unit (and with scope ``all`` the ones rolled before
-        it) back on its previous release; returns one entry per unit.
-
-        A unit marked ``fresh`` has no previous release: it is stopped and
-        disabled (with its socket) before its files are removed, and its
-        ``link`` is removed afterwards (status ``removed``).
-        """
-        failed = units[failed_index]
-        rolled_back = [(failed, self.results[failed_index])]
-        if scope == 'all':
-            rolled_back += [(units[i], self.results[i]) for i in range(failed_index - 1, -1, -1)]
-        entries = []
-        restored = {}
-        removed = []
-        # Files first, for every unit whose new files are installed but whose
-        # new release does not serve: the failed one, the untouched ones after
-        # it and, with scope all, the rolled ones. One daemon-reload for all.
-        reload_needed = False
-        for spec in [pair[0] for pair in rolled_back] + units[failed_index + 1:]:
-            stopped = None
-            if spec.get('fresh'):
-                try:
-                    stopped = self.retire(spec)
-                except RollFailed as exc:
-                    # its files stay, so what still runs keeps a unit file
-                    restored[spec['name']] = []
-                    entries.append(dict(name=spec['name'], status='failed', reason=exc.msg, restored=[]))
-                    continue
-            try:
-                restored[spec['name']] = self.restore_files(spec)
-            except RollFailed as exc:
-                restored[spec['name']] = []
-                entries.append(dict(name=spec['name'], status='failed', reason=exc.msg, restored=[]))
-                stopped = None
-            reload_needed = reload_needed or bool(restored[spec['name']])
-            if stopped is not None:
-                entry = dict(name=spec['name'], status='removed', version=None, time_to_ready=None,
-                             restored=restored[spec['name']], stopped=stopped, link_removed=None,
-                             release=spec.get('link_target'),
-                             put_back=[e['path'] for e in spec.get('restore') or []
-                                       if e.get('backup') and e['path'] in restored[spec['name']]])
-                entries.append(entry)
-                removed.append((spec, entry))
-        reload_failed = None
-        if reload_needed:
-            rc, out, err = self.run([self.systemctl, 'daemon-reload'])
-            if rc != 0:
-                reload_failed = dict(name='daemon-reload', status='failed',
-                                     reason='systemctl daemon-reload failed (rc=%d): %s' % (rc, (err or out).strip()))
-        for spec, entry in removed:
-            try:
-                entry['link_removed'] = self.unlink_fresh(spec)
-            except RollFailed as exc:
-                entry.update(status='failed', reason=exc.msg)
-        if reload_failed is not None:
-            entries.append(reload_failed)
-            return entries
-        for spec, result in rolled_back:
-            if any(e['name'] == spec['name'] for e in entries):
-                continue
-            entry = dict(name=spec['name'], status='pending', version=None, time_to_ready=None,
-                         restored=restored.get(spec['name'], []))
-            entries.append(entry)
-            link = result.get('link')
-            if link is not None and link['changed']:
-                if link['from'] is None:
-                    entry.update(status='skipped', reason='no previous release: %s pointed nowhere before' % link['path'])
-                    continue
-                if not link['reverted']:
-                    try:
-                        self.point(link['path'], link['from'])
-                        link['reverted'] = True
-                    except RollFailed as exc:
-                        entry.update(status='failed', reason=exc.msg)
-                        continue
-                entry['version'] = os.path.basename(link['from'].rstrip('/'))
-            elif link is not None:
-                entry['version'] = os.path.basename(link['to'].rstrip('/'))
-            back = dict(spec, restart=True)
-            attempt = dict(name=spec['name'], strategy=spec['strategy'], status='pending',
-                           time_to_stop=None, time_to_ready=None, passes=0, polls=0)
-            try:
-                if spec['strategy'] == 'overlap':
-                    if result is self.results[failed_index]:
-                        # the new instance was stopped again; the old one serves
-                        back['restart'] = False
-                    self._overlap(back, attempt)
-                else:
-                    self._restart(back, attempt)
-            except RollFailed as exc:
-                entry.update(status=attempt['status'] if attempt['status'] != 'pending' else 'failed',
-                             reason=exc.msg)
-                continue
-            entry.update(status='ready', time_to_ready=attempt['time_to_ready'])
-        return entries
-
-    def plan(self, spec):
-        """Check mode: what would happen, using read-only systemctl calls only."""
-        result = dict(name=spec['name'], strategy=spec['strategy'],
-                      status='would_restart' if spec['restart'] else 'would_wait')
-        if spec['strategy'] == 'overlap':
-            base = overlap_base(spec['name'])
-            states = {}
-            for inst in spec['instances']:
-                states[inst] = self.show('%s@%s.service' % (base, inst)).get('ActiveState')
-            new, olds = choose_instance(spec['instances'], states)
-            if spec['restart']:
-                result.update(unit='%s@%s.service' % (base, new) if new else None, instance=new,
-                              old_instances=olds)
-            else:
-                result.update(instance=olds[0] if olds else None, old_instances=[])
-        else:
-            result['unit'] = spec['name']
-        link = self.link_plan(spec, check=True)
-        if link is not None:
-            result['link'] = link
-            if link['changed']:
-                self.changed = True
-        if spec['restart']:
-            self.changed = True
-        self.results.append(result)
-
-
-def failure_message(exc, result, journal):
-    parts = ['%s did not become ready: %s' % (exc.unit or result.get('name'), exc.msg)]
-    if 'readiness' in result:
-        parts.append('readiness last=%s (polls=%s, passes=%s)' % (
-            describe(result['readiness']) if result['readiness'] is not None else 'none',
-            result.get('polls'), result.get('passes')))
-    if result.get('liveness') is not None:
-        parts.append('liveness last=%s' % describe(result['liveness']))
-    state = result.get('state') or {}
-    if state:
-        parts.append('ActiveState=%s SubState=%s NRestarts=%s' % (
-            state.get('ActiveState'), state.get('SubState'), state.get('NRestarts')))
-    msg = '; '.join(parts)
-    if journal:
-        msg += '\njournal (last %d lines):\n%s' % (len(journal), '\n'.join(journal))
-    return msg
-
-
-def _and(items):
-    items = list(items)
-    return ', '.join(items[:-1]) + ' and ' + items[-1] if len(items) > 1 else ''.join(items)
-
-
-def removed_message(entry):
-    """What the rollback of a fresh unit (status ``removed``) did."""
-    put_back = entry.get('put_back') or []
-    gone = [p for p in entry.get('restored') or [] if p not in put_back]
-    if entry.get('link_removed'):
-        gone.append(entry['link_removed'])
-    msg = '%s had no previous release: stopped and disabled %s' % (entry['name'], _and(entry['stopped']))
-    if gone:
-        msg += ', removed %s' % _and(gone)
-    if put_back:
-        msg += ', put back %s' % _and(put_back)
-    if entry.get('release'):
-        msg += '; release %s is kept' % entry['release']
-    return msg + '; fix the input and run the deploy again'
-
-
-def rollback_message(entries):
-    parts = []
-    for entry in entries:
-        if entry['status'] == 'removed':
-            parts.append(removed_message(entry))
-        elif entry['status'] == 'ready':
-            parts.append('rolled back %s to %s, which is serving again (ready in %.2f s)' % (
-                entry['name'], entry.get('version') or 'its previous release', entry['time_to_ready']))
-        elif entry['status'] == 'skipped':
-            parts.append('did not roll back %s: %s' % (entry['name'], entry.get('reason')))
-        else:
-            parts.append('ROLLBACK OF %s FAILED: %s' % (entry['name'], entry.get('reason')))
-    return '; '.join(parts)
+__all__ = ['choose_instance', 'main']
 
 
 def main():
@@ -1064,6 +521,8 @@ def main():
         )),
         fresh=dict(type='bool', default=False),
         socket=dict(type='str'),
+        stop_units=dict(type='list', elements='str', default=[]),
+        restart_socket=dict(type='bool', default=False),
     )
     probe_spec = dict(
         urls=dict(type='list', elements='str', required=True),
@@ -1150,7 +609,7 @@ def main():
         failure = exc
         if params['rollback'] != 'none' and roller.results:
             try:
-                rollback = roller.rollback(params['units'], len(roller.results) - 1, params['rollback'])
+                rollback = Rollback(roller).run(params['units'], len(roller.results) - 1, params['rollback'])
             except Exception:
                 if probe is not None:
                     probe.stop()

@@ -1,0 +1,677 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) onebox.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The roll of ``onebox.deploy.rolling_restart``: strategies, the roller and
+the rollback orchestration.
+
+* :class:`RestartStrategy` and :class:`OverlapStrategy` know how one unit is
+  replaced: ``plan()`` (check mode), ``apply()`` (replace and wait for
+  readiness), ``revert()`` (after a failed ``apply``: leave the old process
+  serving) and ``restore()`` (serve the previous release again after a
+  rollback put its files back).
+* :class:`Roller` rolls the units in order: switches the release symlink,
+  runs a unit's preparation (stale units, socket rebind), applies its strategy
+  and points the symlink back when the unit does not come ready.
+* :class:`Rollback` puts a failed unit (and with scope ``all`` the ones rolled
+  before it) back on its previous release; a site installed for the first
+  time is stopped, disabled and removed instead.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import time
+
+from ansible_collections.onebox.deploy.plugins.module_utils.files import (
+    WriteError,
+    copy_file,
+    point_symlink,
+    read_bytes,
+    remove_file,
+)
+from ansible_collections.onebox.deploy.plugins.module_utils.readiness import (
+    LivenessTracker,
+    describe,
+    http_get,
+    pid_alive,
+    substitute_instance,
+    wait_ready,
+)
+from ansible_collections.onebox.deploy.plugins.module_utils.systemd import (
+    RUNNING_STATES,
+    SystemdError,
+    Systemctl,
+)
+
+
+class RollFailed(Exception):
+    """A unit did not come ready, or a systemctl command failed."""
+
+    def __init__(self, msg, unit=None, **extra):
+        super(RollFailed, self).__init__(msg)
+        self.msg = msg
+        self.unit = unit
+        self.extra = extra
+
+
+def instance_unit(base, instance):
+    """``blog`` + ``19001`` -> ``blog@19001.service``."""
+    return '%s@%s.service' % (base, instance)
+
+
+def overlap_base(name):
+    base = name
+    if base.endswith('.service'):
+        base = base[:-len('.service')]
+    return base.rstrip('@')
+
+
+def choose_instance(instances, states):
+    """Pick the instance to start and the ones to stop afterwards.
+
+    *states* maps instance -> ActiveState. Returns ``(new, olds)``; *new* is
+    None when every instance is running.
+    """
+    running = [i for i in instances if states.get(i) in RUNNING_STATES]
+    if not running:
+        return instances[0], []
+    first = instances.index(running[0])
+    for step in range(1, len(instances) + 1):
+        cand = instances[(first + step) % len(instances)]
+        if cand not in running:
+            return cand, running
+    return None, running
+
+
+def new_result(spec):
+    return dict(name=spec['name'], strategy=spec['strategy'], status='pending',
+                time_to_stop=None, time_to_ready=None, passes=0, polls=0)
+
+
+class UnitWatch(object):
+    """One poll = unit state + liveness + readiness, for :func:`wait_ready`."""
+
+    def __init__(self, roller, unit, readiness_url, liveness_url, started, old_pid=0):
+        self.roller = roller
+        self.unit = unit
+        self.readiness_url = readiness_url
+        self.liveness_url = liveness_url
+        self.started = started
+        self.old_pid = old_pid
+        self.old_gone = not old_pid
+        self.time_to_stop = None
+        self.seen_started = False
+        self.nrestarts_floor = None
+        self.failed_polls = 0
+        self.liveness = LivenessTracker(grace=roller.liveness_grace)
+        self.readiness_last = None
+        self.state = {}
+
+    def poll(self, remaining):
+        roller = self.roller
+        if not self.old_gone:
+            if pid_alive(self.old_pid):
+                self.state = roller.show(self.unit)
+                return False, self._state_failure()
+            self.old_gone = True
+            self.time_to_stop = round(roller.clock() - self.started, 3)
+        self.state = roller.show(self.unit)
+        failure = self._state_failure()
+        if failure:
+            return False, failure
+        active = self.state.get('ActiveState')
+        sub = self.state.get('SubState')
+        if self.seen_started and (active == 'inactive' or sub in ('dead', 'exited')):
+            # the process it started is gone (Type=exec: exited right after exec)
+            return False, 'unit stopped (ActiveState=%s, SubState=%s) before it became ready' % (active, sub)
+        if active in ('activating', 'active', 'reloading'):
+            self.seen_started = True
+        req_timeout = max(0.05, min(roller.request_timeout, remaining))
+        if self.liveness_url:
+            result = http_get(self.liveness_url, timeout=req_timeout)[0]
+            dead = self.liveness.update(result, elapsed=roller.clock() - self.started)
+            if dead:
+                return False, dead
+        result = http_get(self.readiness_url, timeout=req_timeout)[0]
+        self.readiness_last = result
+        return result == 200 and active in ('active', 'reloading'), None
+
+    def _state_failure(self):
+        state = self.state
+        try:
+            nrestarts = int(state.get('NRestarts') or 0)
+        except ValueError:
+            nrestarts = 0
+        # NRestarts may be reset by the manual restart: compare with the lowest value seen
+        if self.nrestarts_floor is None or nrestarts < self.nrestarts_floor:
+            self.nrestarts_floor = nrestarts
+        # a restart job whose stop half ended badly shows "failed" for a moment
+        # before the start half runs: only believe it on two polls in a row
+        if state.get('ActiveState') == 'failed':
+            self.failed_polls += 1
+            if self.failed_polls >= 2:
+                return 'unit entered the failed state (SubState=%s, Result=%s)' % (
+                    state.get('SubState'), state.get('Result'))
+        else:
+            self.failed_polls = 0
+        if state.get('SubState') == 'auto-restart':
+            return 'unit is crash-looping (SubState=auto-restart, NRestarts=%d)' % nrestarts
+        if nrestarts > self.nrestarts_floor:
+            return 'unit is crash-looping (systemd restarted it automatically, NRestarts %d -> %d)' % (
+                self.nrestarts_floor, nrestarts)
+        return None
+
+
+class Strategy(object):
+    """How one unit spec is replaced; subclasses implement the four steps."""
+
+    name = None
+
+    def __init__(self, roller, spec):
+        self.roller = roller
+        self.spec = spec
+
+    def service_units(self):
+        """Every service unit this spec manages (for stop/disable)."""
+        raise NotImplementedError
+
+    def plan(self, result):
+        """Check mode: fill *result* with what :meth:`apply` would do (read-only calls only)."""
+        raise NotImplementedError
+
+    def apply(self, result):
+        """Replace the running process and wait until the new one is ready; raises RollFailed."""
+        raise NotImplementedError
+
+    def revert(self, result, exc):
+        """After :meth:`apply` failed: leave what served before serving; amend ``exc.msg``."""
+
+    def restore(self, result, failed_here):
+        """After a rollback put the previous files back: serve the previous release and wait for it."""
+        raise NotImplementedError
+
+
+class RestartStrategy(Strategy):
+    """``systemctl restart --no-block`` the one service; the socket keeps accepting meanwhile."""
+
+    name = 'restart'
+
+    def service_units(self):
+        return [self.spec['name']]
+
+    def plan(self, result):
+        result['unit'] = self.spec['name']
+
+    def apply(self, result, restart=None):
+        roller = self.roller
+        unit = self.spec['name']
+        result['unit'] = unit
+        before = roller.show(unit)
+        roller.require_loaded(unit, before)
+        try:
+            old_pid = int(before.get('MainPID') or 0)
+        except ValueError:
+            old_pid = 0
+        started = roller.clock()
+        if self.spec['restart'] if restart is None else restart:
+            roller.mutate('restart', unit, no_block=True)
+        else:
+            old_pid = 0
+        roller.wait(self.spec, unit, None, started, old_pid, result)
+
+    def restore(self, result, failed_here):
+        self.apply(result, restart=True)
+
+
+class OverlapStrategy(Strategy):
+    """Start the inactive instance next to the running one (both share the
+    socket), wait until it is ready, then stop the old one(s)."""
+
+    name = 'overlap'
+
+    def __init__(self, roller, spec):
+        super(OverlapStrategy, self).__init__(roller, spec)
+        self.base = overlap_base(spec['name'])
+        self.instances = list(spec['instances'])
+
+    def unit(self, instance):
+        return instance_unit(self.base, instance)
+
+    def service_units(self):
+        return [self.unit(i) for i in self.instances]
+
+    def states(self, require=True):
+        states = {}
+        for inst in self.instances:
+            props = self.roller.show(self.unit(inst))
+            if require:
+                self.roller.require_loaded(self.unit(inst), props)
+            states[inst] = props.get('ActiveState')
+        return states
+
+    def plan(self, result):
+        new, olds = choose_instance(self.instances, self.states(require=False))
+        if self.spec['restart']:
+            result.update(unit=self.unit(new) if new else None, instance=new, old_instances=olds)
+        else:
+            result.update(instance=olds[0] if olds else None, old_instances=[])
+
+    def wait_running(self, result):
+        """Only wait until the running instance is ready (``restart: false``)."""
+        states = self.states()
+        _new, olds = choose_instance(self.instances, states)
+        if not olds:
+            raise RollFailed('no instance of %s is running (states: %s)' % (self.base, states), unit=self.spec['name'])
+        result['instance'] = olds[0]
+        result['old_instances'] = []
+        self.roller.wait(self.spec, self.unit(olds[0]), olds[0], self.roller.clock(), 0, result)
+
+    def apply(self, result):
+        if not self.instances:
+            raise RollFailed('overlap strategy needs at least one instance', unit=self.spec['name'])
+        if not self.spec['restart']:
+            self.wait_running(result)
+            return
+        roller = self.roller
+        new, olds = choose_instance(self.instances, self.states())
+        result['old_instances'] = olds
+        if new is None:
+            raise RollFailed('all instances of %s are running (%s); refusing to start another one'
+                             % (self.base, ', '.join(self.instances)), unit=self.spec['name'])
+        result['instance'] = new
+        new_unit = self.unit(new)
+        started = roller.clock()
+        try:
+            roller.mutate('start', new_unit, no_block=True)
+            roller.wait(self.spec, new_unit, new, started, 0, result)
+        except RollFailed as exc:
+            self.revert(result, exc)
+            raise
+        stop_start = roller.clock()
+        for old in olds:
+            try:
+                roller.mutate('stop', self.unit(old))
+            except RollFailed as exc:
+                result['status'] = 'failed'
+                result['reason'] = exc.msg
+                exc.msg = '%s is ready but stopping the old instance failed: %s' % (new_unit, exc.msg)
+                raise
+        result['time_to_stop'] = round(roller.clock() - stop_start, 3) if olds else None
+
+    def revert(self, result, exc):
+        # never leave two instances running: drop the new one, keep the old
+        if result.get('status') == 'pending':
+            result['status'] = 'failed'
+        result.setdefault('reason', exc.msg)
+        new_unit = self.unit(result['instance'])
+        try:
+            self.roller.mutate('stop', new_unit)
+            exc.msg += '; stopped %s' % new_unit
+        except RollFailed as stop_exc:
+            exc.msg += '; stopping %s failed too: %s' % (new_unit, stop_exc.msg)
+        olds = result.get('old_instances') or []
+        if olds:
+            exc.msg += ', left %s running' % ', '.join(self.unit(o) for o in olds)
+
+    def restore(self, result, failed_here):
+        if failed_here:
+            # the new instance was stopped again; the old one serves
+            self.wait_running(result)
+        else:
+            # start the instance that is not running (now on the previous release), stop the other
+            self.apply(result)
+
+
+STRATEGIES = {'restart': RestartStrategy, 'overlap': OverlapStrategy}
+
+
+class Roller(object):
+    """Rolls unit specs (``rolling_restart``'s ``units``) one at a time."""
+
+    def __init__(self, module, clock=time.monotonic):
+        self.module = module
+        self.clock = clock
+        params = module.params
+        self.interval = params['interval']
+        self.passes = params['passes']
+        self.timeout = params['timeout']
+        self.request_timeout = params['request_timeout']
+        self.liveness_grace = params['liveness_grace']
+        self.systemd = Systemctl(module)
+        self._changed = False
+        self.results = []
+        self.rolled = []
+
+    @property
+    def changed(self):
+        return self._changed or self.systemd.changed
+
+    @changed.setter
+    def changed(self, value):
+        self._changed = value
+
+    def strategy(self, spec):
+        return STRATEGIES[spec['strategy']](self, spec)
+
+    # --- systemd -----------------------------------------------------------
+    def show(self, unit):
+        try:
+            return self.systemd.show(unit)
+        except SystemdError as exc:
+            raise RollFailed(exc.msg, unit=exc.unit, **exc.extra)
+
+    def mutate(self, verb, unit, no_block=False):
+        try:
+            self.systemd.mutate(verb, unit, no_block=no_block)
+        except SystemdError as exc:
+            raise RollFailed(exc.msg, unit=exc.unit, **exc.extra)
+
+    def journal(self, unit):
+        return self.systemd.journal(unit)
+
+    def require_loaded(self, unit, state):
+        if state.get('LoadState') == 'not-found':
+            raise RollFailed('unit %s not found (LoadState=not-found)' % unit, unit=unit)
+
+    # --- waiting -----------------------------------------------------------
+    def wait(self, spec, unit, instance, started, old_pid, result):
+        timeout = spec['timeout'] if spec['timeout'] is not None else self.timeout
+        watch = UnitWatch(self, unit,
+                          substitute_instance(spec['readiness_url'], instance),
+                          substitute_instance(spec['liveness_url'], instance),
+                          started, old_pid)
+        outcome = wait_ready(watch.poll, passes=self.passes, interval=self.interval, timeout=timeout,
+                             clock=self.clock)
+        result.update(
+            unit=unit,
+            passes=outcome.passes,
+            polls=outcome.polls,
+            readiness=watch.readiness_last,
+            liveness=watch.liveness.last,
+            state=dict((k, v) for k, v in watch.state.items() if k != 'LoadState'),
+        )
+        if spec['strategy'] == 'restart':
+            result['time_to_stop'] = watch.time_to_stop
+        if outcome.ready:
+            result['status'] = 'ready'
+            result['time_to_ready'] = round(self.clock() - started, 3)
+            return
+        result['status'] = 'failed' if outcome.status == 'aborted' else 'timeout'
+        reason = outcome.reason
+        if outcome.status == 'timeout' and not watch.old_gone:
+            reason += '; old main process %d is still running' % old_pid
+        result['reason'] = reason
+        raise RollFailed(reason, unit=unit)
+
+    # --- the release symlink -------------------------------------------------
+    def link_plan(self, spec, check=False):
+        """``dict(path, from, to, changed)`` for a unit with ``link``, else None.
+
+        In check mode the target may not exist yet (the release it names is
+        only unpacked by a real run).
+        """
+        path = spec['link']
+        if not path:
+            return None
+        target = spec['link_target']
+        if not check and not os.path.isdir(target):
+            raise RollFailed('%s: link_target %s is not a directory' % (spec['name'], target), unit=None)
+        current = os.readlink(path) if os.path.islink(path) else None
+        if current is None and os.path.lexists(path):
+            raise RollFailed('%s: link %s exists and is not a symlink' % (spec['name'], path), unit=None)
+        same = current is not None and os.path.normpath(current) == os.path.normpath(target)
+        return {'path': path, 'from': current, 'to': target, 'changed': not same, 'reverted': False}
+
+    def point(self, path, target):
+        try:
+            point_symlink(path, target)
+        except WriteError as exc:
+            raise RollFailed(str(exc), unit=None)
+        self.changed = True
+
+    # --- one unit ------------------------------------------------------------
+    def prepare(self, spec, strategy):
+        """Before the unit is replaced: stop the service units the site no longer
+        uses (a strategy switch), and rebind a socket whose settings changed
+        (its services stop first; connections wait for the new process)."""
+        for unit in spec.get('stop_units') or []:
+            self.mutate('stop', unit)
+        if spec.get('restart_socket') and spec.get('socket'):
+            for unit in strategy.service_units():
+                self.mutate('stop', unit)
+            self.mutate('restart', spec['socket'])
+
+    def roll(self, spec):
+        result = new_result(spec)
+        self.results.append(result)
+        strategy = self.strategy(spec)
+        link = None
+        try:
+            link = self.link_plan(spec)
+            if link is not None:
+                result['link'] = link
+                if link['changed']:
+                    self.point(link['path'], link['to'])
+            self.prepare(spec, strategy)
+            strategy.apply(result)
+        except RollFailed as exc:
+            if result['status'] == 'pending':
+                result['status'] = 'failed'
+                result['reason'] = exc.msg
+            if link is not None and link['changed'] and link['from'] is not None:
+                try:
+                    self.point(link['path'], link['from'])
+                    link['reverted'] = True
+                    exc.msg += '; %s points back to %s' % (link['path'], link['from'])
+                except RollFailed as back:
+                    exc.msg += '; pointing %s back failed too: %s' % (link['path'], back.msg)
+            raise
+        self.rolled.append(spec['name'])
+
+    def plan(self, spec):
+        """Check mode: what would happen, using read-only systemctl calls only."""
+        result = dict(name=spec['name'], strategy=spec['strategy'],
+                      status='would_restart' if spec['restart'] else 'would_wait')
+        self.strategy(spec).plan(result)
+        link = self.link_plan(spec, check=True)
+        if link is not None:
+            result['link'] = link
+            if link['changed']:
+                self.changed = True
+        if spec['restart']:
+            self.changed = True
+        self.results.append(result)
+
+
+class Rollback(object):
+    """Puts units back on their previous release after a failed roll."""
+
+    def __init__(self, roller):
+        self.roller = roller
+
+    def restore_files(self, spec):
+        restored = []
+        for entry in spec.get('restore') or []:
+            path, backup = entry['path'], entry.get('backup')
+            try:
+                if backup:
+                    if read_bytes(backup) is None:
+                        raise WriteError('backup %s is missing' % backup)
+                    copy_file(backup, path, mode=os.stat(backup).st_mode & 0o7777)
+                elif not remove_file(path):
+                    continue
+            except (WriteError, IOError, OSError) as exc:
+                raise RollFailed('cannot restore %s from %s: %s' % (path, backup, exc), unit=spec['name'])
+            self.roller.changed = True
+            restored.append(path)
+        return restored
+
+    def retire(self, spec):
+        """Stop, then disable, the socket and service unit(s) of a fresh site
+        (one that had no release serving before this run); returns them."""
+        units = ([spec['socket']] if spec.get('socket') else []) + self.roller.strategy(spec).service_units()
+        for verb in ('stop', 'disable'):
+            for unit in units:   # the socket first, so no connection starts the service again
+                self.roller.mutate(verb, unit)
+        return units
+
+    def unlink_fresh(self, spec):
+        """Remove the ``link`` of a fresh site when it points at its new release."""
+        path, target = spec.get('link'), spec.get('link_target')
+        if not path or not os.path.islink(path):
+            return None
+        if os.path.normpath(os.readlink(path)) != os.path.normpath(target):
+            return None
+        try:
+            os.unlink(path)
+        except OSError as exc:
+            raise RollFailed('cannot remove %s: %s' % (path, exc), unit=None)
+        self.roller.changed = True
+        return path
+
+    def run(self, units, failed_index, scope):
+        """Put the failed unit (and with scope ``all`` the ones rolled before
+        it) back on its previous release; returns one entry per unit.
+
+        A unit marked ``fresh`` has no previous release: it is stopped and
+        disabled (with its socket) before its files are removed, and its
+        ``link`` is removed afterwards (status ``removed``).
+        """
+        roller = self.roller
+        rolled_back = [(units[failed_index], roller.results[failed_index])]
+        if scope == 'all':
+            rolled_back += [(units[i], roller.results[i]) for i in range(failed_index - 1, -1, -1)]
+        entries = []
+        restored = {}
+        removed = []
+        # Files first, for every unit whose new files are installed but whose
+        # new release does not serve: the failed one, the untouched ones after
+        # it and, with scope all, the rolled ones. One daemon-reload for all.
+        reload_needed = False
+        for spec in [pair[0] for pair in rolled_back] + units[failed_index + 1:]:
+            stopped = None
+            if spec.get('fresh'):
+                try:
+                    stopped = self.retire(spec)
+                except RollFailed as exc:
+                    # its files stay, so what still runs keeps a unit file
+                    restored[spec['name']] = []
+                    entries.append(dict(name=spec['name'], status='failed', reason=exc.msg, restored=[]))
+                    continue
+            try:
+                restored[spec['name']] = self.restore_files(spec)
+            except RollFailed as exc:
+                restored[spec['name']] = []
+                entries.append(dict(name=spec['name'], status='failed', reason=exc.msg, restored=[]))
+                stopped = None
+            reload_needed = reload_needed or bool(restored[spec['name']])
+            if stopped is not None:
+                entry = dict(name=spec['name'], status='removed', version=None, time_to_ready=None,
+                             restored=restored[spec['name']], stopped=stopped, link_removed=None,
+                             release=spec.get('link_target'),
+                             put_back=[e['path'] for e in spec.get('restore') or []
+                                       if e.get('backup') and e['path'] in restored[spec['name']]])
+                entries.append(entry)
+                removed.append((spec, entry))
+        reload_failed = None
+        if reload_needed:
+            try:
+                roller.systemd.daemon_reload()
+            except SystemdError as exc:
+                reload_failed = dict(name='daemon-reload', status='failed', reason=exc.msg)
+        for spec, entry in removed:
+            try:
+                entry['link_removed'] = self.unlink_fresh(spec)
+            except RollFailed as exc:
+                entry.update(status='failed', reason=exc.msg)
+        if reload_failed is not None:
+            entries.append(reload_failed)
+            return entries
+        for spec, result in rolled_back:
+            if any(e['name'] == spec['name'] for e in entries):
+                continue
+            entries.append(self.restart_previous(spec, result, restored.get(spec['name'], []),
+                                                 failed_here=result is roller.results[failed_index]))
+        return entries
+
+    def restart_previous(self, spec, result, restored, failed_here):
+        entry = dict(name=spec['name'], status='pending', version=None, time_to_ready=None, restored=restored)
+        link = result.get('link')
+        if link is not None and link['changed']:
+            if link['from'] is None:
+                entry.update(status='skipped', reason='no previous release: %s pointed nowhere before' % link['path'])
+                return entry
+            if not link['reverted']:
+                try:
+                    self.roller.point(link['path'], link['from'])
+                    link['reverted'] = True
+                except RollFailed as exc:
+                    entry.update(status='failed', reason=exc.msg)
+                    return entry
+            entry['version'] = os.path.basename(link['from'].rstrip('/'))
+        elif link is not None:
+            entry['version'] = os.path.basename(link['to'].rstrip('/'))
+        attempt = new_result(spec)
+        try:
+            self.roller.strategy(dict(spec, restart=True)).restore(attempt, failed_here)
+        except RollFailed as exc:
+            entry.update(status=attempt['status'] if attempt['status'] != 'pending' else 'failed', reason=exc.msg)
+            return entry
+        entry.update(status='ready', time_to_ready=attempt['time_to_ready'])
+        return entry
+
+
+def failure_message(exc, result, journal):
+    parts = ['%s did not become ready: %s' % (exc.unit or result.get('name'), exc.msg)]
+    if 'readiness' in result:
+        parts.append('readiness last=%s (polls=%s, passes=%s)' % (
+            describe(result['readiness']) if result['readiness'] is not None else 'none',
+            result.get('polls'), result.get('passes')))
+    if result.get('liveness') is not None:
+        parts.append('liveness last=%s' % describe(result['liveness']))
+    state = result.get('state') or {}
+    if state:
+        parts.append('ActiveState=%s SubState=%s NRestarts=%s' % (
+            state.get('ActiveState'), state.get('SubState'), state.get('NRestarts')))
+    msg = '; '.join(parts)
+    if journal:
+        msg += '\njournal (last %d lines):\n%s' % (len(journal), '\n'.join(journal))
+    return msg
+
+
+def _and(items):
+    items = list(items)
+    return ', '.join(items[:-1]) + ' and ' + items[-1] if len(items) > 1 else ''.join(items)
+
+
+def removed_message(entry):
+    """What the rollback of a fresh unit (status ``removed``) did."""
+    put_back = entry.get('put_back') or []
+    gone = [p for p in entry.get('restored') or [] if p not in put_back]
+    if entry.get('link_removed'):
+        gone.append(entry['link_removed'])
+    msg = '%s had no previous release: stopped and disabled %s' % (entry['name'], _and(entry['stopped']))
+    if gone:
+        msg += ', removed %s' % _and(gone)
+    if put_back:
+        msg += ', put back %s' % _and(put_back)
+    if entry.get('release'):
+        msg += '; release %s is kept' % entry['release']
+    return msg + '; fix the input and run the deploy again'
+
+
+def rollback_message(entries):
+    parts = []
+    for entry in entries:
+        if entry['status'] == 'removed':
+            parts.append(removed_message(entry))
+        elif entry['status'] == 'ready':
+            parts.append('rolled back %s to %s, which is serving again (ready in %.2f s)' % (
+                entry['name'], entry.get('version') or 'its previous release', entry['time_to_ready']))
+        elif entry['status'] == 'skipped':
+            parts.append('did not roll back %s: %s' % (entry['name'], entry.get('reason')))
+        else:
+            parts.append('ROLLBACK OF %s FAILED: %s' % (entry['name'], entry.get('reason')))
+    return '; '.join(parts)
