@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.onebox.deploy.plugins.module_utils.sites import roll_unit
+from ansible_collections.onebox.deploy.plugins.module_utils.plan import rollback_plan
 
 PROBE_KEYS = ("sent", "failed", "errors", "p50_ms", "p99_ms", "max_ms")
 
@@ -56,36 +56,6 @@ def audit_records(result, sites, preflight, action="deploy", owner="unknown", ru
         record["roll_duration_s"] = result.get("duration")
         records.append(record)
     return records
-
-
-def rollback_plan(sites, preflight, to=None, restore=None):
-    """What a rollback does per site: the release it returns to (``to``, or
-    the one installed before the current one), the ``rolling_restart`` units,
-    and an error per site that cannot be rolled back."""
-    plan = dict(errors=[], targets={}, units=[], sites=[], unchanged=[])
-    for site in sites:
-        name = site["name"]
-        state = (preflight or {}).get(name) or {}
-        current = state.get("current_release")
-        installed = [r["version"] for r in state.get("releases") or []]
-        target = to or state.get("previous_release")
-        if not current:
-            plan["errors"].append("site %s: field 'onebox_rollback_sites': nothing is deployed (%s/current points "
-                                  "nowhere)" % (name, site.get("site_dir")))
-        elif not target:
-            plan["errors"].append("site %s: field 'onebox_rollback_to': no release was installed before %s "
-                                  "(installed: %s); name one with onebox_rollback_to"
-                                  % (name, current, ", ".join(installed) or "none"))
-        elif target not in installed:
-            plan["errors"].append("site %s: field 'onebox_rollback_to': release %s is not installed (installed: %s)"
-                                  % (name, target, ", ".join(installed) or "none"))
-        elif target == current:
-            plan["unchanged"].append(name)
-        else:
-            plan["targets"][name] = target
-            plan["units"].append(roll_unit(site, True, target, restore))
-            plan["sites"].append(site)
-    return plan
 
 
 def audit_line(record):

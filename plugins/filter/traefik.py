@@ -1,13 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: onebox.deploy contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters that validate ``onebox_sites`` for Traefik, build its dynamic configuration and its unit's sandboxing."""
+"""Filters that validate the Traefik input, build its dynamic configuration and its unit's sandboxing."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
 from ansible_collections.onebox.deploy.plugins.module_utils.traefik import (
+    routers_match,
     traefik_dynamic,
     traefik_errors,
     traefik_unit_directives,
@@ -20,4 +21,5 @@ class FilterModule(object):
             "traefik_errors": traefik_errors,
             "traefik_dynamic": traefik_dynamic,
             "traefik_unit_directives": traefik_unit_directives,
+            "traefik_routers_match": routers_match,
         }

@@ -12,11 +12,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import hashlib
+import ipaddress
 import os
 import re
 import shlex
-import tarfile
+
+from ansible_collections.onebox.deploy.plugins.module_utils.artifacts import (
+    ArtifactError,
+    directory_problem,
+    inspect_tarball,
+    sha256_of,
+)
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
@@ -127,6 +133,19 @@ def parse_listen(value):
     return host, port
 
 
+def ip_literal(host):
+    """Refuse a host part that is not an IP address: systemd's ListenStream=
+    takes addresses only (a name fails at unit verification, after the host
+    changed). ``''`` (all interfaces) is fine."""
+    if not host:
+        return
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError("host %r is not an IP address (systemd's ListenStream= takes no host names: use "
+                         "127.0.0.1, [::1] or a bare port for all interfaces)" % host)
+
+
 def format_listen(host, port):
     """Render a parsed address the way systemd's ListenStream= wants it."""
     if not host:
@@ -164,57 +183,30 @@ def artifact_kind(path):
     return "file"
 
 
-def tarball_problem(path):
-    """Why a tarball artifact must not be unpacked (None when it is fine):
-    members with absolute paths or ``..``, links that point outside the
-    release, devices and FIFOs."""
+def tarball_problem(path, executable=None):
+    """Why a tarball artifact must not be unpacked (None when it is fine)."""
     try:
-        with tarfile.open(path) as tar:
-            for member in tar.getmembers():
-                name = member.name
-                if name.startswith("/"):
-                    return "member %r has an absolute path" % name
-                if ".." in name.split("/"):
-                    return "member %r contains '..'" % name
-                if member.issym() or member.islnk():
-                    target = member.linkname
-                    base = os.path.dirname(name) if member.issym() else ""
-                    resolved = os.path.normpath(os.path.join(base, target))
-                    if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
-                        return "link %r points outside the release (%r)" % (name, target)
-                if member.isdev() or member.isfifo():
-                    return "member %r is a device or FIFO" % name
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        return "cannot be read as a .tar.gz: %s" % exc
+        inspect_tarball(path, executable)
+    except ArtifactError as exc:
+        return str(exc)
     return None
 
 
-def artifact_sha256(path):
-    """SHA-256 of an artifact as deployed: a file's bytes, or for a directory
-    every entry's relative path, type, executable bit and content (symlinks by
-    target) in sorted order, so two trees with the same content hash alike."""
-    digest = hashlib.sha256()
-    if not os.path.isdir(path):
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
-    root = path.rstrip("/") or "/"
-    entries = []
-    for top, dirs, files in os.walk(root):
-        dirs.sort()
-        for entry in sorted(dirs + files):
-            full = os.path.join(top, entry)
-            entries.append((os.path.relpath(full, root), full))
-    for rel, full in sorted(entries):
-        if os.path.islink(full):
-            digest.update(("L %s -> %s\n" % (rel, os.readlink(full))).encode("utf-8", "surrogateescape"))
-        elif os.path.isdir(full):
-            digest.update(("D %s\n" % rel).encode("utf-8", "surrogateescape"))
-        else:
-            executable = "x" if os.lstat(full).st_mode & 0o111 else "-"
-            digest.update(("F %s %s %s\n" % (rel, executable, artifact_sha256(full))).encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()
+#: SHA-256 of an artifact as deployed (see ``artifacts.sha256_of``).
+artifact_sha256 = sha256_of
+
+
+def env_value(value):
+    """An env/secret_env value as the environment file writes it: booleans as
+    ``true``/``false``, numbers as written, strings as they are. None for a
+    value that has no text form (null, a list, a mapping)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    return None
 
 
 def _err(site_label, field, message):
@@ -259,12 +251,14 @@ def resolve_artifact(artifact, base):
     return os.path.normpath(os.path.join(base or os.getcwd(), artifact))
 
 
-def validate_sites(sites, artifact_base=None, check_artifacts=True, default_strategy="restart"):
+def validate_sites(sites, artifact_base=None, check_artifacts=True, default_strategy="restart", sums=None):
     """Return a list of human readable errors; empty when all sites are fine.
 
     Every message names the site (its name, or its position when the name is
     unusable) and the field at fault. ``default_strategy`` is the strategy of
-    sites that do not set one (the role's ``onebox_strategy``).
+    sites that do not set one (the role's ``onebox_strategy``). ``sums`` maps
+    site names to their artifact's SHA-256 when already known; with it only
+    the checksums of those sites are compared (the sites of this run).
     """
     errors = []
     if not isinstance(sites, list):
@@ -299,7 +293,9 @@ def validate_sites(sites, artifact_base=None, check_artifacts=True, default_stra
                 continue
             try:
                 parsed[field] = parse_listen(site[field])
+                ip_literal(parsed[field][0])
             except ValueError as exc:
+                parsed.pop(field, None)
                 errors.append(_err(label, field, "%s, got %r" % (exc, site[field])))
         strategy = site.get("strategy") or default_strategy
         if "listen" in parsed:
@@ -336,35 +332,8 @@ def validate_sites(sites, artifact_base=None, check_artifacts=True, default_stra
                 listeners.append((addr, label, field))
 
         artifact = site.get("artifact")
-        if not isinstance(artifact, str) or not artifact:
-            errors.append(_err(label, "artifact", "is required (a directory, an executable file or a .tar.gz)"))
-        elif check_artifacts:
-            path = resolve_artifact(artifact, artifact_base)
-            if not os.path.exists(path):
-                errors.append(_err(label, "artifact", "%s does not exist on the controller" % path))
-            elif artifact_kind(path) == "tarball":
-                problem = tarball_problem(path)
-                if problem:
-                    errors.append(_err(label, "artifact", "%s: %s" % (path, problem)))
-            elif artifact_kind(path) == "file":
-                if not os.path.isfile(path):
-                    errors.append(_err(label, "artifact", "%s is not a regular file" % path))
-                elif not os.access(path, os.X_OK):
-                    errors.append(_err(label, "artifact", "%s is not executable (chmod +x, or ship a directory or .tar.gz)" % path))
-
-        checksum = site.get("checksum")
-        if checksum is not None:
-            if not isinstance(checksum, str) or not CHECKSUM_RE.match(checksum):
-                errors.append(_err(label, "checksum", "must be sha256:<64 lowercase hex digits>, got %r" % (checksum,)))
-            elif check_artifacts and isinstance(artifact, str) and artifact:
-                path = resolve_artifact(artifact, artifact_base)
-                if os.path.exists(path):
-                    actual = artifact_sha256(path)
-                    if actual != checksum[len("sha256:"):]:
-                        errors.append(_err(label, "checksum", "the artifact %s has sha256:%s, not %s"
-                                           % (path, actual, checksum)))
-
         command = site.get("command")
+        argv = []
         if command is not None:
             if not isinstance(command, str) or not command.strip():
                 errors.append(_err(label, "command", "must be a non-empty string"))
@@ -373,23 +342,57 @@ def validate_sites(sites, artifact_base=None, check_artifacts=True, default_stra
                     argv = shlex.split(command)
                 except ValueError as exc:
                     errors.append(_err(label, "command", "cannot be parsed: %s" % exc))
-                    argv = []
                 if argv and ".." in argv[0].split("/"):
                     errors.append(_err(label, "command", "executable must not contain '..': %r" % argv[0]))
-                elif (argv and check_artifacts and isinstance(artifact, str) and artifact
-                      and not os.path.isabs(argv[0])):
-                    path = resolve_artifact(artifact, artifact_base)
-                    if os.path.isdir(path):
-                        exe = os.path.join(path, argv[0])
-                        if not os.path.isfile(exe):
-                            errors.append(_err(label, "command", "%r is not a file in the artifact %s" % (argv[0], path)))
-                        elif not os.access(exe, os.X_OK):
-                            errors.append(_err(label, "command", "%s is not executable" % exe))
-        elif isinstance(artifact, str) and artifact and check_artifacts:
+                    argv = []
+        exe = argv[0] if argv and not os.path.isabs(argv[0]) else None
+        kind = None
+        if not isinstance(artifact, str) or not artifact:
+            errors.append(_err(label, "artifact", "is required (a directory, an executable file or a .tar.gz)"))
+        elif check_artifacts:
             path = resolve_artifact(artifact, artifact_base)
-            if os.path.exists(path) and artifact_kind(path) != "file":
+            kind = artifact_kind(path) if os.path.exists(path) else None
+            if kind is None:
+                errors.append(_err(label, "artifact", "%s does not exist on the controller" % path))
+            elif kind == "tarball":
+                try:
+                    names = inspect_tarball(path, exe)["names"]
+                except ArtifactError as exc:
+                    errors.append(_err(label, "artifact", "%s %s" % (path, exc)))
+                else:
+                    if exe and os.path.normpath(exe) not in names:
+                        errors.append(_err(label, "command", "%r is not a file in the artifact %s" % (exe, path)))
+            elif kind == "dir":
+                problem = directory_problem(path)
+                if problem:
+                    errors.append(_err(label, "artifact", "%s: %s" % (path, problem)))
+                elif exe:
+                    full = os.path.join(path, exe)
+                    if not os.path.isfile(full):
+                        errors.append(_err(label, "command", "%r is not a file in the artifact %s" % (exe, path)))
+                    elif not os.access(full, os.X_OK):
+                        errors.append(_err(label, "command", "%s is not executable" % full))
+            elif not os.path.isfile(path):
+                errors.append(_err(label, "artifact", "%s is not a regular file" % path))
+            elif not os.access(path, os.X_OK):
+                errors.append(_err(label, "artifact", "%s is not executable (chmod +x, or ship a directory or "
+                                   ".tar.gz)" % path))
+            if command is None and kind in ("dir", "tarball"):
                 errors.append(_err(label, "command", "is required when the artifact is a directory or tarball"))
 
+        checksum = site.get("checksum")
+        if checksum is not None:
+            if not isinstance(checksum, str) or not CHECKSUM_RE.match(checksum):
+                errors.append(_err(label, "checksum", "must be sha256:<64 lowercase hex digits>, got %r" % (checksum,)))
+            elif kind is not None and (sums is None or site.get("name") in sums):
+                path = resolve_artifact(artifact, artifact_base)
+                actual = sums.get(site.get("name")) if sums else None
+                actual = actual or artifact_sha256(path)
+                if actual != checksum[len("sha256:"):]:
+                    errors.append(_err(label, "checksum", "the artifact %s has sha256:%s, not %s"
+                                       % (path, actual, checksum)))
+
+        env_keys = {}
         for field in ("env", "secret_env"):
             value = site.get(field)
             if value in (None, {}):
@@ -398,11 +401,17 @@ def validate_sites(sites, artifact_base=None, check_artifacts=True, default_stra
                 errors.append(_err(label, field, "must be a mapping of variable name to value"))
                 continue
             for key, val in value.items():
+                # Never echo a value: it may be a secret.
                 if not ENV_KEY_RE.match(str(key)):
                     errors.append(_err(label, field, "has an invalid variable name %r" % (key,)))
-                elif "\n" in str(val) or "\x00" in str(val):
-                    # Never echo the value: it may be a secret.
+                elif env_value(val) is None:
+                    errors.append(_err(label, field, "value of %s must be a string, a number or a boolean, got %s"
+                                       % (key, "null" if val is None else type(val).__name__)))
+                elif "\n" in env_value(val) or "\x00" in env_value(val):
                     errors.append(_err(label, field, "value of %s must not contain a newline or NUL" % key))
+                elif key in env_keys:
+                    errors.append(_err(label, field, "%s is also set in %s; set it in one of them" % (key, env_keys[key])))
+                env_keys.setdefault(key, field)
 
         for field in ("user", "group"):
             value = site.get(field)
@@ -480,12 +489,26 @@ def sandbox_directives(site):
     return out
 
 
+#: Site fields whose default is a role setting of the same name with the
+#: ``onebox_`` prefix (``backlog`` <- ``onebox_backlog``). The values live in
+#: roles/site/defaults/main.yml only; the normaliser takes them as settings.
+SITE_SETTINGS = ("backlog", "drain_timeout", "start_timeout", "ready_timeout", "restart_sec",
+                 "service_type", "strategy", "readiness_path", "liveness_path")
+#: Settings the normaliser needs besides SITE_SETTINGS (onebox_root, onebox_env_dir).
+PATH_SETTINGS = ("root", "env_dir")
+
+
 def normalize_site(site, defaults, artifact_base=None):
     """Fill defaults and derive the values the templates and tasks need.
 
-    ``site`` must already have passed :func:`validate_sites`.
+    ``site`` must already have passed :func:`validate_sites`; ``defaults``
+    holds every key of :data:`SITE_SETTINGS` and :data:`PATH_SETTINGS` (the
+    role's settings).
     """
-    out = dict(defaults or {})
+    missing = [key for key in SITE_SETTINGS + PATH_SETTINGS if key not in (defaults or {})]
+    if missing:
+        raise KeyError("normalize_site needs the settings %s" % ", ".join(missing))
+    out = dict(defaults)
     out.update({k: v for k, v in site.items() if v is not None})
     name = out["name"]
     listen = parse_listen(out["listen"])
@@ -497,12 +520,12 @@ def normalize_site(site, defaults, artifact_base=None):
     # host part of health_listen as systemd/the app write it ("" = all interfaces)
     out["health_host"] = format_listen(health[0], 0)[:-2] if health[0] else ""
     base_url = "http://%s:%d" % (url_host(health[0]), health[1])
-    out["readiness_url"] = base_url + out.get("readiness_path", "/readyz")
-    out["liveness_url"] = base_url + out.get("liveness_path", "/livez")
+    out["readiness_url"] = base_url + out["readiness_path"]
+    out["liveness_url"] = base_url + out["liveness_path"]
     out["public_url"] = "http://%s:%d/" % (url_host(listen[0]), listen[1])
     out.setdefault("user", name)
     out.setdefault("group", out["user"])
-    out["env"] = dict((str(k), str(v)) for k, v in (out.get("env") or {}).items())
+    out["env"] = dict((str(k), env_value(v)) for k, v in (out.get("env") or {}).items())
     # Secret values never travel with the normalised site (loop output, module
     # arguments and the target's journal would show them); only their names do.
     # The environment file template reads them from onebox_sites directly.
@@ -516,12 +539,12 @@ def normalize_site(site, defaults, artifact_base=None):
     if not out.get("command"):
         out["command"] = os.path.basename(path)
     argv = shlex.split(out["command"])
-    out["site_dir"] = os.path.join(out.get("root", "/srv/onebox"), name)
+    out["command_argv0"] = argv[0]
+    out["site_dir"] = os.path.join(out["root"], name)
     exe = argv[0] if os.path.isabs(argv[0]) else os.path.join(out["site_dir"], "current", argv[0])
     out["exec_start"] = " ".join(systemd_quote(arg) for arg in [exe] + argv[1:])
     # systemd must give the app its whole drain time before it sends SIGKILL.
-    out["stop_timeout"] = float(out.get("drain_timeout", 10)) + 5
-    out["strategy"] = out.get("strategy") or "restart"
+    out["stop_timeout"] = float(out["drain_timeout"]) + 5
     if out["strategy"] == "overlap":
         # Instances are named after their health port, so the unit template
         # can hand each one its own address (ONEBOX_HEALTH_LISTEN=host:%i).
@@ -530,8 +553,8 @@ def normalize_site(site, defaults, artifact_base=None):
         out["service_units"] = ["%s@%s.service" % (name, i) for i in out["instances"]]
         out["retired_file"] = "%s.service" % name
         inst_url = "http://%s:{instance}" % url_host(health[0])
-        out["readiness_url"] = inst_url + out.get("readiness_path", "/readyz")
-        out["liveness_url"] = inst_url + out.get("liveness_path", "/livez")
+        out["readiness_url"] = inst_url + out["readiness_path"]
+        out["liveness_url"] = inst_url + out["liveness_path"]
     else:
         out["instances"] = []
         out["service_file"] = "%s.service" % name
@@ -574,12 +597,12 @@ def roll_unit(site, switch_current=False, version=None, restore=None, fresh=Fals
     of the site served before this run) a failed rollout stops and disables
     the socket and service instead of restarting a previous release.
     """
-    strategy = site.get("strategy") or "restart"
+    strategy = site["strategy"]
     unit = {
         "name": site["name"] if strategy == "overlap" else "%s.service" % site["name"],
         "readiness_url": site["readiness_url"],
         "liveness_url": site["liveness_url"],
-        "timeout": float(site.get("ready_timeout", 60)),
+        "timeout": float(site["ready_timeout"]),
         "strategy": strategy,
         "socket": "%s.socket" % site["name"],
     }

@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import re
 
 from ansible_collections.onebox.deploy.plugins.module_utils.sites import (
@@ -30,7 +31,6 @@ from ansible_collections.onebox.deploy.plugins.module_utils.sites import (
     merge_directives,
     parse_listen,
     url_host,
-    validate_sites,
 )
 
 PREFIX = "onebox-"
@@ -65,7 +65,15 @@ DEFAULT_OPTIONS = {
     "version": "3.7",
     "api_listen": "127.0.0.1:8080",
     "service_directives": {},
+    "install": False,
+    "binary_src": "",
+    "binary_url": "",
+    "binary_checksum": "",
+    "dynamic_dir": "/etc/traefik/dynamic",
+    "dynamic_file": "onebox.yml",
 }
+LOOPBACK_API_RE = re.compile(r"^(127\.[0-9]+\.[0-9]+\.[0-9]+|\[::1\]|localhost):[0-9]+$")
+DYNAMIC_FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(yml|yaml)$")
 
 
 # Sandboxing of the installed traefik.service (docs/traefik.md#the-installed-unit),
@@ -97,20 +105,6 @@ def parse_version(text):
     """``'v3.7.15'`` -> ``(3, 7)``; ``None`` when it is not a version."""
     match = re.match(r"^v?(\d+)\.(\d+)", str(text or "").strip())
     return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def _site(raw, defaults):
-    """The fields of a site this module needs, with defaults filled in."""
-    site = dict(defaults or {})
-    site.update({k: v for k, v in raw.items() if v is not None})
-    listen = parse_listen(site["listen"])
-    site["listen"] = format_listen(*listen)
-    site["health_listen"] = format_listen(*parse_listen(site["health_listen"])) \
-        if site.get("health_listen") else site["listen"]
-    site.setdefault("liveness_path", "/livez")
-    site.setdefault("readiness_path", "/readyz")
-    site.setdefault("strategy", "restart")
-    return site
 
 
 def _options(options):
@@ -223,19 +217,36 @@ def option_errors(options):
         errors.append("onebox_traefik_cert_resolver: invalid resolver name %r" % (opts["cert_resolver"],))
     if not isinstance(opts["site_options"], dict):
         errors.append("onebox_traefik_site_options must be a mapping of site name to options")
+    if not LOOPBACK_API_RE.match(str(opts["api_listen"])):
+        errors.append("onebox_traefik_api_listen must be a loopback address (127.0.0.1:8080, [::1]:8080), got %r: "
+                      "the API has no authentication" % (opts["api_listen"],))
+    if not DYNAMIC_FILE_RE.match(str(opts["dynamic_file"])):
+        errors.append("onebox_traefik_dynamic_file must be a plain file name ending in .yml or .yaml, got %r"
+                      % (opts["dynamic_file"],))
+    if not str(opts["dynamic_dir"]).startswith("/"):
+        errors.append("onebox_traefik_dynamic_dir must be an absolute path, got %r" % (opts["dynamic_dir"],))
+    if opts["install"]:
+        src, url = opts["binary_src"], opts["binary_url"]
+        if bool(src) == bool(url):
+            errors.append("with onebox_traefik_install set exactly one of onebox_traefik_binary_src (a controller "
+                          "path) or onebox_traefik_binary_url (with onebox_traefik_binary_checksum) is required")
+        elif url and not opts["binary_checksum"]:
+            errors.append("onebox_traefik_binary_url needs onebox_traefik_binary_checksum (sha256:<hex>)")
+        elif src and not os.path.isfile(src):
+            errors.append("onebox_traefik_binary_src: %s is not a file on the controller" % src)
     return errors
 
 
-def traefik_errors(sites, options=None, defaults=None):
+def traefik_errors(sites, options=None):
     """Every problem that would make the dynamic file wrong; empty when it can be written.
 
-    Messages name the site and the field, e.g.
-    ``site shop: field 'domain': www.x.org is also used by site blog``.
+    ``sites`` are normalised sites (``onebox.deploy.site_plan``), so the site
+    fields themselves are valid already. Messages name the site and the field,
+    e.g. ``site shop: field 'domain': www.x.org is also used by site blog``.
     """
     if not isinstance(sites, list):
         return ["onebox_sites must be a list of site mappings, got %s" % type(sites).__name__]
-    errors = validate_sites(sites, check_artifacts=False)
-    errors.extend(option_errors(options))
+    errors = option_errors(options)
     if errors:
         return errors
     opts = _options(options)
@@ -248,7 +259,7 @@ def traefik_errors(sites, options=None, defaults=None):
     owners = {}
     for index, raw in enumerate(sites):
         label = _site_label(raw, index)
-        site = _site(raw, defaults)
+        site = raw
         for field in ("domains",):
             value = raw.get(field)
             if value is not None and (not isinstance(value, list)
@@ -275,14 +286,13 @@ def traefik_errors(sites, options=None, defaults=None):
         # and can change the port only.
         listen = parse_listen(site["listen"])
         health = parse_listen(site["health_listen"])
-        strategy = site.get("strategy", "restart")
-        if strategy != "overlap" and not _health_reachable(listen, health):
+        if site["strategy"] != "overlap" and not _health_reachable(listen, health):
             errors.append(_err(label, "health_listen", "%s is not reachable by Traefik's health check, which "
                                                        "dials the server address %s and can only change the port: "
                                                        "bind it to %s or to all interfaces" % (
                                                            format_listen(*health), url_host(listen[0]),
                                                            url_host(listen[0]))))
-        if site.get("liveness_path") == site.get("readiness_path"):
+        if site["liveness_path"] == site["readiness_path"]:
             errors.append(_err(label, "liveness_path", "%s equals readiness_path: with one backend Traefik's health "
                                                        "check must follow liveness, not readiness" % (
                                                            site.get("liveness_path"),)))
@@ -344,14 +354,14 @@ def service_for(site, opts):
     listen = parse_listen(site["listen"])
     health = parse_listen(site["health_listen"])
     check = {
-        "path": site.get("liveness_path") or "/livez",
+        "path": site["liveness_path"],
         "interval": str(opts["health_interval"]),
         "unhealthyInterval": str(opts["health_unhealthy_interval"]),
         "timeout": str(opts["health_timeout"]),
     }
     # overlap: two instances share the socket and their health ports move, so
     # the check goes to the public port (no "port"): the socket always answers.
-    if site.get("strategy", "restart") != "overlap" and health[1] != listen[1]:
+    if site["strategy"] != "overlap" and health[1] != listen[1]:
         check["port"] = health[1]
     return {
         "loadBalancer": {
@@ -371,19 +381,18 @@ def retry_middleware(opts):
     return {"retry": retry}
 
 
-def traefik_dynamic(sites, options=None, defaults=None):
+def traefik_dynamic(sites, options=None):
     """The dynamic configuration (a dict) for every routed site of ``sites``.
 
-    ``sites`` are raw ``onebox_sites`` entries that passed :func:`traefik_errors`;
-    ``defaults`` fills unset site fields (liveness_path, strategy, ...).
+    ``sites`` are normalised sites (``onebox.deploy.site_plan``) that passed
+    :func:`traefik_errors`.
     """
     opts = _options(options)
     routers = {}
     services = {}
-    for raw in sites:
-        if not is_routed(raw):
+    for site in sites:
+        if not is_routed(site):
             continue
-        site = _site(raw, defaults)
         routers[PREFIX + site["name"]] = router_for(site, opts)
         services[PREFIX + site["name"]] = service_for(site, opts)
     http = {"middlewares": {RETRY_MIDDLEWARE: retry_middleware(opts)}}
@@ -425,3 +434,13 @@ def traefik_unit_directives(options=None):
             key, value = "AmbientCapabilities", "CAP_NET_BIND_SERVICE"
         defaults.append((key, value))
     return merge_directives(defaults, opts["service_directives"])
+
+
+def routers_match(api_routers, dynamic):
+    """True when Traefik's API (``/api/http/routers``) serves exactly the
+    onebox routers of *dynamic* from the file provider, by name and rule."""
+    expected = set("%s@file %s" % (name, router.get("rule"))
+                   for name, router in ((dynamic or {}).get("http", {}).get("routers") or {}).items())
+    served = set("%s %s" % (router.get("name"), router.get("rule")) for router in api_routers or []
+                 if str(router.get("name", "")).startswith(PREFIX) and str(router.get("name", "")).endswith("@file"))
+    return expected == served

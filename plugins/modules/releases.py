@@ -30,9 +30,12 @@ attributes:
     description: Returns no diff.
 options:
   site_dir:
-    description: The site's directory, for example C(/srv/onebox/blog).
+    description: The site's directory, for example C(/srv/onebox/blog). Exclusive with O(site_dirs).
     type: path
-    required: true
+  site_dirs:
+    description: Several sites' directories, handled in one call; the result is in RV(sites).
+    type: list
+    elements: path
   state:
     description: List the releases or prune old ones.
     type: str
@@ -53,23 +56,27 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+sites:
+  description: With O(site_dirs), the result for each directory (its C(releases), C(current), C(previous), C(removed)).
+  returned: with O(site_dirs)
+  type: dict
 releases:
   description: The releases found before pruning, oldest installed first.
-  returned: always
+  returned: with O(site_dir)
   type: list
   elements: dict
   sample: [{version: 1.4.1, sha256: 9f86d0..., installed_at: 1795628402.1}]
 current:
   description: The release C(current) points to (null when it points nowhere).
-  returned: always
+  returned: with O(site_dir)
   type: str
 previous:
   description: The release installed before the current one (null when there is none).
-  returned: always
+  returned: with O(site_dir)
   type: str
 removed:
   description: Versions deleted (or, in check mode, that would be).
-  returned: always
+  returned: with O(site_dir)
   type: list
   elements: str
 """
@@ -86,24 +93,14 @@ from ansible_collections.onebox.deploy.plugins.module_utils.releases import (
 )
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            site_dir=dict(type="path", required=True),
-            state=dict(type="str", choices=["listed", "pruned"], default="listed"),
-            keep=dict(type="int", default=5),
-        ),
-        supports_check_mode=True,
-    )
-    site_dir = module.params["site_dir"]
+def handle(module, site_dir):
+    """List, or prune, the releases of one site; returns ``(result, error)``."""
     releases = list_releases(site_dir)
     current = current_version(site_dir)
     result = dict(changed=False, releases=releases, current=current,
                   previous=previous_version(releases, current), removed=[])
     if module.params["state"] == "listed":
-        module.exit_json(**result)
-    if module.params["keep"] < 1:
-        module.fail_json(msg="releases of %s: keep must be >= 1, got %d" % (site_dir, module.params["keep"]), **result)
+        return result, None
     base = os.path.join(site_dir, "releases")
     doomed = prune_plan(releases, current, module.params["keep"])
     leftovers = []
@@ -118,8 +115,37 @@ def main():
             try:
                 shutil.rmtree(path)
             except OSError as exc:
-                module.fail_json(msg="releases of %s: cannot delete %s: %s" % (site_dir, path, exc), **result)
-    module.exit_json(**result)
+                return result, "releases of %s: cannot delete %s: %s" % (site_dir, path, exc)
+    return result, None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            site_dir=dict(type="path"),
+            site_dirs=dict(type="list", elements="path"),
+            state=dict(type="str", choices=["listed", "pruned"], default="listed"),
+            keep=dict(type="int", default=5),
+        ),
+        required_one_of=[("site_dir", "site_dirs")],
+        mutually_exclusive=[("site_dir", "site_dirs")],
+        supports_check_mode=True,
+    )
+    if module.params["state"] == "pruned" and module.params["keep"] < 1:
+        module.fail_json(msg="releases of %s: keep must be >= 1, got %d" % (
+            module.params["site_dir"] or ", ".join(module.params["site_dirs"]), module.params["keep"]))
+    if module.params["site_dir"]:
+        result, error = handle(module, module.params["site_dir"])
+        if error:
+            module.fail_json(msg=error, **result)
+        module.exit_json(**result)
+    sites = {}
+    for site_dir in module.params["site_dirs"]:
+        result, error = handle(module, site_dir)
+        sites[site_dir] = result
+        if error:
+            module.fail_json(msg=error, sites=sites, changed=any(r["changed"] for r in sites.values()))
+    module.exit_json(changed=any(r["changed"] for r in sites.values()), sites=sites)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,243 @@
+# -*- coding: utf-8 -*-
+# Copyright: onebox.deploy contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What is on the host for a set of sites: units, accounts, releases, ports.
+
+Read-only; used by ``onebox.deploy.preflight`` (every check before anything
+changes) and by ``onebox.deploy.site_files`` (accounts). Two ``systemctl``
+calls cover every site, however many there are.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import glob
+import grp
+import os
+import pwd
+
+from ansible_collections.onebox.deploy.plugins.module_utils.releases import (
+    list_releases,
+    previous_version,
+)
+from ansible_collections.onebox.deploy.plugins.module_utils.systemd import RUNNING_STATES
+
+VENDOR_UNIT_DIRS = ("/usr/lib/systemd/system", "/lib/systemd/system", "/run/systemd/system",
+                    "/usr/local/lib/systemd/system")
+#: The GECOS field of every account this collection creates.
+ACCOUNT_MARKER = "onebox.deploy site account"
+
+
+def listening_ports():
+    """Ports with a TCP socket in LISTEN state, from /proc/net/tcp{,6}."""
+    ports = set()
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as handle:
+                next(handle, None)
+                for line in handle:
+                    fields = line.split()
+                    if len(fields) > 3 and fields[3] == "0A":
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        except (IOError, OSError):
+            continue
+    return ports
+
+
+def unit_files(name):
+    """Unit files a site owns: its socket and both service styles (a site
+    may switch between the restart and the overlap strategy)."""
+    return ["%s.socket" % name, "%s.service" % name, "%s@.service" % name]
+
+
+def account_state(user, group, site_dir):
+    """Whether the site's user and group exist and whether this collection made them.
+
+    Returns ``dict(user_exists, user_ours, group_exists, group_ours)``. An
+    account is ours when its GECOS field is :data:`ACCOUNT_MARKER`, or (made
+    by an earlier version, with an empty GECOS) when its home is the site's
+    directory. A group is ours when it is the primary group of an account of
+    ours, or no account uses it and none exists yet for the site's user
+    (a half-finished earlier run).
+    """
+    out = dict(user_exists=False, user_ours=False, group_exists=False, group_ours=False)
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        entry = None
+    if entry is not None:
+        out["user_exists"] = True
+        gecos = entry.pw_gecos.split(",")[0]
+        out["user_ours"] = gecos == ACCOUNT_MARKER or (gecos == "" and entry.pw_dir == site_dir)
+    try:
+        gentry = grp.getgrnam(group)
+    except KeyError:
+        gentry = None
+    if gentry is not None:
+        out["group_exists"] = True
+        if entry is not None:
+            out["group_ours"] = out["user_ours"] and entry.pw_gid == gentry.gr_gid
+        else:
+            out["group_ours"] = False
+    return out
+
+
+def account_errors(name, user, group, state):
+    errors = []
+    if state["user_exists"] and not state["user_ours"]:
+        errors.append("site %s: field 'user': the account %s already exists and was not created by onebox.deploy; "
+                      "it is never taken over: set the site's user to a name no account has (it is created)"
+                      % (name, user))
+    if state["group_exists"] and not state["group_ours"]:
+        errors.append("site %s: field 'group': the group %s already exists and was not created by onebox.deploy; "
+                      "it is never taken over: set the site's group to a name no group has (it is created)"
+                      % (name, group))
+    return errors
+
+
+def read_unit(path):
+    try:
+        with open(path) as handle:
+            return handle.read(), None
+    except (IOError, OSError) as exc:
+        return "", exc
+
+
+class HostState(object):
+    """Unit, account, release and port state of the given normalised sites."""
+
+    def __init__(self, systemd, unit_dir, root, marker):
+        self.systemd = systemd
+        self.unit_dir = unit_dir
+        self.root = root
+        self.marker = marker
+
+    def instances(self, names):
+        """``NAME@*.service`` units systemd knows or that are enabled, per site."""
+        found = dict((name, set()) for name in names)
+        if not names:
+            return found
+        rc, out, _err = self.systemd.run([self.systemd.systemctl, "list-units", "--all", "--plain", "--no-legend",
+                                          "--full"] + ["%s@*.service" % name for name in names])
+        if rc == 0:
+            for line in out.splitlines():
+                fields = line.split()
+                if fields and fields[0].endswith(".service") and "@" in fields[0]:
+                    base = fields[0].split("@", 1)[0]
+                    if base in found:
+                        found[base].add(fields[0])
+        for name in names:
+            for link in glob.glob(os.path.join(self.unit_dir, "*.wants", "%s@*.service" % name)):
+                found[name].add(os.path.basename(link))
+        return found
+
+    def read(self, sites, force_release=False, check_ports=True, check_accounts=True):
+        """``(state by site name, errors)``."""
+        errors = []
+        state = {}
+        ours = {}
+        for site in sites:
+            name = site["name"]
+            info = {"units_present": False, "socket_active": False, "service_active": False,
+                    "current_release": None, "unit_files": [], "active_units": [], "stale_units": [],
+                    "socket_listen": ""}
+            ours[name] = True
+            for unit in unit_files(name):
+                path = os.path.join(self.unit_dir, unit)
+                if os.path.lexists(path):
+                    content, exc = read_unit(path)
+                    if exc is not None:
+                        errors.append("site %s: field 'name': cannot read existing unit %s: %s" % (name, path, exc))
+                    if self.marker not in content:
+                        ours[name] = False
+                        errors.append("site %s: field 'name': %s exists and was not written by onebox.deploy; "
+                                      "rename the site or remove that unit" % (name, path))
+                    else:
+                        info["units_present"] = True
+                        info["unit_files"].append(unit)
+                for vendor in VENDOR_UNIT_DIRS:
+                    vpath = os.path.join(vendor, unit)
+                    if os.path.lexists(vpath):
+                        ours[name] = False
+                        errors.append("site %s: field 'name': unit %s already exists at %s (a system unit); "
+                                      "choose another site name" % (name, unit, vpath))
+                        break
+            state[name] = info
+        present = [s for s in sites if ours[s["name"]] and state[s["name"]]["units_present"]]
+        instances = self.instances([s["name"] for s in present])
+        wanted = []
+        for site in present:
+            name = site["name"]
+            wanted.append("%s.socket" % name)
+            wanted.extend(site.get("service_units") or ["%s.service" % name])
+            wanted.append("%s.service" % name)
+            wanted.extend(sorted(instances[name]))
+        props = self.systemd.show_many(sorted(set(wanted)), ("ActiveState", "UnitFileState", "Listen"))
+        for site in present:
+            name = site["name"]
+            info = state[name]
+            current_units = list(site.get("service_units") or ["%s.service" % name])
+            stale = sorted((set(["%s.service" % name]) | instances[name]) - set(current_units))
+            socket = props.get("%s.socket" % name) or {}
+            info["socket_active"] = socket.get("ActiveState") == "active"
+            info["socket_listen"] = socket.get("Listen", "")
+            states = dict((unit, (props.get(unit) or {}).get("ActiveState", "")) for unit in current_units + stale)
+            info["active_units"] = [unit for unit, st in states.items() if st in RUNNING_STATES[:3]]
+            info["stale_units"] = [unit for unit in stale if unit in info["active_units"]
+                                   or (props.get(unit) or {}).get("UnitFileState") in ("enabled", "enabled-runtime")]
+            info["service_active"] = bool(info["active_units"])
+        ports = listening_ports() if check_ports else set()
+        for site in sites:
+            name = site["name"]
+            info = state[name]
+            site_dir = site.get("site_dir") or os.path.join(self.root, name)
+            current = os.path.join(site_dir, "current")
+            if os.path.islink(current):
+                info["current_release"] = os.path.basename(os.readlink(current).rstrip("/"))
+            releases = list_releases(site_dir)
+            info["releases"] = releases
+            info["previous_release"] = previous_version(releases, info["current_release"])
+            info["release_differs"] = False
+            info["release_installed"] = any(r["version"] == site.get("version") for r in releases)
+            wanted_sum = site.get("sha256")
+            installed = dict((r["version"], r["sha256"]) for r in releases).get(site.get("version"))
+            if wanted_sum and installed and installed != wanted_sum:
+                info["release_differs"] = True
+                # Without a current symlink no release of this site ever served (a
+                # first install that was rolled back): replacing it harms nothing.
+                never_served = not os.path.islink(current)
+                if not (force_release or never_served):
+                    errors.append("site %s: field 'version': release %s is already installed with different content "
+                                  "(installed sha256:%s, artifact sha256:%s); bump the version, or set "
+                                  "onebox_force_release: true to replace it" % (
+                                      name, site.get("version"), installed[:12], wanted_sum[:12]))
+            if check_accounts and site.get("user"):
+                accounts = account_state(site["user"], site.get("group") or site["user"], site_dir)
+                info.update(accounts)
+                errors.extend(account_errors(name, site["user"], site.get("group") or site["user"], accounts))
+            if check_ports:
+                errors.extend(self.port_errors(site, info, ports))
+        return state, errors
+
+    @staticmethod
+    def port_errors(site, info, ports):
+        """A port in use is fine only when this site itself holds it: its socket
+        unit for listen (systemd lists the address), its running service for a
+        separate health port."""
+        errors = []
+        name = site["name"]
+        socket_listen = info.get("socket_listen", "")
+        if site["listen_port"] in ports:
+            held = info["socket_active"] and (site["listen"] + " " in socket_listen + " "
+                                              or ":%d " % site["listen_port"] in socket_listen + " "
+                                              or socket_listen.startswith("%d " % site["listen_port"]))
+            if not held:
+                errors.append("site %s: field 'listen': port %d is already in use on the host by "
+                              "something other than %s.socket" % (name, site["listen_port"], name))
+        health_ports = [int(i) for i in site.get("instances") or []] or [site["health_port"]]
+        for port in health_ports:
+            if port != site["listen_port"] and port in ports and not info["service_active"]:
+                errors.append("site %s: field 'health_listen': port %d is already in use on the host by "
+                              "something other than the site's service" % (name, port))
+        return errors

@@ -1,0 +1,296 @@
+# -*- coding: utf-8 -*-
+# Copyright: onebox.deploy contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a run does, decided on the controller from the input and from what
+the host reported: validated, normalised sites (once per run), the selected
+sites, the roll, the rollback plan.
+
+Pure functions; only :func:`plan_sites` reads the controller's artifacts.
+Used by the ``onebox.deploy`` filters.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import posixpath
+import re
+
+from ansible_collections.onebox.deploy.plugins.module_utils.artifacts import (
+    ArtifactError,
+    inspect_tarball,
+    sha256_of,
+)
+from ansible_collections.onebox.deploy.plugins.module_utils.sites import (
+    PATH_SETTINGS,
+    SERVICE_TYPES,
+    SITE_SETTINGS,
+    STRATEGIES,
+    artifact_kind,
+    normalize_site,
+    resolve_artifact,
+    roll_unit,
+    validate_sites,
+)
+
+ROLLBACK_SCOPES = ("site", "all", "none")
+HOOK_POINTS = ("before_roll", "after_roll", "after_rollback")
+#: Host paths a setting may name; each must be absolute and free of '..'.
+HOST_PATHS = ("root", "env_dir", "unit_dir", "audit_log", "lock_file")
+#: Trees onebox_root may not be in, and directories it may not be.
+SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root",
+                "/run", "/sbin", "/sys", "/tmp", "/usr", "/var/tmp", "/var/run", "/var/lock")
+SYSTEM_DIRS = ("/", "/home", "/mnt", "/media", "/opt", "/srv", "/var", "/var/lib", "/var/log", "/var/cache",
+               "/var/spool", "/var/mail", "/var/backups", "/var/opt", "/var/www", "/var/local")
+
+
+def select_sites(names, selection, field="onebox_deploy_sites"):
+    """``(selected names in input order, errors)``.
+
+    *selection* is a list of names, or a string as ``-e onebox_deploy_sites=blog``
+    or ``-e onebox_deploy_sites=blog,shop`` gives it; empty selects every site.
+    """
+    if selection is None or selection == "" or selection == []:
+        return list(names), []
+    if isinstance(selection, str):
+        wanted = [part for part in re.split(r"[\s,]+", selection.strip()) if part]
+    elif isinstance(selection, (list, tuple)):
+        wanted = [str(part) for part in selection]
+    else:
+        return [], ["%s must be a list of site names or a comma-separated string, got %s"
+                    % (field, type(selection).__name__)]
+    unknown = [name for name in wanted if name not in names]
+    if unknown:
+        return [], ["%s names unknown sites: %s (known: %s)" % (field, ", ".join(unknown), ", ".join(names))]
+    return [name for name in names if name in wanted], []
+
+
+def _number(value, integer=False):
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value) if integer else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def root_problem(path):
+    """Why ``onebox_root`` may not be *path* (None when it may)."""
+    norm = posixpath.normpath(path)
+    if norm in SYSTEM_DIRS:
+        return "%s is a system directory; use a directory of its own such as /srv/onebox" % path
+    for tree in SYSTEM_TREES:
+        if norm == tree or norm.startswith(tree + "/"):
+            return "%s is inside the system directory %s; use a directory of its own such as /srv/onebox" % (
+                path, tree)
+    return None
+
+
+def settings_errors(settings):
+    """Problems in the role settings (``onebox_*`` variables), each naming the variable."""
+    errors = []
+    for key in HOST_PATHS:
+        value = settings.get(key)
+        if not isinstance(value, str) or not value.startswith("/") or ".." in value.split("/"):
+            errors.append("onebox_%s must be an absolute path without '..', got %r" % (key, value))
+        elif key == "root":
+            problem = root_problem(value)
+            if problem:
+                errors.append("onebox_root: %s" % problem)
+    if settings.get("strategy") not in STRATEGIES:
+        errors.append("onebox_strategy must be one of %s, got %r" % (", ".join(STRATEGIES), settings.get("strategy")))
+    if settings.get("service_type") not in SERVICE_TYPES:
+        errors.append("onebox_service_type must be one of %s, got %r" % (
+            ", ".join(SERVICE_TYPES), settings.get("service_type")))
+    for key in ("drain_timeout", "start_timeout", "ready_timeout", "restart_sec"):
+        number = _number(settings.get(key))
+        if number is None or number <= 0:
+            errors.append("onebox_%s must be a number greater than 0, got %r" % (key, settings.get(key)))
+    backlog = _number(settings.get("backlog"), integer=True)
+    if backlog is None or backlog < 1:
+        errors.append("onebox_backlog must be a whole number greater than 0, got %r" % (settings.get("backlog"),))
+    for key in ("readiness_path", "liveness_path"):
+        value = settings.get(key)
+        if not isinstance(value, str) or not value.startswith("/") or " " in value:
+            errors.append("onebox_%s must be a URL path starting with '/', got %r" % (key, value))
+    if "keep_releases" in settings:
+        keep = _number(settings.get("keep_releases"), integer=True)
+        if keep is None or keep < 2:
+            errors.append("onebox_keep_releases must be >= 2 (the current release and the one before it are "
+                          "always kept), got %r" % (settings.get("keep_releases"),))
+    if "lock_ttl" in settings:
+        ttl = _number(settings.get("lock_ttl"), integer=True)
+        if ttl is None or ttl < 1:
+            errors.append("onebox_lock_ttl must be a whole number >= 1, got %r" % (settings.get("lock_ttl"),))
+    if "lock_wait" in settings:
+        wait = _number(settings.get("lock_wait"), integer=True)
+        if wait is None or wait < 0:
+            errors.append("onebox_lock_wait must be a whole number >= 0, got %r" % (settings.get("lock_wait"),))
+    if "rollback_scope" in settings and settings["rollback_scope"] not in ROLLBACK_SCOPES:
+        errors.append("onebox_rollback_scope must be one of %s, got %r" % (
+            ", ".join(ROLLBACK_SCOPES), settings["rollback_scope"]))
+    if "hooks" in settings:
+        hooks = settings["hooks"]
+        if not isinstance(hooks, dict):
+            errors.append("onebox_hooks must be a mapping with keys %s, got %s" % (
+                ", ".join(HOOK_POINTS), type(hooks).__name__))
+        else:
+            for key in sorted(set(hooks) - set(HOOK_POINTS)):
+                errors.append("onebox_hooks: unknown hook point %r (known: %s)" % (key, ", ".join(HOOK_POINTS)))
+            for key, value in hooks.items():
+                if key in HOOK_POINTS and not isinstance(value, list):
+                    errors.append("onebox_hooks.%s must be a list of task files" % key)
+    return errors
+
+
+def plan_sites(sites, settings):
+    """Validate and normalise ``onebox_sites`` once for the run.
+
+    Returns ``dict(errors=[...], sites=[...], selected=[names], names=[...])``.
+    ``sites`` holds every site normalised (no secret values, only their
+    names); each selected site also has ``sha256`` (its artifact's, hashed
+    once here) and, for a tarball, ``artifact_strip`` (a lone top directory
+    to leave out, see ``artifacts``). With errors, ``sites`` is empty.
+    """
+    settings = dict(settings or {})
+    base = settings.get("artifact_base") or os.getcwd()
+    errors = settings_errors(settings)
+    if not isinstance(sites, list):
+        return dict(errors=errors + ["onebox_sites must be a list of site mappings, got %s"
+                                     % type(sites).__name__], sites=[], selected=[], names=[])
+    names = [s.get("name") for s in sites if isinstance(s, dict) and isinstance(s.get("name"), str)]
+    field = settings.get("select_field") or "onebox_deploy_sites"
+    selected, select_errors = select_sites(names, settings.get("select"), field)
+    errors.extend(select_errors)
+    sums = {}
+    for site in sites:
+        if not isinstance(site, dict) or site.get("name") not in selected or not isinstance(site.get("artifact"), str):
+            continue
+        path = resolve_artifact(site["artifact"], base)
+        if os.path.exists(path):
+            try:
+                sums[site["name"]] = sha256_of(path)
+            except (IOError, OSError):
+                pass
+    errors.extend(validate_sites(sites, base, True, settings.get("strategy") or "restart", sums=sums))
+    if errors:
+        return dict(errors=errors, sites=[], selected=[], names=names)
+    defaults = dict((key, settings[key]) for key in SITE_SETTINGS + PATH_SETTINGS)
+    out = []
+    for site in sites:
+        norm = normalize_site(site, defaults, base)
+        if norm["name"] in selected:
+            norm["sha256"] = sums.get(norm["name"])
+            norm["artifact_strip"] = ""
+            if norm["artifact_kind"] == "tarball":
+                exe = norm["command_argv0"] if not norm["command_argv0"].startswith("/") else None
+                try:
+                    norm["artifact_strip"] = inspect_tarball(norm["artifact_path"], exe)["strip"]
+                except ArtifactError as exc:  # pragma: no cover - validated above
+                    errors.append("site %s: field 'artifact' %s" % (norm["name"], exc))
+        out.append(norm)
+    return dict(errors=errors, sites=out, selected=selected, names=names)
+
+
+def is_fresh(state):
+    """No unit of the site was on the host before this run (a first install)."""
+    return not (state or {}).get("units_present")
+
+
+def roll_plan(sites, host, staged=None, files=None, restore=True):
+    """Which selected sites roll, and their ``rolling_restart`` units.
+
+    *sites* are the selected normalised sites, *host* the ``sites`` of
+    ``onebox.deploy.preflight``, *staged* and *files* the ``sites`` of
+    ``onebox.deploy.stage_releases`` and ``onebox.deploy.site_files``.
+    A site rolls when its release, its current link, its units or its
+    environment changed, when ``current`` names another release, or when
+    nothing of it runs. Returns ``dict(names=[...], units=[...], probe_timeout=...)``;
+    ``probe_timeout`` is the longest a request may wait during the roll of
+    these sites (drain plus time to ready), the probe's request timeout.
+    """
+    staged = staged or {}
+    files = files or {}
+    names = []
+    units = []
+    probe_timeout = 0.0
+    for site in sites:
+        name = site["name"]
+        state = (host or {}).get(name) or {}
+        stage = staged.get(name) or {}
+        installed = (files.get(name) or {}).get("installed") or []
+        changed = (stage.get("changed") or bool(installed)
+                   or state.get("current_release") != site["version"] or not state.get("service_active"))
+        if not changed:
+            continue
+        socket_path = (files.get(name) or {}).get("socket_path")
+        unit = roll_unit(site, True, None, {name: [e for e in installed if e.get("path") != socket_path]}
+                         if restore else None, fresh=is_fresh(state))
+        unit["stop_units"] = list(state.get("stale_units") or [])
+        unit["restart_socket"] = bool((files.get(name) or {}).get("socket_changed") and state.get("socket_active"))
+        names.append(name)
+        units.append(unit)
+        # No healthy restart keeps a request waiting longer than the old
+        # process's drain plus the new one's time to ready.
+        probe_timeout = max(probe_timeout, float(site["stop_timeout"]) + float(site["ready_timeout"]))
+    return dict(names=names, units=units, probe_timeout=probe_timeout)
+
+
+def rollback_plan(sites, preflight, to=None, restore=None):
+    """What a rollback does per site: the release it returns to (``to``, or
+    the one installed before the current one), the ``rolling_restart`` units,
+    and an error per site that cannot be rolled back.
+
+    ``restore`` maps a site name to the files to put back when its rollback
+    fails: a list of ``{path, backup}``, or the site's entry in the ``sites``
+    result of ``onebox.deploy.site_files`` (its ``installed``)."""
+    plan = dict(errors=[], targets={}, units=[], sites=[], unchanged=[])
+    restore = dict((name, value.get("installed") or [] if isinstance(value, dict) else value)
+                   for name, value in (restore or {}).items()) or None
+    for site in sites:
+        name = site["name"]
+        state = (preflight or {}).get(name) or {}
+        current = state.get("current_release")
+        installed = [r["version"] for r in state.get("releases") or []]
+        target = to or state.get("previous_release")
+        if not current:
+            plan["errors"].append("site %s: field 'onebox_rollback_sites': nothing is deployed (%s/current points "
+                                  "nowhere)" % (name, site.get("site_dir")))
+        elif not target:
+            plan["errors"].append("site %s: field 'onebox_rollback_to': no release was installed before %s "
+                                  "(installed: %s); name one with onebox_rollback_to"
+                                  % (name, current, ", ".join(installed) or "none"))
+        elif target not in installed:
+            plan["errors"].append("site %s: field 'onebox_rollback_to': release %s is not installed (installed: %s)"
+                                  % (name, target, ", ".join(installed) or "none"))
+        elif target == current:
+            plan["unchanged"].append(name)
+        else:
+            plan["targets"][name] = target
+            plan["units"].append(roll_unit(site, True, target, restore))
+            plan["sites"].append(dict(site, version=target))
+    return plan
+
+
+__all__ = ["is_fresh", "plan_sites", "roll_plan", "rollback_plan", "select_sites", "settings_errors",
+           "artifact_kind"]
+
+
+def stage_plan(sites, host, force_release=False, by="unknown"):
+    """The ``releases`` of ``onebox.deploy.stage_releases``: per selected site,
+    whether its release must be sent (not installed, or installed with other
+    content and allowed to be replaced) and whether ``current`` is pointed at
+    it now (nothing of the site serves, or it has no ``current`` at all)."""
+    out = []
+    for site in sites:
+        state = (host or {}).get(site["name"]) or {}
+        installed = state.get("release_installed")
+        send = not installed or bool(state.get("release_differs"))
+        serving = state.get("socket_active") or state.get("service_active")
+        out.append(dict(
+            name=site["name"], version=site["version"], site_dir=site["site_dir"], stage=send,
+            point_current=not serving or not state.get("current_release"),
+            meta=dict(sha256=site.get("sha256"), artifact=site.get("artifact_path"), by=by),
+        ))
+    return out

@@ -1,0 +1,341 @@
+# -*- coding: utf-8 -*-
+# Copyright: onebox.deploy contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Everything ``onebox.deploy.site_files`` does on the host, for every site at once.
+
+Per site: its account (created, never taken over), its directories, its
+socket unit, service unit and environment file (rendered on the controller),
+verified with ``systemd-analyze verify`` before anything is installed, then
+installed atomically with the replaced file kept for a rollback. Then one
+``daemon-reload``, and the sockets enabled and started, the services enabled.
+With ``state: absent`` a site is stopped, disabled and removed instead.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import grp
+import os
+import pwd
+import re
+import shutil
+import tempfile
+
+from ansible_collections.onebox.deploy.plugins.module_utils.files import (
+    WriteError,
+    copy_file,
+    file_matches,
+    read_bytes,
+    remove_file,
+    write_file,
+)
+from ansible_collections.onebox.deploy.plugins.module_utils.host import (
+    ACCOUNT_MARKER,
+    account_errors,
+    account_state,
+)
+from ansible_collections.onebox.deploy.plugins.module_utils.systemd import SystemdError
+
+#: What ``systemd-analyze verify`` prints for a setting systemd ignores: a typo
+#: there silently drops that setting (a sandbox directive, for example).
+IGNORED_SETTING_RE = re.compile(r"(Unknown key name|Unknown section|Unknown lvalue|Unknown key '|"
+                                r"Invalid section header|Failed to parse|Assignment outside of section|"
+                                r"Missing '='|Ignoring unknown)", re.I)
+UNIT_KEY_RE = re.compile(r"Unknown (?:key name|lvalue) '([^']+)'")
+
+
+class SiteFilesError(Exception):
+    """A site's files cannot be installed; ``str()`` names the site and the field."""
+
+
+def verify_output_problems(text):
+    """Lines of ``systemd-analyze verify`` output that mean a setting is ignored."""
+    return [line.strip() for line in (text or "").splitlines() if IGNORED_SETTING_RE.search(line)]
+
+
+class SiteFiles(object):
+    """Installs the rendered files of sites; see the module docstring."""
+
+    def __init__(self, module, systemd, unit_dir, env_dir, marker, check_mode=False, env_only=False):
+        self.module = module
+        self.marker = marker
+        self.env_only = env_only
+        self.systemd = systemd
+        self.unit_dir = unit_dir
+        self.env_dir = env_dir
+        self.check_mode = check_mode
+        self.changed = False
+        self.reload_needed = False
+        self.diffs = []
+
+    # --- paths ---------------------------------------------------------------
+    def unit_path(self, name):
+        return os.path.join(self.unit_dir, name)
+
+    def env_path(self, site):
+        return os.path.join(self.env_dir, "%s.env" % site["name"])
+
+    def files_of(self, site):
+        """``[(path, content, mode, backup, is_unit)]`` of a site, in install order."""
+        previous = os.path.join(site["site_dir"], "units", "previous")
+        return [
+            (self.unit_path("%s.socket" % site["name"]), site["socket"], 0o644,
+             os.path.join(previous, "%s.socket" % site["name"]), True),
+            (self.unit_path(site["service_file"]), site["service"], 0o644,
+             os.path.join(previous, site["service_file"]), True),
+            (self.env_path(site), site["env"], 0o600,
+             os.path.join(self.env_dir, ".previous", "%s.env" % site["name"]), False),
+        ]
+
+    # --- accounts and directories ------------------------------------------
+    def ensure_account(self, site):
+        user, group = site["user"], site["group"]
+        state = account_state(user, group, site["site_dir"])
+        errors = account_errors(site["name"], user, group, state)
+        if errors:
+            raise SiteFilesError("; ".join(errors))
+        if state["user_exists"]:
+            return False
+        if self.check_mode:
+            return True
+        if not state["group_exists"]:
+            self.run(["groupadd", "--system", group], site, "group")
+        self.run(["useradd", "--system", "--gid", group, "--home-dir", site["site_dir"], "--no-create-home",
+                  "--shell", "/usr/sbin/nologin", "--comment", ACCOUNT_MARKER, user], site, "user")
+        return True
+
+    def run(self, argv, site, field):
+        path = self.module.get_bin_path(argv[0], required=True)
+        rc, out, err = self.module.run_command([path] + argv[1:])
+        if rc != 0:
+            raise SiteFilesError("site %s: field '%s': %s failed (rc=%d): %s" % (
+                site["name"], field, " ".join(argv), rc, (err or out).strip()))
+
+    def ensure_dirs(self, site):
+        """The site's directories; returns True when one was created or fixed."""
+        changed = False
+        if self.check_mode:
+            return not os.path.isdir(os.path.join(site["site_dir"], "shared"))
+        uid = pwd.getpwnam(site["user"]).pw_uid
+        gid = grp.getgrnam(site["group"]).gr_gid
+        for path, mode, owner, group in (
+                (site["site_dir"], 0o755, 0, 0),
+                (os.path.join(site["site_dir"], "releases"), 0o755, 0, 0),
+                (os.path.join(site["site_dir"], "units"), 0o755, 0, 0),
+                (os.path.join(site["site_dir"], "units", "previous"), 0o700, 0, 0),
+                (os.path.join(site["site_dir"], "shared"), 0o750, uid, gid),
+                (self.env_dir, 0o755, 0, 0),
+                (os.path.join(self.env_dir, ".previous"), 0o700, 0, 0)):
+            if os.path.islink(path):
+                raise SiteFilesError("site %s: field 'name': %s is a symlink; refusing to use it" % (site["name"], path))
+            if not os.path.isdir(path):
+                os.makedirs(path, mode)
+                changed = True
+            st = os.stat(path)
+            if (st.st_mode & 0o7777, st.st_uid, st.st_gid) != (mode, owner, group):
+                os.chown(path, owner, group)
+                os.chmod(path, mode)
+                changed = True
+        return changed
+
+    # --- verification ----------------------------------------------------------
+    def verify(self, site):
+        """``systemd-analyze verify`` of the site's units as systemd will load
+        them (an instance name for a template), with ExecStart= in the new
+        release; a setting systemd would ignore is an error too."""
+        release = os.path.join(site["site_dir"], "releases", site["version"])
+        if not os.path.isdir(release):
+            return "not verified: release %s is not unpacked (check mode)" % site["version"]
+        current = os.path.join(site["site_dir"], "current") + "/"
+        tmp = tempfile.mkdtemp(prefix="onebox-verify-")
+        try:
+            names = []
+            for name, content in (("%s.socket" % site["name"], site["socket"]),
+                                  (site["trigger_unit"], site["service"])):
+                path = os.path.join(tmp, name)
+                write_file(path, content.replace(current, release + "/"), mode=0o644)
+                names.append(path)
+            analyze = self.module.get_bin_path("systemd-analyze", required=True)
+            rc, out, err = self.module.run_command([analyze, "verify"] + names)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        text = "\n".join(x for x in (out, err) if x).replace(tmp + "/", "")
+        ignored = verify_output_problems(text)
+        if ignored:
+            keys = UNIT_KEY_RE.findall(text)
+            field = "service_directives" if keys else "name"
+            raise SiteFilesError("site %s: field '%s': systemd would ignore %s: %s" % (
+                site["name"], field, ", ".join(sorted(set(keys))) or "a setting", "; ".join(ignored)))
+        if rc != 0:
+            raise SiteFilesError("site %s: field 'command': systemd-analyze verify failed (rc=%d): %s" % (
+                site["name"], rc, text.strip()))
+        return None
+
+    # --- installing ------------------------------------------------------------
+    def pending(self, site):
+        """The files of a site whose content, mode or owner differ from what is installed."""
+        return [f for f in self.files_of(site) if not file_matches(f[0], f[1], mode=f[2], owner=0, group=0)
+                and not (self.env_only and f[4])]
+
+    def install(self, site, files):
+        """Install *files*, keeping each replaced one; returns the ``restore`` entries."""
+        installed = []
+        for path, content, mode, backup, is_unit in files:
+            exists = os.path.isfile(path)
+            entry = dict(path=path, backup=backup if exists else None)
+            installed.append(entry)
+            if self.diffs is not None and self.module._diff:
+                self.diffs.append(dict(
+                    before_header=path if exists else "(absent)", after_header=path,
+                    before=(read_bytes(path) or b"").decode("utf-8", "replace") if is_unit else
+                    ("(content hidden: environment file)\n" if exists else ""),
+                    after=content if is_unit else "(content hidden: environment file)\n"))
+            if self.check_mode:
+                continue
+            try:
+                if exists:
+                    copy_file(path, backup, mode=mode, makedirs_mode=0o700)
+                write_file(path, content, mode=mode)
+            except WriteError as exc:
+                raise SiteFilesError("site %s: cannot install %s: %s" % (site["name"], path, exc))
+            if is_unit:
+                self.reload_needed = True
+        return installed
+
+    def retire(self, site):
+        """Remove the service unit file of the strategy the site left (the units
+        it started are stopped by the roll); returns the path when removed."""
+        path = self.unit_path(site["retired_file"])
+        if not os.path.isfile(path):
+            return None
+        if self.marker not in (read_bytes(path) or b"").decode("utf-8", "replace"):
+            return None
+        if not self.check_mode:
+            for unit in site.get("stale_units") or []:
+                self.systemd.mutate("disable", unit)
+            remove_file(path)
+            self.reload_needed = True
+        return path
+
+    def apply(self, sites):
+        """Install every site; returns ``{name: result}``. Nothing is written
+        before every site's accounts check and units verified."""
+        results = {}
+        plans = []
+        for site in sites:
+            name = site["name"]
+            state = account_state(site["user"], site["group"], site["site_dir"])
+            errors = account_errors(name, site["user"], site["group"], state)
+            if errors:
+                raise SiteFilesError("; ".join(errors))
+            files = self.pending(site)
+            results[name] = dict(changed=False, installed=[], socket_changed=False, verified=None,
+                                 socket_path=self.unit_path("%s.socket" % name), account_created=False,
+                                 retired=None)
+            plans.append((site, files))
+        for site, files in plans:
+            if any(f[4] for f in files):
+                results[site["name"]]["verified"] = self.verify(site) or "ok"
+        for site, files in plans:
+            result = results[site["name"]]
+            result["account_created"] = self.ensure_account(site)
+            dirs_changed = self.ensure_dirs(site)
+            result["installed"] = self.install(site, files)
+            result["socket_changed"] = any(f[0] == result["socket_path"] for f in files)
+            result["retired"] = None if self.env_only else self.retire(site)
+            result["changed"] = bool(result["installed"] or result["account_created"] or dirs_changed
+                                     or result["retired"])
+            self.changed = self.changed or result["changed"]
+        if self.reload_needed and not self.check_mode:
+            self.systemd.daemon_reload()
+            self.reload_needed = False
+        if not self.env_only:
+            self.enable(sites, results)
+        return results
+
+    def enable(self, sites, results):
+        """Sockets enabled and started, the unit a socket starts enabled at boot."""
+        sockets = ["%s.socket" % s["name"] for s in sites]
+        triggers = [s["trigger_unit"] for s in sites]
+        try:
+            props = self.systemd.show_many(sockets + triggers, ("UnitFileState", "ActiveState", "LoadState"))
+        except SystemdError as exc:
+            raise SiteFilesError(exc.msg)
+        start = [u for u in sockets if (props.get(u) or {}).get("UnitFileState") != "enabled"
+                 or (props.get(u) or {}).get("ActiveState") != "active"]
+        enable = [u for u in triggers if (props.get(u) or {}).get("UnitFileState") != "enabled"]
+        for site in sites:
+            result = results[site["name"]]
+            if "%s.socket" % site["name"] in start or site["trigger_unit"] in enable:
+                result["changed"] = True
+                self.changed = True
+        if self.check_mode:
+            return
+        try:
+            if start:
+                self.systemd.mutate("enable", *start, now=True)
+            if enable:
+                self.systemd.mutate("enable", *enable)
+        except SystemdError as exc:
+            raise SiteFilesError(exc.msg)
+
+    # --- removal -----------------------------------------------------------------
+    def remove(self, site, purge=False):
+        """``state: absent``: stop and disable the site's units (socket first),
+        remove its unit files and environment file, and with *purge* its
+        directory; delete its account only when this collection created it."""
+        name = site["name"]
+        result = dict(changed=False, stopped=[], removed=[], account_deleted=False, purged=None)
+        paths = [self.unit_path(u) for u in ("%s.socket" % name, "%s.service" % name, "%s@.service" % name)]
+        ours = [p for p in paths if os.path.isfile(p)
+                and self.marker in (read_bytes(p) or b"").decode("utf-8", "replace")]
+        foreign = [p for p in paths if os.path.lexists(p) and p not in ours]
+        if foreign:
+            raise SiteFilesError("site %s: field 'name': %s was not written by onebox.deploy; it is left alone and "
+                                 "the site is not removed" % (name, ", ".join(foreign)))
+        candidates = ["%s.socket" % name, "%s.service" % name] + sorted(site.get("instances_found") or [])
+        try:
+            loaded = self.systemd.show_many(candidates, ("LoadState", "ActiveState", "UnitFileState"))
+        except SystemdError as exc:
+            raise SiteFilesError("site %s: %s" % (name, exc.msg))
+        units = [u for u in candidates if (loaded.get(u) or {}).get("LoadState") not in (None, "", "not-found")]
+        env = self.env_path(site)
+        removable = ours + [p for p in (env, os.path.join(self.env_dir, ".previous", "%s.env" % name))
+                            if os.path.lexists(p)]
+        state = account_state(site["user"], site["group"], site["site_dir"])
+        delete_user = state["user_exists"] and state["user_ours"] and not site.get("user_shared")
+        purge_dir = purge and os.path.isdir(site["site_dir"])
+        if not (ours or removable or delete_user or purge_dir):
+            return result
+        result["changed"] = True
+        self.changed = True
+        # Only units this collection wrote: a unit of that name from elsewhere is not ours to stop.
+        result["stopped"] = units if ours else []
+        result["removed"] = removable
+        result["account_deleted"] = delete_user
+        result["purged"] = site["site_dir"] if purge_dir else None
+        if self.check_mode:
+            return result
+        try:
+            for verb in ("stop", "disable"):
+                for unit in result["stopped"]:
+                    self.systemd.mutate(verb, unit)
+        except SystemdError as exc:
+            raise SiteFilesError("site %s: %s" % (name, exc.msg))
+        for path in removable:
+            remove_file(path)
+        if ours:
+            self.reload_needed = True
+        if delete_user:
+            self.run(["userdel", site["user"]], site, "user")
+            try:
+                grp.getgrnam(site["group"])
+            except KeyError:
+                pass  # userdel removed the user's own group
+            else:
+                if state["group_ours"]:
+                    self.run(["groupdel", site["group"]], site, "group")
+        if purge_dir:
+            shutil.rmtree(site["site_dir"])
+        return result

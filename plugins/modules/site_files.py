@@ -1,0 +1,235 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: onebox.deploy contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: site_files
+short_description: Verify and install the units and environment files of onebox sites, all sites in one call
+version_added: 0.1.0
+description:
+  - The action plugin renders, on the controller, each site's socket unit, service unit and environment file from
+    the role's Jinja2 templates (C(socket.j2), C(service.j2), C(env.j2)); the module then, on the host, for every
+    site at once
+  - creates the site's system user and group when missing. An account that exists and was not created by this
+    collection is never taken over (the module fails, naming the site and the field). Accounts it creates carry
+    C(onebox.deploy site account) in their GECOS field.
+  - creates the site's directories (C(releases/), C(units/previous/), C(shared/) owned by the site's user).
+  - verifies the units of every site whose units changed with C(systemd-analyze verify), as systemd will load them
+    and with C(ExecStart=) inside the new release, before anything is installed. A setting systemd would ignore
+    (C(Unknown key name), a typo such as C(ProtectSytem=)) is an error that names the site and the directive.
+  - installs each changed file atomically (a temporary file with its final mode and owner, then a rename), keeping
+    the replaced file for a rollback (C(<site_dir>/units/previous/), C(<env_dir>/.previous/), root-only). The
+    environment file is mode 0600 from its first byte.
+  - removes the service unit file of the strategy a site left, reloads systemd once, and enables and starts every
+    site's socket and enables the unit the socket starts.
+  - With O(absent), stops and disables a site's units, removes its unit files and environment file, and with
+    C(purge) its directory; its account is deleted only when this collection created it.
+author: onebox.deploy contributors (!UNKNOWN)
+attributes:
+  action:
+    support: full
+    description: The action plugin renders the templates on the controller.
+  check_mode:
+    support: full
+    description: Reports what would change; nothing is written and no unit is started.
+  diff_mode:
+    support: full
+    description: Shows the unit files before and after; never the environment file's content.
+options:
+  sites:
+    description:
+      - The selected normalised sites (the C(sites) of the P(onebox.deploy.site_plan#filter) result).
+      - The action plugin renders each site's files from them; the module receives them with the files added.
+    type: list
+    elements: dict
+    default: []
+  host:
+    description:
+      - The C(sites) that M(onebox.deploy.preflight) returned; read by the action plugin only (the units of a
+        strategy a site left, disabled before their file is removed).
+    type: dict
+    default: {}
+  secret_env:
+    description:
+      - The C(secret_env) of each site, by site name (values as strings). Read by the action plugin only, to render
+        the environment files; never sent to the host as such and never returned.
+    type: dict
+    default: {}
+  absent:
+    description:
+      - Sites to remove, each with C(name), C(user), C(group), C(site_dir), C(purge) and C(instances_found) (the
+        C(NAME@*.service) instances found on the host).
+    type: list
+    elements: dict
+    default: []
+  unit_dir:
+    description: Directory the units are installed into.
+    type: path
+    default: /etc/systemd/system
+  env_dir:
+    description: Directory of the environment files.
+    type: path
+    default: /etc/onebox
+  env_only:
+    description:
+      - Install the environment files only (a rollback: they name the release), and leave units, sockets and the
+        units of another strategy as they are.
+    type: bool
+    default: false
+  marker:
+    description: Text every file written by this collection contains; a unit file without it is never touched.
+    type: str
+    default: Managed by onebox.deploy
+  files:
+    description: Set by the action plugin; not for direct use. Each site's rendered files.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Site name.
+        type: str
+        required: true
+      user:
+        description: The site's user.
+        type: str
+        required: true
+      group:
+        description: The site's group.
+        type: str
+        required: true
+      site_dir:
+        description: The site's directory.
+        type: path
+        required: true
+      version:
+        description: The release the units are verified against.
+        type: str
+        required: true
+      service_file:
+        description: File name of the service unit (C(NAME.service) or C(NAME@.service)).
+        type: str
+        required: true
+      trigger_unit:
+        description: The unit the socket starts.
+        type: str
+        required: true
+      retired_file:
+        description: The service unit file of the other strategy, removed when present.
+        type: str
+        required: true
+      stale_units:
+        description: Units of the other strategy to disable before its file is removed.
+        type: list
+        elements: str
+        default: []
+      socket:
+        description: Content of C(NAME.socket).
+        type: str
+        required: true
+      service:
+        description: Content of the service unit.
+        type: str
+        required: true
+      env:
+        description: Content of the environment file.
+        type: str
+        required: true
+"""
+
+EXAMPLES = r"""
+- name: Verify and install the units and environment files of the selected sites
+  onebox.deploy.site_files:
+    sites: "{{ _onebox_selected }}"
+    host: "{{ _onebox_host.sites }}"
+    secret_env: "{{ onebox_sites | onebox.deploy.secret_env }}"
+    unit_dir: /etc/systemd/system
+    env_dir: /etc/onebox
+  register: _onebox_files
+"""
+
+RETURN = r"""
+sites:
+  description: Per site, what was (or in check mode would be) done.
+  returned: always
+  type: dict
+  sample:
+    blog:
+      changed: true
+      installed:
+        - {path: /etc/systemd/system/blog.socket, backup: null}
+        - {path: /etc/onebox/blog.env, backup: /etc/onebox/.previous/blog.env}
+      socket_changed: true
+      socket_path: /etc/systemd/system/blog.socket
+      verified: ok
+      account_created: true
+      retired: null
+removed:
+  description: Per site removed with O(absent), what was (or would be) stopped and removed.
+  returned: always
+  type: dict
+  sample:
+    wiki: {changed: true, stopped: [wiki.socket, wiki.service], removed: [/etc/systemd/system/wiki.socket],
+           account_deleted: true, purged: null}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.onebox.deploy.plugins.module_utils.sitefiles import SiteFiles, SiteFilesError
+from ansible_collections.onebox.deploy.plugins.module_utils.systemd import SystemdError, Systemctl
+
+
+def main():
+    file_spec = dict(
+        name=dict(type="str", required=True),
+        user=dict(type="str", required=True),
+        group=dict(type="str", required=True),
+        site_dir=dict(type="path", required=True),
+        version=dict(type="str", required=True),
+        service_file=dict(type="str", required=True),
+        trigger_unit=dict(type="str", required=True),
+        retired_file=dict(type="str", required=True),
+        stale_units=dict(type="list", elements="str", default=[]),
+        socket=dict(type="str", required=True),
+        service=dict(type="str", required=True),
+        env=dict(type="str", required=True, no_log=True),
+    )
+    module = AnsibleModule(
+        argument_spec=dict(
+            sites=dict(type="list", elements="dict", default=[]),
+            host=dict(type="dict", default={}),
+            secret_env=dict(type="dict", default={}, no_log=True),
+            absent=dict(type="list", elements="dict", default=[]),
+            unit_dir=dict(type="path", default="/etc/systemd/system"),
+            env_dir=dict(type="path", default="/etc/onebox"),
+            marker=dict(type="str", default="Managed by onebox.deploy"),
+            env_only=dict(type="bool", default=False),
+            files=dict(type="list", elements="dict", default=[], options=file_spec),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    installer = SiteFiles(module, Systemctl(module), params["unit_dir"], params["env_dir"], params["marker"],
+                          check_mode=module.check_mode, env_only=params["env_only"])
+    removed = {}
+    try:
+        results = installer.apply(params["files"]) if params["files"] else {}
+        for site in params["absent"]:
+            removed[site["name"]] = installer.remove(site, purge=bool(site.get("purge")))
+        if installer.reload_needed and not module.check_mode:
+            installer.systemd.daemon_reload()
+    except (SiteFilesError, SystemdError) as exc:
+        module.fail_json(msg=getattr(exc, "msg", None) or str(exc))
+    out = dict(changed=installer.changed, sites=results, removed=removed)
+    if module._diff:
+        out["diff"] = installer.diffs
+    module.exit_json(**out)
+
+
+if __name__ == "__main__":
+    main()
