@@ -53,8 +53,7 @@ class ActionModule(ActionBase):
         del tmp
         args = self._task.args
         sites = args.get("sites") or []
-        releases = stage_plan(sites, args.get("host") or {}, bool(args.get("force_release")),
-                              args.get("by") or "unknown")
+        releases = stage_plan(sites, args.get("host") or {}, args.get("by") or "unknown")
         module_args = dict(releases=releases, run_id=args.get("run_id"), by=args.get("by") or "unknown")
         send = [r["name"] for r in releases if r["stage"]]
         if not any(r["stage"] or r["point_current"] for r in releases):

@@ -62,6 +62,32 @@ def member_problem(name, kind, linkname=None):
     return None
 
 
+def escapes(links, name, max_hops=40):
+    """Whether the path *name*, followed inside the release with the release's
+    own symlinks (*links*: path -> target), ever leaves the release. Checking
+    each link's text alone is not enough: ``s -> .`` and ``e -> s/..`` are
+    each harmless, but ``e`` is the directory above the release."""
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    stack = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if not stack:
+                return True
+            stack.pop()
+            continue
+        stack.append(part)
+        target = links.get("/".join(stack))
+        if target is not None:
+            hops += 1
+            if hops > max_hops or target.startswith("/"):
+                return True
+            stack.pop()
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+    return False
+
+
 def _kind(member):
     if member.isdir():
         return "dir"
@@ -134,6 +160,22 @@ def inspect_tarball(path, executable=None):
     if not [n for n, _k in names_kinds if _norm(n) not in ("", ".")]:
         raise ArtifactError("is an empty archive")
     strip = choose_strip(names_kinds, executable)
+    lead = strip + "/" if strip else ""
+    links = dict((_norm(m.name)[len(lead):], m.linkname) for m in members
+                 if m.issym() and _norm(m.name).startswith(lead))
+    for member in members:
+        name = _norm(member.name)[len(lead):] if _norm(member.name).startswith(lead) else _norm(member.name)
+        if member.issym() and escapes(links, name):
+            raise ArtifactError("link %r points outside the release (%r)" % (member.name, member.linkname))
+        if member.islnk():
+            target = _norm(member.linkname)
+            target = target[len(lead):] if target.startswith(lead) else target
+            if escapes(links, target) or target in links:
+                raise ArtifactError("hard link %r does not point at a file of the release (%r)"
+                                    % (member.name, member.linkname))
+        parent = posixpath.dirname(name)
+        if parent and parent != name and escapes(links, parent):
+            raise ArtifactError("member %r goes through a link that leaves the release" % member.name)
     names = set()
     for name, _kind_ in names_kinds:
         name = _norm(name)
@@ -156,6 +198,10 @@ def directory_problem(root):
             st = os.lstat(full)
             if stat.S_ISLNK(st.st_mode):
                 problem = member_problem(rel, "symlink", os.readlink(full))
+                real = os.path.realpath(full)
+                if not problem and real != os.path.realpath(root) and \
+                        not real.startswith(os.path.realpath(root) + os.sep):
+                    problem = "link %r points outside the release (%r)" % (rel, os.readlink(full))
             elif stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
                 problem = None
             else:
@@ -275,7 +321,7 @@ def extract_bundle(tar, dests):
         full = _norm(member.name)
         prefix, _sep, name = full.partition("/")
         if prefix not in dests:
-            raise ArtifactError("member %r belongs to no release of this run" % member.name)
+            raise ArtifactError("%s: member %r belongs to no release of this run" % (prefix, member.name))
         if not name or name == ".":
             continue
         dest = dests[prefix]
@@ -289,8 +335,11 @@ def extract_bundle(tar, dests):
         if problem:
             raise ArtifactError("%s: %s" % (prefix, problem))
         target = os.path.join(dest, name)
-        _ensure_dirs(dest, os.path.dirname(target))
-        if os.path.lexists(target) and not (kind == "dir" and os.path.isdir(target)):
+        try:
+            _ensure_dirs(dest, os.path.dirname(target))
+        except ArtifactError as exc:
+            raise ArtifactError("%s: %s" % (prefix, exc))
+        if os.path.islink(target) or (os.path.lexists(target) and not (kind == "dir" and os.path.isdir(target))):
             raise ArtifactError("%s: member %r appears twice" % (prefix, name))
         mode = member.mode & MODE_MASK
         if kind in ("file", "dir") and member.mode & 0o7777 & ~MODE_MASK:
@@ -319,9 +368,16 @@ def extract_bundle(tar, dests):
             hardlinks.append((prefix, target, os.path.join(dest, linkname), name))
         stats[prefix]["files"] += 1
     for prefix, target, source, name in hardlinks:
-        if os.path.islink(source) or not os.path.isfile(source):
+        if not _inside(dests[prefix], source) or os.path.islink(source) or not os.path.isfile(source):
             raise ArtifactError("%s: hard link %r does not point at a file of the release" % (prefix, name))
         os.link(source, target)
+    for prefix, dest in dests.items():
+        for top, dirs_, files in os.walk(dest):
+            for entry in dirs_ + files:
+                full = os.path.join(top, entry)
+                if os.path.islink(full) and not _inside(dest, full):
+                    raise ArtifactError("%s: link %r points outside the release (%r)" % (
+                        prefix, os.path.relpath(full, dest), os.readlink(full)))
     for target, mode in reversed(dirs):
         os.chown(target, 0, 0)
         os.chmod(target, mode)
@@ -329,6 +385,12 @@ def extract_bundle(tar, dests):
         if not stat_["files"]:
             raise ArtifactError("%s: the artifact is empty" % prefix)
     return stats
+
+
+def _inside(dest, path):
+    """Whether *path*, with every symlink followed, is *dest* or below it."""
+    real, base = os.path.realpath(path), os.path.realpath(dest)
+    return real == base or real.startswith(base + os.sep)
 
 
 def _ensure_dirs(dest, parent):

@@ -58,8 +58,8 @@ def account_state(user, group, site_dir):
     account is ours when its GECOS field is :data:`ACCOUNT_MARKER`, or (made
     by an earlier version, with an empty GECOS) when its home is the site's
     directory. A group is ours when it is the primary group of an account of
-    ours, or no account uses it and none exists yet for the site's user
-    (a half-finished earlier run).
+    ours (groups carry no marker: a group without such an account is never
+    taken, which is why a failed ``useradd`` removes the group it came with).
     """
     out = dict(user_exists=False, user_ours=False, group_exists=False, group_ours=False)
     try:

@@ -27,7 +27,6 @@ from ansible_collections.onebox.deploy.plugins.module_utils.sites import (
     SERVICE_TYPES,
     SITE_SETTINGS,
     STRATEGIES,
-    artifact_kind,
     normalize_site,
     resolve_artifact,
     roll_unit,
@@ -77,7 +76,7 @@ def _number(value, integer=False):
 
 def root_problem(path):
     """Why ``onebox_root`` may not be *path* (None when it may)."""
-    norm = posixpath.normpath(path)
+    norm = "/" + posixpath.normpath(path).lstrip("/")
     if norm in SYSTEM_DIRS:
         return "%s is a system directory; use a directory of its own such as /srv/onebox" % path
     for tree in SYSTEM_TREES:
@@ -273,11 +272,7 @@ def rollback_plan(sites, preflight, to=None, restore=None):
     return plan
 
 
-__all__ = ["is_fresh", "plan_sites", "roll_plan", "rollback_plan", "select_sites", "settings_errors",
-           "artifact_kind"]
-
-
-def stage_plan(sites, host, force_release=False, by="unknown"):
+def stage_plan(sites, host, by="unknown"):
     """The ``releases`` of ``onebox.deploy.stage_releases``: per selected site,
     whether its release must be sent (not installed, or installed with other
     content and allowed to be replaced) and whether ``current`` is pointed at
@@ -290,7 +285,12 @@ def stage_plan(sites, host, force_release=False, by="unknown"):
         serving = state.get("socket_active") or state.get("service_active")
         out.append(dict(
             name=site["name"], version=site["version"], site_dir=site["site_dir"], stage=send,
-            point_current=not serving or not state.get("current_release"),
+            point_current=(not serving or not state.get("current_release"))
+            and state.get("current_release") != site["version"],
             meta=dict(sha256=site.get("sha256"), artifact=site.get("artifact_path"), by=by),
         ))
     return out
+
+
+__all__ = ["is_fresh", "plan_sites", "roll_plan", "rollback_plan", "root_problem", "select_sites",
+           "settings_errors", "stage_plan"]

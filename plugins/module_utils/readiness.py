@@ -4,7 +4,8 @@
 """Side-effect-free HTTP readiness / liveness / probe helpers.
 
 Used by ``onebox.deploy.rolling_restart`` on the target host, so this file
-must stay Python 3.8 compatible and import only the standard library.
+must stay Python 3.8 compatible and import only the standard library (and
+the collection's own module_utils).
 
 Conventions
 -----------
@@ -25,6 +26,10 @@ import ssl
 import threading
 import time
 
+# systemctl's output is parsed in module_utils/systemd.py; parse_show and
+# RUNNING_STATES are re-exported here for callers of this module.
+from ansible_collections.onebox.deploy.plugins.module_utils.systemd import RUNNING_STATES, parse_show
+
 try:  # Python 3
     from http.client import HTTPConnection, HTTPSConnection
     from urllib.parse import urlsplit
@@ -41,8 +46,6 @@ LIVENESS_MAX_FAILURES = 3
 #: failures of an endpoint that never answered 200 are taken for a slow start.
 LIVENESS_GRACE = 10.0
 
-#: States in which ``systemctl show`` reports a unit whose process runs.
-RUNNING_STATES = ('active', 'reloading', 'activating', 'deactivating')
 
 
 def error_name(exc):
@@ -421,16 +424,6 @@ def substitute_instance(url, instance):
     if url is None or instance is None:
         return url
     return url.replace('{instance}', instance)
-
-
-def parse_show(text):
-    """Parse ``systemctl show -p A -p B`` output (``Key=value`` lines)."""
-    props = {}
-    for line in (text or '').splitlines():
-        key, sep, value = line.partition('=')
-        if sep:
-            props[key.strip()] = value.strip()
-    return props
 
 
 __all__ = [

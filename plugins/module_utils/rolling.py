@@ -46,14 +46,8 @@ from ansible_collections.onebox.deploy.plugins.module_utils.systemd import (
 )
 
 
-class RollFailed(Exception):
+class RollFailed(SystemdError):
     """A unit did not come ready, or a systemctl command failed."""
-
-    def __init__(self, msg, unit=None, **extra):
-        super(RollFailed, self).__init__(msg)
-        self.msg = msg
-        self.unit = unit
-        self.extra = extra
 
 
 def instance_unit(base, instance):

@@ -99,10 +99,18 @@ class SiteFiles(object):
             return False
         if self.check_mode:
             return True
+        made_group = False
         if not state["group_exists"]:
             self.run(["groupadd", "--system", group], site, "group")
-        self.run(["useradd", "--system", "--gid", group, "--home-dir", site["site_dir"], "--no-create-home",
-                  "--shell", "/usr/sbin/nologin", "--comment", ACCOUNT_MARKER, user], site, "user")
+            made_group = True
+        try:
+            self.run(["useradd", "--system", "--gid", group, "--home-dir", site["site_dir"], "--no-create-home",
+                      "--shell", "/usr/sbin/nologin", "--comment", ACCOUNT_MARKER, user], site, "user")
+        except SiteFilesError:
+            if made_group:
+                # Groups carry no marker: one left without its account would never count as ours again.
+                self.run(["groupdel", group], site, "group")
+            raise
         return True
 
     def run(self, argv, site, field):

@@ -1,6 +1,16 @@
 # -*- coding: utf-8 -*-
 """Make this repository importable as ``ansible_collections.onebox.deploy``.
 
+Tests live in a tree that mirrors ``plugins/`` (``plugins/modules/test_<module>.py``,
+``plugins/module_utils/test_<util>.py``, ``plugins/filter/test_<file>.py``,
+``plugins/action/test_<action>.py``); rendering of the roles' templates is in
+``roles/``, the reference app and the variable reference at the top. Each of
+those directories is a package, so test files of the same name in two of them
+(``plugins/modules/test_releases.py``, ``plugins/module_utils/test_releases.py``)
+do not clash under pytest's default import mode. Shared helpers:
+``module_runner`` (run a module's ``main()`` in-process), ``release_trees``,
+and ``role_settings``/``make_tree``/``trees`` here.
+
 The repository root is the collection root. A temporary directory gets
 ``ansible_collections/onebox/deploy -> <repo root>``; ``ansible_collections``
 and ``ansible_collections.onebox`` stay implicit namespace packages.
@@ -15,7 +25,20 @@ import shutil
 import sys
 import tempfile
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import pytest
+
+_UNIT_DIR = os.path.dirname(os.path.abspath(__file__))
+_REPO_ROOT = os.path.dirname(os.path.dirname(_UNIT_DIR))
+
+# The shared helpers (``module_runner``, ``role_settings`` from this file) are
+# imported by their plain names from tests in every subdirectory, whatever
+# import mode pytest (or ansible-test) uses for the test modules themselves.
+if _UNIT_DIR not in sys.path:
+    sys.path.insert(0, _UNIT_DIR)
+
+#: The repository root (the collection root) and this directory, for tests in any subdirectory.
+REPO_ROOT = _REPO_ROOT
+UNIT_DIR = _UNIT_DIR
 
 
 def _install_collection_path():
@@ -37,3 +60,50 @@ try:
     importlib.import_module('ansible_collections.onebox.deploy.plugins.module_utils.readiness')
 except ImportError:
     _install_collection_path()
+
+
+def role_settings(**overrides):
+    """The site role's settings as roles/site/vars/main.yml passes them to the
+    planner (``_onebox_settings``), with the role defaults filled in."""
+    import re
+
+    import yaml
+
+    root = _REPO_ROOT
+    with open(os.path.join(root, "roles", "site", "defaults", "main.yml")) as handle:
+        defaults = yaml.safe_load(handle)
+    with open(os.path.join(root, "roles", "site", "vars", "main.yml")) as handle:
+        template = yaml.safe_load(handle)["_onebox_settings"]
+    out = {}
+    for key, value in template.items():
+        match = re.match(r"^\{\{ (onebox_[a-z_]+) \}\}$", str(value))
+        if match:
+            out[key] = defaults[match.group(1)]
+    out.update(overrides)
+    return out
+
+
+def make_tree(root):
+    """A directory artifact: an executable, nested files, an empty directory and a symlink."""
+    os.makedirs(os.path.join(root, "bin"))
+    os.makedirs(os.path.join(root, "static", "css"))
+    os.makedirs(os.path.join(root, "empty"))
+    with open(os.path.join(root, "bin", "app"), "w") as handle:
+        handle.write("#!/bin/sh\necho hi\n")
+    os.chmod(os.path.join(root, "bin", "app"), 0o755)
+    with open(os.path.join(root, "static", "css", "site.css"), "w") as handle:
+        handle.write("body{}\n")
+    os.chmod(os.path.join(root, "static", "css", "site.css"), 0o644)
+    with open(os.path.join(root, "README"), "w") as handle:
+        handle.write("readme\n")
+    os.chmod(os.path.join(root, "README"), 0o644)
+    os.symlink("bin/app", os.path.join(root, "run"))
+    return root
+
+
+@pytest.fixture
+def trees(tmp_path):
+    """Two identical directory artifacts: ``<tmp>/one/blog-1.4.2`` and ``<tmp>/two/elsewhere``."""
+    a = make_tree(str(tmp_path / "one" / "blog-1.4.2"))
+    b = make_tree(str(tmp_path / "two" / "elsewhere"))
+    return a, b

@@ -1,9 +1,10 @@
 # -*- coding: utf-8 -*-
-"""The units the roles write (templates/service.j2, socket.j2, traefik.service.j2).
+"""The units the roles write (roles/site/templates/service.j2, socket.j2,
+roles/traefik/templates/traefik.service.j2).
 
 Sites are normalised with the role's own defaults (roles/site/defaults/main.yml
-through ``_onebox_site_defaults`` of roles/site/vars/main.yml) and rendered the
-way Ansible's template module does (``trim_blocks``, the file's
+through ``_onebox_settings`` of roles/site/vars/main.yml, see
+``conftest.role_settings``) and rendered the way Ansible's template module does (``trim_blocks``, the file's
 ``#jinja2: lstrip_blocks`` header). Where the machine has ``systemd-analyze``
 the rendered units are also checked with ``verify`` (as the roles do) and
 scored with ``security --offline``: the exposure must stay at 2.0 or lower.
@@ -23,8 +24,11 @@ from ansible.plugins.filter.core import FilterModule as CoreFilters
 
 from ansible_collections.onebox.deploy.plugins.module_utils import sites as S
 from ansible_collections.onebox.deploy.plugins.module_utils import traefik as T
+from conftest import REPO_ROOT as ROOT
+from conftest import role_settings
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Where each role keeps its templates.
+TEMPLATE_DIRS = ("roles/site/templates", "roles/traefik/templates")
 MAX_EXPOSURE = 2.0
 
 # Every default of a site service, as written for a site without overrides.
@@ -64,17 +68,6 @@ def _yaml(path):
         return yaml.safe_load(handle)
 
 
-def role_site_defaults():
-    """``_onebox_site_defaults`` with the role defaults it refers to filled in."""
-    defaults = _yaml("roles/site/defaults/main.yml")
-    out = {}
-    for key, value in _yaml("roles/site/vars/main.yml")["_onebox_site_defaults"].items():
-        match = re.match(r"^\{\{ (\w+) \}\}$", str(value))
-        assert match, value
-        out[key] = defaults[match.group(1)]
-    return out
-
-
 def site(**kw):
     out = {"name": "blog", "listen": "127.0.0.1:8001", "health_listen": "127.0.0.1:19001", "version": "1.0.0",
            "artifact": "files/reference-app", "command": "bin/onebox-app --warmup 0.2"}
@@ -84,11 +77,14 @@ def site(**kw):
 
 def normalize(raw, **defaults):
     assert S.validate_sites([raw], ROOT) == []
-    return S.normalize_site(raw, dict(role_site_defaults(), **defaults), ROOT)
+    return S.normalize_site(raw, role_settings(**defaults), ROOT)
 
 
 def _template(name):
-    with open(os.path.join(ROOT, "templates", name)) as handle:
+    paths = [os.path.join(ROOT, directory, name) for directory in TEMPLATE_DIRS
+             if os.path.isfile(os.path.join(ROOT, directory, name))]
+    assert len(paths) == 1, (name, paths)
+    with open(paths[0]) as handle:
         source = handle.read()
     header, _sep, body = source.partition("\n")
     assert header == "#jinja2: lstrip_blocks: True"
@@ -96,7 +92,7 @@ def _template(name):
     env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined)
     core = CoreFilters().filters()
-    env.filters.update((name, core[name]) for name in ("comment", "regex_replace"))
+    env.filters.update((name, core[name]) for name in ("comment", "regex_replace", "combine"))
     return env.from_string(body)
 
 
@@ -227,6 +223,20 @@ def test_the_writable_directory_follows_onebox_root():
     assert S.systemd_path("/srv/a$b") == '"/srv/a$b"'
 
 
+def test_env_file_has_the_site_env_and_only_its_own_secrets():
+    normal = normalize(site(env={"DEBUG": True, "WORKERS": 4, "GREETING": 'say "hi" \\o/'},
+                            secret_env={"DB_KEY": "from-onebox_sites"}))
+    text = render("env.j2", site=normal, secret_env={"DB_KEY": "s3cr3t", "API": "k"})
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert lines == ["ONEBOX_SITE=blog", "ONEBOX_VERSION=1.0.0", "ONEBOX_LISTEN=127.0.0.1:8001",
+                     "ONEBOX_HEALTH_LISTEN=127.0.0.1:19001", 'DEBUG="true"', 'WORKERS="4"',
+                     'GREETING="say \\"hi\\" \\\\o/"', 'DB_KEY="s3cr3t"', 'API="k"']
+    # the secret comes from the template variable, never from the (secret-free) normalised site
+    assert "from-onebox_sites" not in text and "secret_env" not in normal
+    overlap = render("env.j2", site=normalize(site(strategy="overlap")), secret_env={})
+    assert "ONEBOX_HEALTH_LISTEN" not in overlap      # each instance gets its own, from the unit
+
+
 def test_merge_directives():
     merged = S.merge_directives([("A", "1"), ("B", ["x", "y"]), ("C", "")],
                                 {"B": "z", "C": None, "D": False, "E": [1, True], "A": 2.5})
@@ -308,7 +318,7 @@ def write_site_units(tmp_path, raw, name=None):
                                 ("service.j2", name or normal["trigger_unit"])):
         path = tmp_path / file_name
         # An executable that exists here: verify checks ExecStart=.
-        path.write_text(render(template, site=normal, _onebox_exec_start="/bin/true"))
+        path.write_text(render(template, site=dict(normal, exec_start="/bin/true")))
         files.append(str(path))
     return files
 

@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
-"""Validation and normalisation of onebox_sites (plugins/module_utils/sites.py)."""
+"""Validation and normalisation of onebox_sites (plugins/module_utils/sites.py), including the ``checksum`` site field."""
 
 from __future__ import absolute_import, division, print_function
 
+import hashlib
 import io
 import os
 import stat
@@ -11,6 +12,7 @@ import tarfile
 import pytest
 
 from ansible_collections.onebox.deploy.plugins.module_utils import sites as S
+from conftest import role_settings
 
 
 @pytest.fixture
@@ -133,7 +135,7 @@ def test_not_a_list():
 
 def test_normalize_derives_urls_paths_and_hides_secrets(base):
     out = S.normalize_site(site(listen="8001", secret_env={"DB_KEY": "hunter2"}, env={"A": 1}),
-                           {"root": "/srv/onebox", "drain_timeout": 7}, base)
+                           role_settings(root="/srv/onebox", drain_timeout=7), base)
     assert out["listen"] == "8001"
     assert out["readiness_url"] == "http://127.0.0.1:19001/readyz"
     assert out["liveness_url"] == "http://127.0.0.1:19001/livez"
@@ -148,9 +150,9 @@ def test_normalize_derives_urls_paths_and_hides_secrets(base):
 
 
 def test_normalize_absolute_command_and_single_file(base):
-    out = S.normalize_site(site(command="/usr/bin/gunicorn --bind 'fd://3' app:app"), {}, base)
+    out = S.normalize_site(site(command="/usr/bin/gunicorn --bind 'fd://3' app:app"), role_settings(), base)
     assert out["exec_start"] == "/usr/bin/gunicorn --bind fd://3 app:app"
-    out = S.normalize_site(site(artifact="files/tool", command=None), {"root": "/r"}, base)
+    out = S.normalize_site(site(artifact="files/tool", command=None), role_settings(root="/r"), base)
     assert out["artifact_kind"] == "file" and out["exec_start"] == "/r/blog/current/tool"
 
 
@@ -162,7 +164,7 @@ def test_systemd_quote():
 
 
 def test_ipv6_and_wildcard_urls(base):
-    out = S.normalize_site(site(listen="[::1]:8001", health_listen="[::]:19001"), {}, base)
+    out = S.normalize_site(site(listen="[::1]:8001", health_listen="[::]:19001"), role_settings(), base)
     assert out["listen"] == "[::1]:8001"
     assert out["readiness_url"] == "http://[::1]:19001/readyz"
     assert stat.S_ISDIR(os.stat(base).st_mode)
@@ -189,7 +191,7 @@ def test_overlap_second_health_port_collides_with_another_site(base):
 
 
 def test_normalize_overlap_names_instances_after_health_ports(base):
-    out = S.normalize_site(site(strategy="overlap", health_listen="[::1]:19001"), {}, base)
+    out = S.normalize_site(site(strategy="overlap", health_listen="[::1]:19001"), role_settings(), base)
     assert out["instances"] == ["19001", "19002"]
     assert out["service_file"] == "blog@.service"
     assert out["service_units"] == ["blog@19001.service", "blog@19002.service"]
@@ -202,7 +204,7 @@ def test_normalize_overlap_names_instances_after_health_ports(base):
 
 
 def test_normalize_restart_retires_the_overlap_template(base):
-    out = S.normalize_site(site(), {"strategy": "restart"}, base)
+    out = S.normalize_site(site(), role_settings(strategy="restart"), base)
     assert out["service_units"] == ["blog.service"] and out["trigger_unit"] == "blog.service"
     assert out["retired_file"] == "blog@.service"
     assert "link" not in S.roll_unit(out) and S.roll_unit(out)["name"] == "blog.service"
@@ -210,7 +212,7 @@ def test_normalize_restart_retires_the_overlap_template(base):
 
 def test_roll_unit_names_the_socket_and_marks_a_fresh_site(base):
     for strategy in ("restart", "overlap"):
-        out = S.normalize_site(site(strategy=strategy), {}, base)
+        out = S.normalize_site(site(strategy=strategy), role_settings(), base)
         unit = S.roll_unit(out)
         assert unit["socket"] == "blog.socket" and "fresh" not in unit
         assert "fresh" not in S.roll_unit(out, True, None, {"blog": []}, fresh=False)
@@ -243,4 +245,107 @@ def test_a_link_inside_the_release_is_fine(base):
         info = tarfile.TarInfo("bin/current")
         info.type, info.linkname = tarfile.SYMTYPE, "../lib/app"
         tar.addfile(info)
+        # a second top-level entry: a lone top directory would be the release itself (and lib/ outside it)
+        tar.addfile(tarfile.TarInfo("lib/app"), io.BytesIO(b""))
     assert errors([site(artifact="files/ok.tar.gz", command="/usr/bin/true")], base) == []
+
+
+# --------------------------------------------------------------------------
+# validate_sites: checksum
+# --------------------------------------------------------------------------
+
+@pytest.fixture
+def tree_base(trees, tmp_path):
+    """The artifact base of ``trees``, with an executable file artifact ``tool`` too."""
+    tool = tmp_path / "tool"
+    tool.write_bytes(b"#!/bin/sh\nexit 0\n")
+    tool.chmod(0o755)
+    return str(tmp_path)
+
+
+def tree_site(**kw):
+    out = {"name": "blog", "listen": "127.0.0.1:8001", "health_listen": "127.0.0.1:19001",
+           "version": "1.4.2", "artifact": "one/blog-1.4.2", "command": "bin/app"}
+    out.update(kw)
+    return out
+
+
+def checksum_errors(errors):
+    return [e for e in errors if "'checksum'" in e]
+
+
+def test_valid_site_without_checksum(tree_base):
+    assert S.validate_sites([tree_site()], tree_base) == []
+
+
+def test_checksum_match_has_no_error(tree_base):
+    digest = S.artifact_sha256(os.path.join(tree_base, "one", "blog-1.4.2"))
+    assert S.validate_sites([tree_site(checksum="sha256:" + digest)], tree_base) == []
+
+
+def test_checksum_match_for_file_artifact(tree_base):
+    digest = hashlib.sha256(b"#!/bin/sh\nexit 0\n").hexdigest()
+    assert S.validate_sites([tree_site(name="tool", artifact="tool", command=None, checksum="sha256:" + digest)],
+                            tree_base) == []
+
+
+@pytest.mark.parametrize("value", [
+    "md5:d41d8cd98f00b204e9800998ecf8427e",
+    "sha256:" + "A" * 64,
+    "sha256:" + "a" * 63,
+    "sha256:" + "a" * 65,
+    "sha512:" + "a" * 64,
+    " sha256:" + "a" * 64,
+    "a" * 64,
+    "",
+    12345,
+    ["sha256:" + "a" * 64],
+])
+def test_checksum_wrong_format(tree_base, value):
+    errs = S.validate_sites([tree_site(checksum=value)], tree_base)
+    assert len(errs) == 1, errs
+    assert errs[0].startswith("site 'blog' (onebox_sites[0]): field 'checksum'")
+    assert "must be sha256:<64 lowercase hex digits>" in errs[0]
+
+
+def test_checksum_mismatch_names_site_field_and_actual_sum(tree_base):
+    digest = S.artifact_sha256(os.path.join(tree_base, "one", "blog-1.4.2"))
+    wrong = "sha256:" + "0" * 64
+    errs = S.validate_sites([tree_site(checksum=wrong)], tree_base)
+    assert len(errs) == 1, errs
+    err = errs[0]
+    assert err.startswith("site 'blog' (onebox_sites[0]): field 'checksum'")
+    assert digest in err
+    assert wrong in err
+    assert os.path.join(tree_base, "one", "blog-1.4.2") in err
+
+
+def test_checksum_mismatch_after_content_change(tree_base):
+    path = os.path.join(tree_base, "one", "blog-1.4.2")
+    pinned = "sha256:" + S.artifact_sha256(path)
+    with open(os.path.join(path, "README"), "a") as handle:
+        handle.write("changed\n")
+    errs = checksum_errors(S.validate_sites([tree_site(checksum=pinned)], tree_base))
+    assert len(errs) == 1
+    assert "site 'blog'" in errs[0]
+
+
+def test_checksum_mismatch_in_second_site_names_that_site(tree_base):
+    digest = S.artifact_sha256(os.path.join(tree_base, "one", "blog-1.4.2"))
+    sites = [tree_site(checksum="sha256:" + digest),
+             tree_site(name="shop", listen="8002", health_listen="127.0.0.1:19002", checksum="sha256:" + "1" * 64)]
+    errs = S.validate_sites(sites, tree_base)
+    assert len(errs) == 1, errs
+    assert errs[0].startswith("site 'shop' (onebox_sites[1]): field 'checksum'")
+
+
+def test_checksum_not_compared_without_artifact_checks(tree_base):
+    assert S.validate_sites([tree_site(checksum="sha256:" + "0" * 64)], tree_base, check_artifacts=False) == []
+    errs = S.validate_sites([tree_site(checksum="nope")], tree_base, check_artifacts=False)
+    assert len(checksum_errors(errs)) == 1
+
+
+def test_checksum_of_missing_artifact_reports_only_artifact(tree_base):
+    errs = S.validate_sites([tree_site(artifact="one/missing", checksum="sha256:" + "0" * 64)], tree_base)
+    assert checksum_errors(errs) == []
+    assert any("field 'artifact'" in e and "does not exist" in e for e in errs)

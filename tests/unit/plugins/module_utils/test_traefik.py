@@ -1,9 +1,12 @@
 # -*- coding: utf-8 -*-
-"""Traefik dynamic configuration (plugins/module_utils/traefik.py, templates/traefik-dynamic.yml.j2).
+"""Traefik dynamic configuration (plugins/module_utils/traefik.py, roles/traefik/templates/traefik-dynamic.yml.j2).
+
+The sites are normalised the way the role does it (``site_plan``, which also
+validates them) before the Traefik functions see them.
 
 Golden files: tests/unit/golden/traefik/<case>.yml hold the rendered dynamic
 file of each site mix. Regenerate after an intended change with
-ONEBOX_UPDATE_GOLDEN=1 pytest tests/unit/test_traefik.py and review the diff.
+ONEBOX_UPDATE_GOLDEN=1 pytest tests/unit/plugins/module_utils/test_traefik.py and review the diff.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,11 +20,12 @@ import pytest
 import yaml
 from ansible.plugins.filter.core import comment, to_nice_json
 
+from ansible_collections.onebox.deploy.plugins.module_utils import plan as P
 from ansible_collections.onebox.deploy.plugins.module_utils import traefik as T
+from conftest import REPO_ROOT as ROOT
+from conftest import UNIT_DIR, role_settings
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden", "traefik")
-DEFAULTS = {"liveness_path": "/livez", "readiness_path": "/readyz", "strategy": "restart"}
+GOLDEN = os.path.join(UNIT_DIR, "golden", "traefik")
 
 
 def _checker():
@@ -44,9 +48,21 @@ def site(name, port, **kw):
     return out
 
 
+def plan(sites):
+    """``site_plan`` of *sites* with the site role's default settings (artifacts relative to the repository)."""
+    return P.plan_sites(sites, role_settings(artifact_base=ROOT))
+
+
+def normalize(sites):
+    """The sites as the Traefik filters get them: validated and normalised by ``site_plan``."""
+    result = plan(sites)
+    assert result["errors"] == []
+    return result["sites"]
+
+
 def render(sites, options=None):
     """The dynamic file exactly as the role's template writes it."""
-    with open(os.path.join(ROOT, "templates", "traefik-dynamic.yml.j2")) as handle:
+    with open(os.path.join(ROOT, "roles", "traefik", "templates", "traefik-dynamic.yml.j2")) as handle:
         source = handle.read()
     header, _sep, body = source.partition("\n")
     assert header == "#jinja2: lstrip_blocks: True"
@@ -56,7 +72,7 @@ def render(sites, options=None):
     return env.from_string(body).render(
         ansible_managed="Ansible managed", inventory_hostname="web1.example.org",
         _onebox_traefik_marker="Managed by onebox.deploy",
-        _onebox_traefik_dynamic=T.traefik_dynamic(sites, options, DEFAULTS))
+        _onebox_traefik_dynamic=T.traefik_dynamic(normalize(sites), options))
 
 
 CASES = {
@@ -91,8 +107,7 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden(case):
     sites, options = CASES[case]
-    if case != "overlap":  # validate_sites knows the strategies of the site role only
-        assert T.traefik_errors(sites, options, DEFAULTS) == []
+    assert T.traefik_errors(normalize(sites), options) == []
     text = render(sites, options)
     path = os.path.join(GOLDEN, case + ".yml")
     if os.environ.get("ONEBOX_UPDATE_GOLDEN"):
@@ -108,7 +123,7 @@ def test_golden(case):
 
 def test_every_router_ends_with_retry_and_health_checks_follow_liveness():
     sites, options = CASES["mix"]
-    doc = T.traefik_dynamic(sites, options, DEFAULTS)
+    doc = T.traefik_dynamic(normalize(sites), options)
     for name, router in doc["http"]["routers"].items():
         assert router["middlewares"][-1] == "onebox-retry", name
     for name, service in doc["http"]["services"].items():
@@ -121,7 +136,9 @@ def test_every_router_ends_with_retry_and_health_checks_follow_liveness():
 
 
 def errors(sites, options=None):
-    return T.traefik_errors(sites, options, DEFAULTS)
+    """What the traefik role reports: the site errors of ``site_plan`` first, then ``traefik_errors``."""
+    result = plan(sites)
+    return result["errors"] or T.traefik_errors(result["sites"], options)
 
 
 def test_same_domain_on_two_sites():
@@ -181,7 +198,7 @@ def test_invalid_sites_are_reported_first():
 
 
 def test_checker_rejects_what_traefik_would_reject():
-    doc = T.traefik_dynamic([site("blog", 8001, domain="blog.x.org")], {}, DEFAULTS)
+    doc = T.traefik_dynamic(normalize([site("blog", 8001, domain="blog.x.org")]), {})
     doc["http"]["services"]["onebox-blog"]["loadBalancer"]["healthCheck"]["bogus"] = 1
     doc["http"]["routers"]["onebox-blog"]["entryPoints"] = ["websecure"]
     doc["http"]["services"]["onebox-blog"]["loadBalancer"]["healthCheck"]["path"] = "/readyz"
@@ -204,3 +221,32 @@ def test_version_parsing():
     assert T.parse_version("v3.7.15") == (3, 7)
     assert T.parse_version("3.10") == (3, 10)
     assert T.parse_version("") is None
+
+
+@pytest.mark.parametrize("options,needle", [
+    ({"api_listen": "0.0.0.0:8080"}, "onebox_traefik_api_listen must be a loopback address"),
+    ({"api_listen": ":8080"}, "onebox_traefik_api_listen must be a loopback address"),
+    ({"dynamic_file": "../onebox.yml"}, "onebox_traefik_dynamic_file must be a plain file name"),
+    ({"dynamic_file": "onebox.json"}, "onebox_traefik_dynamic_file must be a plain file name"),
+    ({"dynamic_dir": "etc/traefik"}, "onebox_traefik_dynamic_dir must be an absolute path"),
+    ({"install": True}, "exactly one of onebox_traefik_binary_src"),
+    ({"install": True, "binary_src": "/x", "binary_url": "https://x/t.tgz"}, "exactly one of onebox_traefik_binary_src"),
+    ({"install": True, "binary_url": "https://x/t.tgz"}, "onebox_traefik_binary_url needs onebox_traefik_binary_checksum"),
+    ({"install": True, "binary_src": "/nonexistent/traefik"}, "onebox_traefik_binary_src: /nonexistent/traefik is not a file"),
+])
+def test_option_errors_of_the_installed_traefik(options, needle):
+    msgs = T.option_errors(options)
+    assert any(needle in m for m in msgs), msgs
+    assert any(needle in m for m in errors([site("blog", 8001, domain="blog.x.org")], options))
+
+
+@pytest.mark.parametrize("options", [
+    {"api_listen": "127.0.0.1:8080"}, {"api_listen": "[::1]:9000"}, {"dynamic_file": "onebox.yaml"},
+    {"install": True, "binary_url": "https://x/t.tgz", "binary_checksum": "sha256:" + "a" * 64},
+    {"install": False, "binary_src": "/nonexistent"},
+])
+def test_option_errors_accept(options, tmp_path):
+    assert T.option_errors(options) == []
+    binary = tmp_path / "traefik"
+    binary.write_bytes(b"\x7fELF")
+    assert T.option_errors({"install": True, "binary_src": str(binary)}) == []

@@ -251,7 +251,7 @@ def test_takeover_appends_to_existing_audit_log(lock, tmp_path):
     run = run_module(dict(path=lock, owner="bob", run_id="run-bob-2", ttl=900, audit_log=str(audit)))
     assert not run.failed, run.msg
     lines = audit_lines(str(audit))
-    assert [l.get('event') for l in lines] == [None, "lock_takeover"]
+    assert [line.get('event') for line in lines] == [None, "lock_takeover"]
 
 
 def test_garbage_lock_file_is_taken_over(lock, tmp_path):

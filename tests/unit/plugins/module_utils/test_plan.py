@@ -1,0 +1,472 @@
+# -*- coding: utf-8 -*-
+"""The run's plan (plugins/module_utils/plan.py): which sites, the role
+settings, the validated and normalised sites (plan_sites, the ``site_plan``
+filter), what rolls (roll_plan), what is staged (stage_plan) and what a
+rollback does (rollback_plan)."""
+
+from __future__ import absolute_import, division, print_function
+
+import json
+import os
+import tarfile
+import time
+from unittest import mock
+
+import pytest
+
+from ansible_collections.onebox.deploy.plugins.module_utils import plan as P
+from ansible_collections.onebox.deploy.plugins.module_utils import sites as S
+from conftest import REPO_ROOT, role_settings
+
+APP = "files/reference-app"   # a directory artifact of this repository, relative to REPO_ROOT
+
+
+def raw_site(name="blog", port=8001, **kw):
+    out = {"name": name, "listen": "127.0.0.1:%d" % port, "health_listen": "127.0.0.1:%d" % (port + 10000),
+           "version": "1.0.0", "artifact": APP, "command": "bin/onebox-app"}
+    out.update(kw)
+    return out
+
+
+def plan_of(sites, **settings):
+    return P.plan_sites(sites, role_settings(artifact_base=REPO_ROOT, **settings))
+
+
+def normalized(name, port, version, strategy="restart", root="/srv/onebox"):
+    raw = {"name": name, "listen": "127.0.0.1:%d" % port, "health_listen": "127.0.0.1:%d" % (port + 10000),
+           "version": version, "artifact": "/opt/artifacts/%s-%s/" % (name, version), "command": "bin/app",
+           "strategy": strategy, "root": root}
+    return S.normalize_site(raw, role_settings(), "/opt/artifacts")
+
+
+BLOG = normalized("blog", 8001, "1.4.2")
+SHOP = normalized("shop", 8002, "2.1.0")
+WIKI = normalized("wiki", 8003, "3.0.0", strategy="overlap")
+
+PREFLIGHT = {
+    "blog": {"current_release": "1.4.1", "previous_release": "1.4.0",
+             "releases": [{"version": "1.3.9"}, {"version": "1.4.0"}, {"version": "1.4.1"}]},
+    "shop": {"current_release": "2.0.0", "previous_release": None, "releases": [{"version": "2.0.0"}]},
+    "wiki": {"current_release": "2.9.0", "previous_release": "2.8.0",
+             "releases": [{"version": "2.8.0"}, {"version": "2.9.0"}]},
+}
+
+
+# --------------------------------------------------------------------------
+# select_sites
+# --------------------------------------------------------------------------
+
+NAMES = ["blog", "shop", "wiki"]
+
+
+@pytest.mark.parametrize("selection,expected", [
+    (["shop", "blog"], ["blog", "shop"]),            # input order, not selection order
+    (("wiki",), ["wiki"]),
+    ("blog", ["blog"]),
+    ("blog,shop", ["blog", "shop"]),
+    ("blog shop", ["blog", "shop"]),
+    (" shop ,  blog,", ["blog", "shop"]),
+    ("wiki\tblog", ["blog", "wiki"]),
+    (None, NAMES),
+    ("", NAMES),
+    ([], NAMES),
+])
+def test_select_sites(selection, expected):
+    assert P.select_sites(NAMES, selection) == (expected, [])
+
+
+def test_select_sites_unknown_names_name_the_variable():
+    selected, errors = P.select_sites(NAMES, "blog,nope,gone")
+    assert selected == []
+    assert errors == ["onebox_deploy_sites names unknown sites: nope, gone (known: blog, shop, wiki)"]
+    selected, errors = P.select_sites(NAMES, ["nope"], "onebox_rollback_sites")
+    assert selected == [] and errors[0].startswith("onebox_rollback_sites names unknown sites: nope")
+
+
+def test_select_sites_refuses_other_types():
+    selected, errors = P.select_sites(NAMES, {"blog": True})
+    assert selected == [] and len(errors) == 1
+    assert errors[0].startswith("onebox_deploy_sites must be a list of site names or a comma-separated string")
+
+
+# --------------------------------------------------------------------------
+# settings_errors
+# --------------------------------------------------------------------------
+
+def test_role_defaults_are_valid_settings():
+    assert P.settings_errors(role_settings()) == []
+
+
+@pytest.mark.parametrize("root", ["/", "/etc", "/etc/onebox", "/usr/local", "/srv", "/var/lib", "/usr", "/home",
+                                  "/var/lib/", "/opt", "/run/onebox", "/tmp/onebox", "/srv/../etc"])
+def test_onebox_root_may_not_be_a_system_directory(root):
+    errors = P.settings_errors(role_settings(root=root))
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("onebox_root"), errors
+    assert repr(root) in errors[0] or root in errors[0]
+
+
+@pytest.mark.parametrize("root", ["/srv/onebox", "/opt/apps", "/var/lib/onebox", "/data/web"])
+def test_onebox_root_of_its_own_is_fine(root):
+    assert P.settings_errors(role_settings(root=root)) == []
+
+
+@pytest.mark.parametrize("root", ["//etc", "//"])
+def test_onebox_root_with_a_double_leading_slash_is_still_checked(root):
+    assert P.settings_errors(role_settings(root=root)) != []
+
+
+@pytest.mark.parametrize("key,value,needle", [
+    ("env_dir", "etc/onebox", "onebox_env_dir must be an absolute path without '..'"),
+    ("unit_dir", "/etc/../tmp", "onebox_unit_dir must be an absolute path without '..'"),
+    ("audit_log", None, "onebox_audit_log must be an absolute path"),
+    ("strategy", "blue-green", "onebox_strategy must be one of restart, overlap, got 'blue-green'"),
+    ("service_type", "forking", "onebox_service_type must be one of exec, notify, simple"),
+    ("drain_timeout", 0, "onebox_drain_timeout must be a number greater than 0"),
+    ("ready_timeout", "soon", "onebox_ready_timeout must be a number greater than 0"),
+    ("backlog", True, "onebox_backlog must be a whole number greater than 0"),
+    ("readiness_path", "readyz", "onebox_readiness_path must be a URL path starting with '/'"),
+    ("keep_releases", 1, "onebox_keep_releases must be >= 2"),
+    ("lock_ttl", 0, "onebox_lock_ttl must be a whole number >= 1"),
+    ("lock_wait", -1, "onebox_lock_wait must be a whole number >= 0"),
+    ("rollback_scope", "everything", "onebox_rollback_scope must be one of site, all, none"),
+    ("hooks", [], "onebox_hooks must be a mapping"),
+    ("hooks", {"before_rol": []}, "onebox_hooks: unknown hook point 'before_rol'"),
+    ("hooks", {"before_roll": "migrate.yml"}, "onebox_hooks.before_roll must be a list of task files"),
+])
+def test_bad_settings_name_the_variable(key, value, needle):
+    errors = P.settings_errors(role_settings(**{key: value}))
+    assert any(needle in e for e in errors), errors
+
+
+# --------------------------------------------------------------------------
+# plan_sites (the site_plan filter)
+# --------------------------------------------------------------------------
+
+def test_plan_sites_normalises_and_selects():
+    result = plan_of([raw_site(), raw_site("shop", 8002)], select="shop")
+    assert result["errors"] == []
+    assert result["names"] == ["blog", "shop"] and result["selected"] == ["shop"]
+    assert [s["name"] for s in result["sites"]] == ["blog", "shop"]     # every site, normalised
+    blog, shop = result["sites"]
+    assert shop["sha256"] == S.artifact_sha256(os.path.join(REPO_ROOT, APP))
+    assert shop["artifact_strip"] == ""
+    assert "sha256" not in blog                                            # not selected: not hashed
+    assert shop["site_dir"] == "/srv/onebox/shop" and shop["exec_start"] == "/srv/onebox/shop/current/bin/onebox-app"
+
+
+def test_plan_sites_hashes_each_selected_artifact_once():
+    with mock.patch.object(P, "sha256_of", wraps=P.sha256_of) as sha:
+        result = plan_of([raw_site(), raw_site("shop", 8002), raw_site("wiki", 8003)], select=["blog", "wiki"])
+    assert result["errors"] == []
+    assert sha.call_count == 2
+
+
+def test_plan_sites_listen_must_be_an_ip_address():
+    result = plan_of([raw_site(listen="localhost:8101")])
+    assert result["sites"] == []
+    assert len(result["errors"]) == 1
+    err = result["errors"][0]
+    assert err.startswith("site 'blog' (onebox_sites[0]): field 'listen'")
+    assert "'localhost' is not an IP address" in err and "localhost:8101" in err
+    # parse_listen itself still reads a name; only validation refuses it
+    assert S.parse_listen("localhost:8101") == ("localhost", 8101)
+
+
+def test_plan_sites_health_listen_must_be_an_ip_address():
+    errors = plan_of([raw_site(health_listen="localhost:18001")])["errors"]
+    assert len(errors) == 1 and "field 'health_listen'" in errors[0] and "not an IP address" in errors[0]
+
+
+def test_plan_sites_renders_env_values_as_the_env_file_writes_them():
+    result = plan_of([raw_site(env={"DEBUG": True, "QUIET": False, "WORKERS": 4, "RATIO": 0.5, "NAME": "x y"})])
+    assert result["errors"] == []
+    assert result["sites"][0]["env"] == {"DEBUG": "true", "QUIET": "false", "WORKERS": "4", "RATIO": "0.5",
+                                         "NAME": "x y"}
+
+
+@pytest.mark.parametrize("value,kind", [([1, 2], "list"), ({"a": 1}, "dict"), (None, "null")])
+def test_plan_sites_refuses_env_values_without_a_text_form(value, kind):
+    errors = plan_of([raw_site(env={"OK": "1", "BAD": value})])["errors"]
+    assert errors == ["site 'blog' (onebox_sites[0]): field 'env' value of BAD must be a string, a number or a "
+                      "boolean, got %s" % kind]
+
+
+@pytest.mark.parametrize("value", [None, ["hunter2"], {"password": "hunter2"}])
+def test_plan_sites_refuses_a_secret_value_without_echoing_it(value):
+    result = plan_of([raw_site(secret_env={"TOKEN": value, "OTHER": "hunter2"})])
+    assert len(result["errors"]) == 1
+    err = result["errors"][0]
+    assert err.startswith("site 'blog' (onebox_sites[0]): field 'secret_env' value of TOKEN")
+    assert "hunter2" not in json.dumps(result)
+
+
+def test_plan_sites_refuses_a_key_in_env_and_secret_env():
+    result = plan_of([raw_site(env={"DB_URL": "postgres://x", "A": "1"}, secret_env={"DB_URL": "s3cr3t-value"})])
+    assert result["errors"] == ["site 'blog' (onebox_sites[0]): field 'secret_env' DB_URL is also set in env; "
+                                "set it in one of them"]
+    assert "s3cr3t-value" not in json.dumps(result)
+
+
+def test_plan_sites_never_carries_secret_values():
+    result = plan_of([raw_site(secret_env={"DB_KEY": "hunter2", "N": 1})])
+    assert result["errors"] == []
+    assert result["sites"][0]["secret_env_keys"] == ["DB_KEY", "N"]
+    assert "hunter2" not in json.dumps(result)
+
+
+def test_plan_sites_accepts_50_valid_sites():
+    sites = [raw_site("site-%02d" % i, 8100 + i, env={"INDEX": i}) for i in range(50)]
+    started = time.monotonic()
+    result = plan_of(sites)
+    assert result["errors"] == []
+    assert len(result["sites"]) == 50 and result["selected"] == [s["name"] for s in sites]
+    assert len(set(s["sha256"] for s in result["sites"])) == 1
+    assert time.monotonic() - started < 10
+
+
+def test_plan_sites_reports_settings_and_site_errors_together():
+    result = plan_of([raw_site(listen="localhost:1")], root="/etc", select="nope")
+    errors = result["errors"]
+    assert any(e.startswith("onebox_root") for e in errors), errors
+    assert any(e.startswith("onebox_deploy_sites names unknown sites: nope") for e in errors), errors
+    assert any("field 'listen'" in e for e in errors), errors
+    assert result["sites"] == [] and result["selected"] == []
+
+
+def test_plan_sites_names_the_selection_variable():
+    result = P.plan_sites([raw_site()], role_settings(artifact_base=REPO_ROOT, select="nope",
+                                                      select_field="onebox_rollback_sites"))
+    assert result["errors"][0].startswith("onebox_rollback_sites names unknown sites: nope")
+
+
+def test_plan_sites_of_a_non_list():
+    result = plan_of({"name": "blog"})
+    assert result["errors"] == ["onebox_sites must be a list of site mappings, got dict"]
+
+
+def test_plan_sites_strips_the_top_directory_of_a_tarball(tmp_path):
+    app = tmp_path / "blog-1.0" / "bin"
+    app.mkdir(parents=True)
+    (app / "blog").write_text("#!/bin/sh\n")
+    (app / "blog").chmod(0o755)
+    with tarfile.open(str(tmp_path / "blog-1.0.tar.gz"), "w:gz") as tar:
+        tar.add(str(tmp_path / "blog-1.0"), arcname="blog-1.0")
+    result = P.plan_sites([raw_site(artifact="blog-1.0.tar.gz", command="bin/blog")],
+                          role_settings(artifact_base=str(tmp_path)))
+    assert result["errors"] == []
+    site = result["sites"][0]
+    assert site["artifact_kind"] == "tarball" and site["artifact_strip"] == "blog-1.0"
+
+
+# --------------------------------------------------------------------------
+# roll_plan
+# --------------------------------------------------------------------------
+
+def serving(version, **kw):
+    """A preflight ``sites`` entry of a site that serves *version*."""
+    out = {"units_present": True, "socket_active": True, "service_active": True, "current_release": version,
+           "stale_units": []}
+    out.update(kw)
+    return out
+
+
+def test_roll_plan_rolls_only_changed_sites():
+    host = {"blog": serving("1.4.2"), "shop": serving("2.1.0"), "wiki": serving("3.0.0")}
+    staged = {"blog": {"changed": False}, "shop": {"changed": True}, "wiki": {"changed": False}}
+    files = {"wiki": {"installed": [{"path": "/etc/onebox/wiki.env", "backup": "/etc/onebox/.previous/wiki.env"}],
+                      "socket_path": "/etc/systemd/system/wiki.socket"}}
+    roll = P.roll_plan([BLOG, SHOP, WIKI], host, staged, files)
+    assert roll["names"] == ["shop", "wiki"]
+    assert [u["name"] for u in roll["units"]] == ["shop.service", "wiki"]
+    assert P.roll_plan([BLOG], host, staged, files) == dict(names=[], units=[], probe_timeout=0.0)
+
+
+@pytest.mark.parametrize("state", [
+    serving("1.4.1"),                                   # current names another release
+    serving("1.4.2", service_active=False),             # nothing runs
+    {},                                                 # never seen on the host
+])
+def test_roll_plan_rolls_a_site_that_does_not_serve_its_release(state):
+    assert P.roll_plan([BLOG], {"blog": state})["names"] == ["blog"]
+
+
+def test_roll_plan_marks_fresh_sites():
+    host = {"blog": serving("1.4.1"), "shop": {"units_present": False, "current_release": None}}
+    units = dict((u["socket"], u) for u in P.roll_plan([BLOG, SHOP], host)["units"])
+    assert "fresh" not in units["blog.socket"]
+    assert units["shop.socket"]["fresh"] is True
+
+
+def test_roll_plan_switches_current_and_restores_files_but_the_socket():
+    socket = "/etc/systemd/system/blog.socket"
+    installed = [{"path": socket, "backup": "/srv/onebox/blog/units/previous/blog.socket"},
+                 {"path": "/etc/systemd/system/blog.service", "backup": None},
+                 {"path": "/etc/onebox/blog.env", "backup": "/etc/onebox/.previous/blog.env"}]
+    files = {"blog": {"installed": installed, "socket_path": socket, "socket_changed": True}}
+    unit = P.roll_plan([BLOG], {"blog": serving("1.4.1")}, {}, files)["units"][0]
+    assert unit["link"] == "/srv/onebox/blog/current"
+    assert unit["link_target"] == "/srv/onebox/blog/releases/1.4.2"
+    assert unit["restore"] == installed[1:]
+    assert "restore" not in P.roll_plan([BLOG], {"blog": serving("1.4.1")}, {}, files, restore=False)["units"][0]
+
+
+def test_roll_plan_stop_units_and_restart_socket():
+    files = {"blog": {"installed": [], "socket_changed": True}, "shop": {"installed": [], "socket_changed": True},
+             "wiki": {"installed": [], "socket_changed": False}}
+    host = {"blog": serving("1.4.1", stale_units=["blog@19001.service"]),
+            "shop": serving("2.0.0", socket_active=False),
+            "wiki": serving("2.9.0")}
+    units = dict((u["socket"], u) for u in P.roll_plan([BLOG, SHOP, WIKI], host, {}, files)["units"])
+    assert units["blog.socket"]["stop_units"] == ["blog@19001.service"]
+    assert units["shop.socket"]["stop_units"] == [] and units["wiki.socket"]["stop_units"] == []
+    assert units["blog.socket"]["restart_socket"] is True       # changed and listening: rebind
+    assert units["shop.socket"]["restart_socket"] is False      # changed, but not active
+    assert units["wiki.socket"]["restart_socket"] is False      # not changed
+
+
+def test_roll_plan_probe_timeout_is_the_longest_wait_of_the_rolling_sites():
+    slow = dict(SHOP, ready_timeout=100, stop_timeout=20.0)
+    roll = P.roll_plan([BLOG, slow], {"blog": serving("1.4.1"), "shop": serving("2.0.0")})
+    assert roll["probe_timeout"] == pytest.approx(120.0)
+    roll = P.roll_plan([BLOG, slow], {"blog": serving("1.4.1"), "shop": serving("2.1.0")})
+    assert roll["names"] == ["blog"]
+    # drain_timeout 10 + 5 before SIGKILL, plus ready_timeout 60 (the role defaults)
+    assert roll["probe_timeout"] == pytest.approx(75.0)
+
+
+# --------------------------------------------------------------------------
+# stage_plan
+# --------------------------------------------------------------------------
+
+def test_stage_plan_sends_what_the_host_lacks_and_points_current_when_nothing_serves():
+    blog, shop, wiki, tool = (dict(BLOG, sha256="a" * 64), dict(SHOP, sha256="b" * 64), dict(WIKI, sha256="c" * 64),
+                              dict(normalized("tool", 8004, "1"), sha256="d" * 64))
+    host = {
+        "blog": serving("1.4.1", release_installed=False),                                  # new release
+        "shop": serving("2.1.0", release_installed=True, release_differs=False),            # already there
+        "wiki": dict(serving("3.0.0", release_installed=True, release_differs=True),        # replaced
+                     socket_active=False, service_active=False),
+        "tool": serving(None, release_installed=True, release_differs=False),               # serving, no current
+    }
+    plan = dict((r["name"], r) for r in P.stage_plan([blog, shop, wiki, tool], host, by="alice@laptop"))
+    assert [plan[n]["stage"] for n in ("blog", "shop", "wiki", "tool")] == [True, False, True, False]
+    # wiki: current already names 3.0.0, whose directory the staging replaces; the link needs no change
+    assert [plan[n]["point_current"] for n in ("blog", "shop", "wiki", "tool")] == [False, False, False, True]
+    assert plan["blog"] == dict(name="blog", version="1.4.2", site_dir="/srv/onebox/blog", stage=True,
+                                point_current=False,
+                                meta=dict(sha256="a" * 64, artifact=BLOG["artifact_path"], by="alice@laptop"))
+
+
+def test_stage_plan_of_a_new_host_stages_and_points_everything():
+    plan = P.stage_plan([BLOG, SHOP], {})
+    assert [(r["stage"], r["point_current"]) for r in plan] == [(True, True), (True, True)]
+    assert plan[0]["meta"]["by"] == "unknown"
+
+
+# --------------------------------------------------------------------------
+# rollback_plan (also the onebox.deploy.rollback_plan filter)
+# --------------------------------------------------------------------------
+
+def test_rollback_plan_chooses_previous_release():
+    plan = P.rollback_plan([BLOG], PREFLIGHT)
+    assert plan["errors"] == []
+    assert plan["targets"] == {"blog": "1.4.0"}
+    # the site as it is rolled back: its version is the release it returns to
+    assert plan["sites"] == [dict(BLOG, version="1.4.0")]
+    assert plan["unchanged"] == []
+    unit = plan["units"][0]
+    assert unit["name"] == "blog.service"
+    assert unit["link"] == "/srv/onebox/blog/current"
+    assert unit["link_target"] == "/srv/onebox/blog/releases/1.4.0"
+    assert unit["readiness_url"] == BLOG["readiness_url"]
+
+
+def test_rollback_plan_named_release():
+    plan = P.rollback_plan([BLOG], PREFLIGHT, "1.3.9")
+    assert plan["errors"] == []
+    assert plan["targets"] == {"blog": "1.3.9"}
+    assert plan["units"][0]["link_target"] == "/srv/onebox/blog/releases/1.3.9"
+
+
+def test_rollback_plan_overlap_unit():
+    plan = P.rollback_plan([WIKI], PREFLIGHT)
+    assert plan["targets"] == {"wiki": "2.8.0"}
+    unit = plan["units"][0]
+    assert unit["name"] == "wiki"
+    assert unit["strategy"] == "overlap"
+    assert unit["instances"] == WIKI["instances"]
+    assert unit["link_target"] == "/srv/onebox/wiki/releases/2.8.0"
+
+
+def test_rollback_plan_nothing_deployed():
+    preflight = {"blog": {"current_release": None, "previous_release": None, "releases": []}}
+    plan = P.rollback_plan([BLOG], preflight)
+    assert len(plan["errors"]) == 1
+    err = plan["errors"][0]
+    assert err.startswith("site blog: field 'onebox_rollback_sites'")
+    assert "nothing is deployed" in err
+    assert "/srv/onebox/blog" in err
+    assert plan["targets"] == {} and plan["units"] == [] and plan["sites"] == []
+
+
+def test_rollback_plan_site_missing_from_preflight():
+    plan = P.rollback_plan([BLOG], {})
+    assert len(plan["errors"]) == 1
+    assert "site blog: field 'onebox_rollback_sites'" in plan["errors"][0]
+
+
+def test_rollback_plan_no_earlier_release():
+    plan = P.rollback_plan([SHOP], PREFLIGHT)
+    assert len(plan["errors"]) == 1
+    err = plan["errors"][0]
+    assert err.startswith("site shop: field 'onebox_rollback_to'")
+    assert "no release was installed before 2.0.0" in err
+    assert "installed: 2.0.0" in err
+    assert plan["targets"] == {} and plan["units"] == []
+
+
+def test_rollback_plan_release_not_installed():
+    plan = P.rollback_plan([BLOG], PREFLIGHT, "0.9.0")
+    assert len(plan["errors"]) == 1
+    err = plan["errors"][0]
+    assert err.startswith("site blog: field 'onebox_rollback_to'")
+    assert "release 0.9.0 is not installed" in err
+    assert "1.3.9, 1.4.0, 1.4.1" in err
+    assert plan["targets"] == {} and plan["units"] == []
+
+
+def test_rollback_plan_target_is_current_is_unchanged():
+    plan = P.rollback_plan([BLOG], PREFLIGHT, "1.4.1")
+    assert plan["errors"] == []
+    assert plan["unchanged"] == ["blog"]
+    assert plan["targets"] == {} and plan["units"] == [] and plan["sites"] == []
+
+
+def test_rollback_plan_mixed_sites():
+    plan = P.rollback_plan([BLOG, SHOP, WIKI], PREFLIGHT)
+    assert plan["targets"] == {"blog": "1.4.0", "wiki": "2.8.0"}
+    assert [s["name"] for s in plan["sites"]] == ["blog", "wiki"]
+    assert [u["name"] for u in plan["units"]] == ["blog.service", "wiki"]
+    assert len(plan["errors"]) == 1 and plan["errors"][0].startswith("site shop:")
+
+
+def test_rollback_plan_restores_the_files_of_a_site_files_result():
+    installed = [{"path": "/etc/systemd/system/blog.service", "backup": "/srv/onebox/blog/units/previous/blog.service"},
+                 {"path": "/etc/onebox/blog.env", "backup": None}]
+    result = {"changed": True, "installed": installed, "socket_changed": False, "verified": "ok"}
+    unit = P.rollback_plan([BLOG], PREFLIGHT, None, {"blog": result})["units"][0]
+    assert unit["restore"] == installed
+    # the plain form: a list of {path, backup} per site
+    assert P.rollback_plan([BLOG], PREFLIGHT, None, {"blog": installed})["units"][0]["restore"] == installed
+    # a site without files to restore, and no restore at all
+    assert P.rollback_plan([BLOG], PREFLIGHT, None, {"shop": result})["units"][0]["restore"] == []
+    assert P.rollback_plan([BLOG], PREFLIGHT, None, {"blog": {"changed": False}})["units"][0]["restore"] == []
+    assert "restore" not in P.rollback_plan([BLOG], PREFLIGHT)["units"][0]
+    assert "restore" not in P.rollback_plan([BLOG], PREFLIGHT, None, {})["units"][0]
+
+
+def test_rollback_plan_sites_carry_the_target_version():
+    plan = P.rollback_plan([BLOG, WIKI], PREFLIGHT, None)
+    assert [(s["name"], s["version"]) for s in plan["sites"]] == [("blog", "1.4.0"), ("wiki", "2.8.0")]
+    assert BLOG["version"] == "1.4.2"      # the input is left alone
