@@ -18,7 +18,7 @@ export PY_COLORS := 0
 export ONEBOX_TEST_IMAGE ?= localhost/onebox-systemd:bookworm
 SCENARIOS ?= default traefik rollback
 
-.PHONY: help venv host collection lint changelog-lint sanity galaxy-check unit molecule test demo bench-roll bench-traefik bench clean
+.PHONY: help venv host collection lint changelog-lint sanity galaxy-check unit molecule test demo bench-roll bench-traefik bench bench-scale clean
 
 help:
 	@echo "make test           - lint, changelog-lint, sanity, galaxy-check, unit, then every Molecule scenario"
@@ -30,6 +30,7 @@ help:
 	@echo "make molecule       - every Molecule scenario (systemd containers)"
 	@echo "make demo           - three demo sites in a systemd container, restarted under load"
 	@echo "make bench          - plain restart, Traefik, socket restart and overlap under the same load: table + plot in docs/bench/"
+	@echo "make bench-scale    - a run's wall time and task count for 1, 4 and 12 sites, old and new design, SSH and Podman"
 
 $(VENV)/.installed: requirements-dev.txt
 	command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3; }
@@ -43,6 +44,7 @@ venv: $(VENV)/.installed
 
 host:
 	bash tests/harness/prepare-host.sh >/dev/null
+	bash tests/harness/ssh-key.sh >/dev/null
 
 # The repository root is the collection; expose it as onebox.deploy.
 collection:
@@ -119,6 +121,11 @@ bench-roll: venv host collection
 
 bench-traefik: venv host collection
 	bash tests/harness/bench-traefik.sh
+
+# A run's cost by number of sites (1, 4, 12), old and new design, SSH and
+# Podman: one table and one plot (docs/bench/scale-<date>.*, linked from docs/benchmark.md).
+bench-scale: venv host collection
+	$(PY) tests/harness/bench_scale.py
 
 # Every way of restarting, one table and one plot (docs/benchmark.md, docs/bench/<date>.*).
 bench: venv host collection

@@ -23,17 +23,36 @@ PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY",
                          os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")))
 
 
-def scenario_vars():
-    """The onebox group vars of the running scenario, from molecule.yml and the base config."""
-    merged = {}
+def _molecule_configs():
     for path in (os.path.join(PROJECT, ".config", "molecule", "config.yml"),
                  os.path.join(PROJECT, "molecule", SCENARIO, "molecule.yml")):
         with open(path) as handle:
-            data = yaml.safe_load(handle)
+            yield yaml.safe_load(handle)
+
+
+def _expand(value):
+    """Molecule's ${MOLECULE_PROJECT_DIRECTORY} in a string value."""
+    return value.replace("${MOLECULE_PROJECT_DIRECTORY}", PROJECT) if isinstance(value, str) else value
+
+
+def scenario_vars():
+    """The onebox group vars of the running scenario, from molecule.yml and the base config."""
+    merged = {}
+    for data in _molecule_configs():
         merged.update(data.get("provisioner", {}).get("inventory", {})
                       .get("group_vars", {}).get("onebox", {}))
     merged["onebox_artifact_base"] = PROJECT
     return merged
+
+
+def connection_vars():
+    """How the scenario's playbooks reach the container: its host_vars (SSH as
+    a sudo user) or else the base config's Podman connection."""
+    out = {"ansible_connection": "containers.podman.podman", "ansible_python_interpreter": "/usr/bin/python3"}
+    for data in _molecule_configs():
+        host_vars = data.get("provisioner", {}).get("inventory", {}).get("host_vars", {}).get(CONTAINER, {})
+        out.update((k, _expand(v)) for k, v in host_vars.items())
+    return out
 
 
 @pytest.fixture(scope="session")
@@ -52,17 +71,17 @@ def sites(onebox_vars):
 
 
 def run_playbook(extra_vars, playbook="site.yml", args=()):
-    """Run one of the collection's playbooks against the container; return (rc, output)."""
-    inventory = {"onebox": {"hosts": {CONTAINER: {}}, "vars": dict(scenario_vars(), **extra_vars)}}
-    inventory["onebox"]["vars"]["ansible_connection"] = "containers.podman.podman"
-    inventory["onebox"]["vars"]["ansible_python_interpreter"] = "/usr/bin/python3"
+    """Run one of the collection's playbooks against the container, connected
+    the way the scenario connects (SSH and sudo, or Podman); return (rc, output)."""
+    inventory = {"onebox": {"hosts": {CONTAINER: connection_vars()}, "vars": dict(scenario_vars(), **extra_vars)}}
     with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as handle:
         yaml.safe_dump(inventory, handle)
         path = handle.name
+    env = dict(os.environ, ANSIBLE_PIPELINING="true")
     try:
         proc = subprocess.run(
             ["ansible-playbook", "-i", path, os.path.join(PROJECT, "playbooks", playbook)] + list(args),
-            cwd=PROJECT, capture_output=True, text=True, check=False)
+            cwd=PROJECT, capture_output=True, text=True, check=False, env=env)
     finally:
         os.unlink(path)
     return proc.returncode, proc.stdout + proc.stderr
@@ -74,11 +93,10 @@ def playbook():
 
 
 def host_snapshot(host_):
-    """Everything a deploy may touch, as text: files, units, users, unit states."""
-    cmd = ("find /srv/onebox /etc/onebox /etc/systemd/system -printf '%p %s %m %u %T@\\n' 2>/dev/null | sort; "
-           "getent passwd | sort; systemctl list-units --all --no-legend --plain 'blog*' 'shop*' 'wiki*' "
-           "| awk '{print $1, $3, $4}'")
-    return host_.check_output(cmd)
+    """Everything a deploy may touch, as text: files, units, users, unit states
+    (molecule/shared/snapshot.sh, also used by the fresh-host check step)."""
+    with open(os.path.join(PROJECT, "molecule", "shared", "snapshot.sh")) as handle:
+        return host_.check_output(handle.read())
 
 
 @pytest.fixture(scope="session")

@@ -48,6 +48,7 @@ class ActionModule(ActionBase):
         for site in sites:
             entry = dict((key, site[key]) for key in FILE_KEYS)
             entry["stale_units"] = list((host.get(site["name"]) or {}).get("stale_units") or [])
+            entry["secret_keys"] = sorted(secrets.get(site["name"]) or {})
             extra = dict(_onebox_marker=marker, secret_env=secrets.get(site["name"]) or {})
             for key, _name in TEMPLATES:
                 entry[key] = self.render(lookup, paths[key], variables, site, extra if key == "env" else

@@ -226,7 +226,8 @@ def roll_plan(sites, host, staged=None, files=None, restore=True):
         socket_path = (files.get(name) or {}).get("socket_path")
         unit = roll_unit(site, True, None, {name: [e for e in installed if e.get("path") != socket_path]}
                          if restore else None, fresh=is_fresh(state))
-        unit["stop_units"] = list(state.get("stale_units") or [])
+        # Units of a strategy the site left that still run; site_files disabled them.
+        unit["stop_units"] = [u for u in state.get("stale_units") or [] if u in (state.get("active_units") or [])]
         unit["restart_socket"] = bool((files.get(name) or {}).get("socket_changed") and state.get("socket_active"))
         names.append(name)
         units.append(unit)

@@ -100,6 +100,7 @@ def stage(releases, bundle_path, run_id, check_mode=False):
         target = os.readlink(current) if os.path.islink(current) else None
         repoint = bool(rel.get("point_current")) and (
             target is None or os.path.normpath(target) != os.path.normpath(release_dir))
+        rel["current_target"] = target
         out[rel["name"]] = dict(changed=bool(rel.get("stage")) or repoint, staged=bool(rel.get("stage")),
                                 replaced=bool(rel.get("stage")) and os.path.isdir(release_dir),
                                 current=release_dir if repoint else None, dropped_bits=[])

@@ -431,7 +431,9 @@ class Roller(object):
         uses (a strategy switch), and rebind a socket whose settings changed
         (its services stop first; connections wait for the new process)."""
         for unit in spec.get('stop_units') or []:
-            self.mutate('stop', unit)
+            # Its unit file may be gone already (site_files removed it): only a loaded, running unit is stopped.
+            if self.show(unit).get('ActiveState') in RUNNING_STATES:
+                self.mutate('stop', unit)
         if spec.get('restart_socket') and spec.get('socket'):
             for unit in strategy.service_units():
                 self.mutate('stop', unit)

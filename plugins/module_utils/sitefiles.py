@@ -45,6 +45,19 @@ IGNORED_SETTING_RE = re.compile(r"(Unknown key name|Unknown section|Unknown lval
 UNIT_KEY_RE = re.compile(r"Unknown (?:key name|lvalue) '([^']+)'")
 
 
+def mask_secrets(text, keys):
+    """An environment file's text with the value of each of *keys* replaced
+    by ``********``, for a diff: what changed shows, a secret never does."""
+    keys = set(keys or ())
+    if not keys:
+        return text
+    out = []
+    for line in text.splitlines(True):
+        key = line.split("=", 1)[0] if "=" in line and not line.startswith("#") else None
+        out.append('%s="********"\n' % key if key in keys else line)
+    return "".join(out)
+
+
 class SiteFilesError(Exception):
     """A site's files cannot be installed; ``str()`` names the site and the field."""
 
@@ -193,12 +206,11 @@ class SiteFiles(object):
             exists = os.path.isfile(path)
             entry = dict(path=path, backup=backup if exists else None)
             installed.append(entry)
-            if self.diffs is not None and self.module._diff:
-                self.diffs.append(dict(
-                    before_header=path if exists else "(absent)", after_header=path,
-                    before=(read_bytes(path) or b"").decode("utf-8", "replace") if is_unit else
-                    ("(content hidden: environment file)\n" if exists else ""),
-                    after=content if is_unit else "(content hidden: environment file)\n"))
+            if self.module._diff:
+                before = (read_bytes(path) or b"").decode("utf-8", "replace") if exists else ""
+                hide = () if is_unit else site.get("secret_keys") or ()
+                self.diffs.append(dict(before_header=path if exists else "(absent)", after_header=path,
+                                       before=mask_secrets(before, hide), after=mask_secrets(content, hide)))
             if self.check_mode:
                 continue
             try:

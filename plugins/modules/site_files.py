@@ -40,7 +40,9 @@ attributes:
     description: Reports what would change; nothing is written and no unit is started.
   diff_mode:
     support: full
-    description: Shows the unit files before and after; never the environment file's content.
+    description:
+      - Shows each changed unit file and environment file before and after; the value of every C(secret_env)
+        variable shows as C(********).
 options:
   sites:
     description:
@@ -78,7 +80,7 @@ options:
     default: /etc/onebox
   env_only:
     description:
-      - Install the environment files only (a rollback: they name the release), and leave units, sockets and the
+      - Install the environment files only (a rollback, since they name the release), and leave units, sockets and the
         units of another strategy as they are.
     type: bool
     default: false
@@ -126,6 +128,11 @@ options:
         required: true
       stale_units:
         description: Units of the other strategy to disable before its file is removed.
+        type: list
+        elements: str
+        default: []
+      secret_keys:
+        description: Names of the environment file's variables whose values a diff never shows (C(secret_env)).
         type: list
         elements: str
         default: []
@@ -195,6 +202,7 @@ def main():
         trigger_unit=dict(type="str", required=True),
         retired_file=dict(type="str", required=True),
         stale_units=dict(type="list", elements="str", default=[]),
+        secret_keys=dict(type="list", elements="str", default=[], no_log=False),
         socket=dict(type="str", required=True),
         service=dict(type="str", required=True),
         env=dict(type="str", required=True, no_log=True),

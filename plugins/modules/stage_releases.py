@@ -36,8 +36,8 @@ attributes:
     support: full
     description: Reports what would be staged; nothing is transferred or written.
   diff_mode:
-    support: none
-    description: Returns no diff.
+    support: full
+    description: Shows each release staged and each C(current) pointed at a new release.
 options:
   sites:
     description:
@@ -137,7 +137,28 @@ def main():
         if entry["dropped_bits"]:
             module.warn("site %s: dropped set-id, sticky or group/other write bits of %s" % (
                 name, ", ".join(entry["dropped_bits"][:10])))
-    module.exit_json(changed=any(e["changed"] for e in result.values()), sites=result)
+    out = dict(changed=any(e["changed"] for e in result.values()), sites=result)
+    if module._diff:
+        out["diff"] = release_diffs(releases, result)
+    module.exit_json(**out)
+
+
+def release_diffs(releases, result):
+    """One diff per release staged and per ``current`` pointed at it."""
+    diffs = []
+    for rel in releases:
+        entry = result[rel["name"]]
+        release_dir = "%s/releases/%s" % (rel["site_dir"], rel["version"])
+        if entry["staged"]:
+            sha = (rel.get("meta") or {}).get("sha256") or "?"
+            diffs.append(dict(before_header=release_dir, after_header=release_dir,
+                              before="(a release of other content)\n" if entry["replaced"] else "",
+                              after="release %s, artifact sha256:%s\n" % (rel["version"], sha)))
+        if entry["current"]:
+            diffs.append(dict(before_header="%s/current" % rel["site_dir"], after_header="%s/current" % rel["site_dir"],
+                              before="-> %s\n" % (rel.get("current_target") or "(nothing)"),
+                              after="-> %s\n" % entry["current"]))
+    return diffs
 
 
 if __name__ == "__main__":

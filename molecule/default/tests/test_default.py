@@ -180,11 +180,10 @@ def test_redeploy_restarts_only_the_changed_site_and_hides_secrets(host, sites, 
     assert SECRET not in host.check_output("journalctl --no-pager -o verbose")
     # Only the root-only environment files hold it: not the units, releases, audit log or Traefik files.
     holders = host.check_output("grep -rlF -D skip %s /etc /srv /var/log /var/lib /run 2>/dev/null || true" % SECRET)
-    assert set(holders.split()) <= {"/etc/onebox/blog.env", "/etc/onebox/.staged/blog.env",
-                                    "/etc/onebox/.previous/blog.env"}, holders
+    assert set(holders.split()) <= {"/etc/onebox/blog.env", "/etc/onebox/.previous/blog.env"}, holders
     envs = host.check_output("find /etc/onebox -name '*.env' -printf '%p %m %u %g\\n'").splitlines()
     assert envs and all(line.split()[1:] == ["600", "root", "root"] for line in envs), envs
-    dirs = host.check_output("stat -c '%n %a %U' /etc/onebox/.staged /etc/onebox/.previous").splitlines()
+    dirs = host.check_output("stat -c '%n %a %U' /etc/onebox/.previous").splitlines()
     assert all(line.split()[1:] == ["700", "root"] for line in dirs), dirs
     body = json.loads(host.check_output("curl -fsS --max-time 5 http://127.0.0.1:8001/"))
     assert body["version"] == "1.0.1"

@@ -314,7 +314,8 @@ def test_roll_plan_switches_current_and_restores_files_but_the_socket():
 def test_roll_plan_stop_units_and_restart_socket():
     files = {"blog": {"installed": [], "socket_changed": True}, "shop": {"installed": [], "socket_changed": True},
              "wiki": {"installed": [], "socket_changed": False}}
-    host = {"blog": serving("1.4.1", stale_units=["blog@19001.service"]),
+    host = {"blog": serving("1.4.1", stale_units=["blog@19001.service", "blog@19002.service"],
+                            active_units=["blog@19001.service"]),     # 19002 only enabled: disabled, not stopped
             "shop": serving("2.0.0", socket_active=False),
             "wiki": serving("2.9.0")}
     units = dict((u["socket"], u) for u in P.roll_plan([BLOG, SHOP, WIKI], host, {}, files)["units"])

@@ -150,7 +150,7 @@ def files_entry(dirs, name="blog", version="1.0", service_extra="", env_extra=""
     out = dict(
         name=name, user=name, group=name, site_dir=site_dir, version=version,
         service_file="%s.service" % name, trigger_unit="%s.service" % name, retired_file="%s@.service" % name,
-        stale_units=[],
+        stale_units=[], secret_keys=["DB_KEY"],
         socket="# %s: public socket of site %s.\n[Socket]\nListenStream=127.0.0.1:8001\n" % (MARKER, name),
         service="# %s: site %s.\n[Service]\nExecStart=%s/current/bin/app\nProtectSystem=strict\n%s" % (
             MARKER, name, site_dir, service_extra),
@@ -327,10 +327,10 @@ def test_the_environment_is_never_in_the_result(host, dirs):
         "get_bin_path": lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name})[:2]
     assert not failed, res.get("msg")
     text = json.dumps(res)
-    assert SECRET not in text and "DB_KEY" not in text
-    # the diff shows the units, never the environment file
+    assert SECRET not in text
+    # the diff shows the units, and the environment file with every secret_env value masked
     env_diff = [d for d in res["diff"] if d["after_header"].endswith("blog.env")]
-    assert env_diff and env_diff[0]["after"] == "(content hidden: environment file)\n"
+    assert env_diff and 'DB_KEY="********"\n' in env_diff[0]["after"] and "ONEBOX_VERSION=1.0" in env_diff[0]["after"]
     assert any(d["after"] == entry["service"] for d in res["diff"])
     # and Ansible masks both wherever they would show up (the env file content and secret_env are no_log)
     assert entry["env"] in seen["no_log_values"] and SECRET in seen["no_log_values"]
@@ -439,3 +439,11 @@ def test_a_failing_useradd_names_the_site_and_field(host, dirs):
     assert "(rc=9): useradd: user 'blog' already exists" in res["msg"]
     # the group made for it goes again: groups carry no marker, a lone one would never count as ours
     assert [c[0] for c in host.mutations] == ["groupadd", "useradd", "groupdel"] and "blog" not in host.groups
+
+
+def test_mask_secrets_hides_only_the_secret_values():
+    from ansible_collections.onebox.deploy.plugins.module_utils.sitefiles import mask_secrets
+    text = '# DB_KEY=comment\nONEBOX_VERSION=1.0\nLOG_LEVEL="info"\nDB_KEY="s3cr=t"\nDB_KEYS="not secret"\n'
+    assert mask_secrets(text, ["DB_KEY"]) == ('# DB_KEY=comment\nONEBOX_VERSION=1.0\nLOG_LEVEL="info"\n'
+                                              'DB_KEY="********"\nDB_KEYS="not secret"\n')
+    assert mask_secrets(text, []) == text
