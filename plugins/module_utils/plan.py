@@ -162,9 +162,12 @@ def plan_sites(sites, settings):
     field = settings.get("select_field") or "onebox_deploy_sites"
     selected, select_errors = select_sites(names, settings.get("select"), field)
     errors.extend(select_errors)
+    # A rollback returns to releases on the host: it neither reads nor hashes artifacts.
+    check_artifacts = settings.get("check_artifacts", True) not in (False, "false", "False")
     sums = {}
     for site in sites:
-        if not isinstance(site, dict) or site.get("name") not in selected or not isinstance(site.get("artifact"), str):
+        if (not check_artifacts or not isinstance(site, dict) or site.get("name") not in selected
+                or not isinstance(site.get("artifact"), str)):
             continue
         path = resolve_artifact(site["artifact"], base)
         if os.path.exists(path):
@@ -172,14 +175,14 @@ def plan_sites(sites, settings):
                 sums[site["name"]] = sha256_of(path)
             except (IOError, OSError):
                 pass
-    errors.extend(validate_sites(sites, base, True, settings.get("strategy") or "restart", sums=sums))
+    errors.extend(validate_sites(sites, base, check_artifacts, settings.get("strategy") or "restart", sums=sums))
     if errors:
         return dict(errors=errors, sites=[], selected=[], names=names)
     defaults = dict((key, settings[key]) for key in SITE_SETTINGS + PATH_SETTINGS)
     out = []
     for site in sites:
         norm = normalize_site(site, defaults, base)
-        if norm["name"] in selected:
+        if norm["name"] in selected and check_artifacts:
             norm["sha256"] = sums.get(norm["name"])
             norm["artifact_strip"] = ""
             if norm["artifact_kind"] == "tarball":

@@ -71,6 +71,7 @@ DEFAULT_OPTIONS = {
     "binary_checksum": "",
     "dynamic_dir": "/etc/traefik/dynamic",
     "dynamic_file": "onebox.yml",
+    "version_output": "",
 }
 LOOPBACK_API_RE = re.compile(r"^(127\.[0-9]+\.[0-9]+\.[0-9]+|\[::1\]|localhost):[0-9]+$")
 DYNAMIC_FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(yml|yaml)$")
@@ -110,6 +111,10 @@ def parse_version(text):
 def _options(options):
     out = dict(DEFAULT_OPTIONS)
     out.update({k: v for k, v in (options or {}).items() if v is not None})
+    if not out.get("version"):
+        # What `traefik version` printed on the host ("Version:      3.7.15"), else the default.
+        match = re.search(r"Version:\s+(v?[0-9]+\.[0-9]+[0-9.]*)", str(out.get("version_output") or ""))
+        out["version"] = match.group(1) if match else DEFAULT_OPTIONS["version"]
     return out
 
 
