@@ -47,7 +47,6 @@ LIVENESS_MAX_FAILURES = 3
 LIVENESS_GRACE = 10.0
 
 
-
 def error_name(exc):
     """Short, stable name for an exception raised by an HTTP request."""
     if isinstance(exc, socket.timeout):  # alias of TimeoutError on 3.10+
