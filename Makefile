@@ -22,7 +22,7 @@ SCENARIOS ?= default traefik rollback
 
 help:
 	@echo "make test           - lint, changelog-lint, sanity, galaxy-check, unit, then every Molecule scenario"
-	@echo "make lint           - yamllint, ansible-lint (production profile), ansible-doc"
+	@echo "make lint           - yamllint, ansible-lint (production profile), ansible-doc, antsibull-docs lint"
 	@echo "make changelog-lint - antsibull-changelog lint of the fragments and changelogs/changelog.yaml"
 	@echo "make sanity         - ansible-test sanity (Python 3.11) on exactly what the Galaxy build ships"
 	@echo "make galaxy-check   - build the Galaxy tarball, install it offline, use it by FQCN (tests/consumer)"
@@ -57,6 +57,7 @@ lint: venv collection
 	for m in plugins/modules/*.py; do ansible-doc onebox.deploy.$$(basename $$m .py) >/dev/null; done
 	ansible-doc -t role onebox.deploy.site onebox.deploy.traefik >/dev/null
 	for f in plugins/filter/*.yml; do ansible-doc -t filter onebox.deploy.$$(basename $$f .yml) >/dev/null; done
+	cd $(COLL)/ansible_collections/onebox/deploy && antsibull-docs lint-collection-docs --plugin-docs .
 
 changelog-lint: venv
 	antsibull-changelog lint

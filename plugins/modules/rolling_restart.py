@@ -103,7 +103,7 @@ options:
       restore:
         description:
           - Files to put back when this unit is rolled back (see O(rollback)), typically the unit files and environment
-            file a deploy just replaced, as returned by M(onebox.deploy.install_files).
+            file a deploy just replaced, as returned by M(onebox.deploy.site_files) (its C(installed) per site).
           - Each entry names the installed O(units[].restore[].path) and the O(units[].restore[].backup) holding its
             previous content; without a backup the file did not exist before and is removed.
         type: list

@@ -35,7 +35,8 @@ tar -tzf "$tarball" | sed 's#^\./##; s#/$##' | sort > "$work/contents.txt"
 for path in MANIFEST.json FILES.json meta/runtime.yml README.md LICENSE \
             roles/site/tasks/main.yml roles/traefik/tasks/main.yml \
             roles/site/meta/argument_specs.yml roles/traefik/meta/argument_specs.yml \
-            plugins/modules plugins/module_utils plugins/filter templates \
+            plugins/modules plugins/module_utils plugins/filter plugins/action \
+            roles/site/templates/service.j2 roles/traefik/templates/traefik-dynamic.yml.j2 \
             playbooks/site.yml playbooks/deploy.yml changelogs/changelog.yaml \
             files/reference-app/bin/onebox-app; do
   grep -qxF "$path" "$work/contents.txt" || fail "tarball lacks $path"
@@ -118,4 +119,20 @@ for p in "${playbooks[@]}"; do
 done
 log "syntax-check: $(printf 'onebox.deploy.%s ' "${playbooks[@]}")"
 ansible-playbook -i inventory.yml playbook.yml -e "onebox_app_dir=$installed/files/reference-app"
+
+# --- the infra repo's own ansible-lint, with the collection in ./collections --
+# A user's repository lints everything in it, the installed collection
+# included; nothing of ours may need excluding (production profile, offline).
+lintrepo=$work/lint-repo
+mkdir -p "$lintrepo/inventory/group_vars"
+git -C "$lintrepo" init -q
+ansible-galaxy collection install --offline --force -p "$lintrepo/collections" "$tarball" >/dev/null
+printf '[defaults]\ncollections_path = ./collections\n' > "$lintrepo/ansible.cfg"
+printf -- '---\nonebox:\n  hosts:\n    web1.example.org:\n' > "$lintrepo/inventory/hosts.yml"
+printf -- '---\nonebox_sites: []\n' > "$lintrepo/inventory/group_vars/onebox.yml"
+printf -- '---\n- name: Converge the onebox sites\n  ansible.builtin.import_playbook: onebox.deploy.site\n' \
+  > "$lintrepo/site.yml"
+(cd "$lintrepo" && env -u ANSIBLE_COLLECTIONS_PATH -u ANSIBLE_COLLECTIONS_SCAN_SYS_PATH -u ANSIBLE_LOCAL_TEMP -u ANSIBLE_REMOTE_TEMP ansible-lint --profile production --offline --nocolor >lint.log 2>&1) \
+  || { cat "$lintrepo/lint.log" >&2; fail "ansible-lint --profile production in an infra repo with the collection in ./collections"; }
+log "ansible-lint --profile production passes in an infra repo with the collection in ./collections"
 log "OK"
