@@ -58,8 +58,26 @@ def audit_records(result, sites, preflight, action="deploy", owner="unknown", ru
     return records
 
 
+def removal_records(removed, owner="unknown", run_id=None):
+    """One audit record per site that ``onebox.deploy.site_files`` removed
+    (``state: absent``); sites that were not on the host get none."""
+    records = []
+    for name, entry in sorted((removed or {}).items()):
+        if not entry.get("changed"):
+            continue
+        records.append(dict(action="remove", site=name, by=owner, run_id=run_id, outcome="removed",
+                            stopped=entry.get("stopped") or [], removed=entry.get("removed") or [],
+                            account_deleted=bool(entry.get("account_deleted")), purged=entry.get("purged")))
+    return records
+
+
 def audit_line(record):
     """One audit record as a line of text for people."""
+    if record.get("action") == "remove":
+        return "%s remove %s: %s (stopped %s; account %s%s), by %s (run %s)" % (
+            record.get("time"), record.get("site"), record.get("outcome"), ", ".join(record.get("stopped") or [])
+            or "nothing", "deleted" if record.get("account_deleted") else "kept",
+            "; purged %s" % record["purged"] if record.get("purged") else "", record.get("by"), record.get("run_id"))
     if record.get("event") == "lock_takeover":
         return "%s lock takeover by %s (run %s) of %s's abandoned lock (run %s, started %s, silent %ss)" % (
             record.get("time"), record.get("by"), record.get("run_id"), record.get("previous_owner"),
@@ -81,4 +99,5 @@ def audit_line(record):
 
 class FilterModule(object):
     def filters(self):
-        return {"audit_records": audit_records, "rollback_plan": rollback_plan, "audit_line": audit_line}
+        return {"audit_records": audit_records, "rollback_plan": rollback_plan, "audit_line": audit_line,
+                "removal_records": removal_records}

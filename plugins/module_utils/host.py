@@ -132,8 +132,19 @@ class HostState(object):
                 found[name].add(os.path.basename(link))
         return found
 
-    def read(self, sites, force_release=False, check_ports=True, check_accounts=True):
-        """``(state by site name, errors)``."""
+    def released_ports(self, names):
+        """Ports held by the sockets of sites being removed in this run (free for the others)."""
+        ports = set()
+        props = self.systemd.show_many(["%s.socket" % name for name in names], ("Listen",)) if names else {}
+        for unit in props.values():
+            for part in (unit.get("Listen") or "").replace("(Stream)", " ").split():
+                port = part.rsplit(":", 1)[-1]
+                if port.isdigit():
+                    ports.add(int(port))
+        return ports
+
+    def read(self, sites, force_release=False, check_ports=True, check_accounts=True, releasing=()):
+        """``(state by site name, errors)``; *releasing* names sites removed in this run."""
         errors = []
         state = {}
         ours = {}
@@ -187,7 +198,7 @@ class HostState(object):
             info["stale_units"] = [unit for unit in stale if unit in info["active_units"]
                                    or (props.get(unit) or {}).get("UnitFileState") in ("enabled", "enabled-runtime")]
             info["service_active"] = bool(info["active_units"])
-        ports = listening_ports() if check_ports else set()
+        ports = (listening_ports() - self.released_ports(list(releasing))) if check_ports else set()
         for site in sites:
             name = site["name"]
             info = state[name]

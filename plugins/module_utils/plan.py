@@ -24,6 +24,7 @@ from ansible_collections.onebox.deploy.plugins.module_utils.artifacts import (
 )
 from ansible_collections.onebox.deploy.plugins.module_utils.sites import (
     PATH_SETTINGS,
+    normalize_absent,
     SERVICE_TYPES,
     SITE_SETTINGS,
     STRATEGIES,
@@ -146,7 +147,9 @@ def settings_errors(settings):
 def plan_sites(sites, settings):
     """Validate and normalise ``onebox_sites`` once for the run.
 
-    Returns ``dict(errors=[...], sites=[...], selected=[names], names=[...])``.
+    Returns ``dict(errors=[...], sites=[...], selected=[names], names=[...],
+    absent=[...])``; ``absent`` holds the selected ``state: absent`` entries
+    (name, user, group, site_dir, purge), to be removed.
     ``sites`` holds every site normalised (no secret values, only their
     names); each selected site also has ``sha256`` (its artifact's, hashed
     once here) and, for a tarball, ``artifact_strip`` (a lone top directory
@@ -158,10 +161,15 @@ def plan_sites(sites, settings):
     if not isinstance(sites, list):
         return dict(errors=errors + ["onebox_sites must be a list of site mappings, got %s"
                                      % type(sites).__name__], sites=[], selected=[], names=[])
-    names = [s.get("name") for s in sites if isinstance(s, dict) and isinstance(s.get("name"), str)]
+    entries = [s for s in sites if isinstance(s, dict) and isinstance(s.get("name"), str)]
+    names = [s["name"] for s in entries if s.get("state") != "absent"]
     field = settings.get("select_field") or "onebox_deploy_sites"
-    selected, select_errors = select_sites(names, settings.get("select"), field)
+    chosen, select_errors = select_sites([s["name"] for s in entries], settings.get("select"), field)
     errors.extend(select_errors)
+    selected = [name for name in chosen if name in names]
+    # A site with state: absent is removed by every run that selects it; a site
+    # missing from onebox_sites is never touched.
+    absent = [s for s in entries if s.get("state") == "absent" and s["name"] in chosen]
     # A rollback returns to releases on the host: it neither reads nor hashes artifacts.
     check_artifacts = settings.get("check_artifacts", True) not in (False, "false", "False")
     sums = {}
@@ -177,10 +185,12 @@ def plan_sites(sites, settings):
                 pass
     errors.extend(validate_sites(sites, base, check_artifacts, settings.get("strategy") or "restart", sums=sums))
     if errors:
-        return dict(errors=errors, sites=[], selected=[], names=names)
+        return dict(errors=errors, sites=[], selected=[], names=names, absent=[])
     defaults = dict((key, settings[key]) for key in SITE_SETTINGS + PATH_SETTINGS)
     out = []
     for site in sites:
+        if site.get("state") == "absent":
+            continue
         norm = normalize_site(site, defaults, base)
         if norm["name"] in selected and check_artifacts:
             norm["sha256"] = sums.get(norm["name"])
@@ -192,7 +202,8 @@ def plan_sites(sites, settings):
                 except ArtifactError as exc:  # pragma: no cover - validated above
                     errors.append("site %s: field 'artifact' %s" % (norm["name"], exc))
         out.append(norm)
-    return dict(errors=errors, sites=out, selected=selected, names=names)
+    return dict(errors=errors, sites=out, selected=selected, names=names,
+                absent=[normalize_absent(site, defaults) for site in absent])
 
 
 def is_fresh(state):

@@ -314,7 +314,11 @@ class SiteFiles(object):
         if foreign:
             raise SiteFilesError("site %s: field 'name': %s was not written by onebox.deploy; it is left alone and "
                                  "the site is not removed" % (name, ", ".join(foreign)))
-        candidates = ["%s.socket" % name, "%s.service" % name] + sorted(site.get("instances_found") or [])
+        rc, out, _err = self.systemd.run([self.systemd.systemctl, "list-units", "--all", "--plain", "--no-legend",
+                                          "--full", "%s@*.service" % name])
+        instances = sorted(set(line.split()[0] for line in (out if rc == 0 else "").splitlines()
+                               if line.split() and line.split()[0].startswith(name + "@")))
+        candidates = ["%s.socket" % name, "%s.service" % name] + instances
         try:
             loaded = self.systemd.show_many(candidates, ("LoadState", "ActiveState", "UnitFileState"))
         except SystemdError as exc:

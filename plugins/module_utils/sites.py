@@ -37,8 +37,11 @@ SITE_FIELDS = frozenset([
     "secret_env", "user", "group", "readiness_path", "liveness_path", "backlog",
     "drain_timeout", "start_timeout", "ready_timeout", "restart_sec",
     "service_type", "strategy", "unit_directives", "service_directives",
-    "socket_directives", "domain", "domains", "rule", "checksum",
+    "socket_directives", "domain", "domains", "rule", "checksum", "state", "purge",
 ])
+#: A site entry with ``state: absent`` needs only its name (and may set these).
+ABSENT_FIELDS = frozenset(["name", "state", "purge", "user", "group"])
+STATES = ("present", "absent")
 CHECKSUM_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 SERVICE_TYPES = ("exec", "notify", "simple")
 # restart: one <name>.service, stopped then started (one process at a time).
@@ -280,6 +283,19 @@ def validate_sites(sites, artifact_base=None, check_artifacts=True, default_stra
         unknown = sorted(set(site) - SITE_FIELDS)
         for field in unknown:
             errors.append(_err(label, field, "is not a known site field"))
+        if site.get("state") not in (None,) + STATES:
+            errors.append(_err(label, "state", "must be one of %s, got %r" % (", ".join(STATES), site.get("state"))))
+        if site.get("purge") is not None and not isinstance(site.get("purge"), bool):
+            errors.append(_err(label, "purge", "must be true or false, got %r" % (site.get("purge"),)))
+        elif site.get("purge") and site.get("state") != "absent":
+            errors.append(_err(label, "purge", "only goes with state: absent"))
+        if site.get("state") == "absent":
+            # Only what removing it needs: the name, and the account it runs as.
+            for field in ("user", "group"):
+                value = site.get(field)
+                if value is not None and (not isinstance(value, str) or not USER_RE.match(value)):
+                    errors.append(_err(label, field, "must be a valid user/group name, got %r" % (value,)))
+            continue
 
         version = site.get("version")
         if not isinstance(version, str) or not VERSION_RE.match(version):
@@ -496,6 +512,14 @@ SITE_SETTINGS = ("backlog", "drain_timeout", "start_timeout", "ready_timeout", "
                  "service_type", "strategy", "readiness_path", "liveness_path")
 #: Settings the normaliser needs besides SITE_SETTINGS (onebox_root, onebox_env_dir).
 PATH_SETTINGS = ("root", "env_dir")
+
+
+def normalize_absent(site, defaults):
+    """What removing a ``state: absent`` site needs: its name, directory and account."""
+    name = site["name"]
+    user = site.get("user") or name
+    return dict(name=name, state="absent", purge=bool(site.get("purge")), user=user,
+                group=site.get("group") or user, site_dir=os.path.join(defaults["root"], name))
 
 
 def normalize_site(site, defaults, artifact_base=None):

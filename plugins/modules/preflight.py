@@ -73,6 +73,11 @@ options:
         An account that was already there is never taken over.
     type: bool
     default: true
+  releasing:
+    description: Names of sites removed in this run (C(state=absent)); the ports their sockets hold count as free.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -122,6 +127,7 @@ def main():
             force_release=dict(type="bool", default=False),
             check_ports=dict(type="bool", default=True),
             check_accounts=dict(type="bool", default=True),
+            releasing=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -131,7 +137,7 @@ def main():
     host = HostState(Systemctl(module), params["unit_dir"], params["root"], params["marker"])
     try:
         state, errors = host.read(sites, force_release=params["force_release"], check_ports=params["check_ports"],
-                                  check_accounts=params["check_accounts"])
+                                  check_accounts=params["check_accounts"], releasing=params["releasing"])
     except SystemdError as exc:
         module.fail_json(msg=exc.msg, errors=[exc.msg], sites={})
     if errors:

@@ -65,8 +65,9 @@ options:
     default: {}
   absent:
     description:
-      - Sites to remove, each with C(name), C(user), C(group), C(site_dir), C(purge) and C(instances_found) (the
-        C(NAME@*.service) instances found on the host).
+      - Sites to remove (C(state=absent)), each with C(name), C(user), C(group), C(site_dir) and C(purge), as in the
+        C(absent) of the P(onebox.deploy.site_plan#filter) result. They are removed before the other sites' files are
+        installed, so a site may take over the port of one removed in the same run.
     type: list
     elements: dict
     default: []
@@ -226,11 +227,13 @@ def main():
                           check_mode=module.check_mode, env_only=params["env_only"])
     removed = {}
     try:
-        results = installer.apply(params["files"]) if params["files"] else {}
+        # Removals first: a site may take over the port of one removed in the same run.
         for site in params["absent"]:
             removed[site["name"]] = installer.remove(site, purge=bool(site.get("purge")))
         if installer.reload_needed and not module.check_mode:
             installer.systemd.daemon_reload()
+            installer.reload_needed = False
+        results = installer.apply(params["files"]) if params["files"] else {}
     except (SiteFilesError, SystemdError) as exc:
         module.fail_json(msg=getattr(exc, "msg", None) or str(exc))
     out = dict(changed=installer.changed, sites=results, removed=removed)

@@ -139,13 +139,18 @@ def test_site_field_choices(field, choices):
     assert SITE_OPTIONS["onebox_" + field]["choices"] == list(choices)
 
 
+def test_site_state_choices():
+    assert SITE_FIELD_SPECS["state"]["choices"] == list(S.STATES)
+
+
 def test_rollback_scope_choices():
     assert SITE_OPTIONS["onebox_rollback_scope"]["choices"] == list(P.ROLLBACK_SCOPES)
 
 
 def test_every_choice_in_the_site_specs_is_checked_in_python():
     """No other option has choices that the code does not know about."""
-    checked = {("onebox_sites", "service_type"), ("onebox_sites", "strategy"), ("onebox_service_type",),
+    checked = {("onebox_sites", "service_type"), ("onebox_sites", "strategy"), ("onebox_sites", "state"),
+               ("onebox_service_type",),
                ("onebox_strategy",), ("onebox_rollback_scope",)}
     found = set()
     for spec in specs("site").values():
