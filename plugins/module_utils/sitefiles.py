@@ -4,8 +4,8 @@
 """Everything ``onebox.deploy.site_files`` does on the host, for every site at once.
 
 Per site: its account (created, never taken over), its directories, its
-socket unit, service unit and environment file (rendered on the controller),
-verified with ``systemd-analyze verify`` before anything is installed, then
+socket unit, service unit and environment file (rendered on the controller;
+``onebox.deploy.preflight`` verified the units before anything changed),
 installed atomically with the replaced file kept for a rollback. Then one
 ``daemon-reload``, and the sockets enabled and started, the services enabled.
 With ``state: absent`` a site is stopped, disabled and removed instead.
@@ -18,9 +18,7 @@ __metaclass__ = type
 import grp
 import os
 import pwd
-import re
 import shutil
-import tempfile
 
 from ansible_collections.onebox.deploy.plugins.module_utils.files import (
     WriteError,
@@ -37,14 +35,6 @@ from ansible_collections.onebox.deploy.plugins.module_utils.host import (
 )
 from ansible_collections.onebox.deploy.plugins.module_utils.systemd import SystemdError
 
-#: What ``systemd-analyze verify`` prints for a setting systemd ignores: a typo
-#: there silently drops that setting (a sandbox directive, for example).
-IGNORED_SETTING_RE = re.compile(r"(Unknown key name|Unknown section|Unknown lvalue|Unknown key '|"
-                                r"Invalid section header|Failed to parse|Assignment outside of section|"
-                                r"Missing '='|Ignoring unknown)", re.I)
-UNIT_KEY_RE = re.compile(r"Unknown (?:key name|lvalue) '([^']+)'")
-
-
 def mask_secrets(text, keys):
     """An environment file's text with the value of each of *keys* replaced
     by ``********``, for a diff: what changed shows, a secret never does."""
@@ -60,11 +50,6 @@ def mask_secrets(text, keys):
 
 class SiteFilesError(Exception):
     """A site's files cannot be installed; ``str()`` names the site and the field."""
-
-
-def verify_output_problems(text):
-    """Lines of ``systemd-analyze verify`` output that mean a setting is ignored."""
-    return [line.strip() for line in (text or "").splitlines() if IGNORED_SETTING_RE.search(line)]
 
 
 class SiteFiles(object):
@@ -160,39 +145,6 @@ class SiteFiles(object):
                 changed = True
         return changed
 
-    # --- verification ----------------------------------------------------------
-    def verify(self, site):
-        """``systemd-analyze verify`` of the site's units as systemd will load
-        them (an instance name for a template), with ExecStart= in the new
-        release; a setting systemd would ignore is an error too."""
-        release = os.path.join(site["site_dir"], "releases", site["version"])
-        if not os.path.isdir(release):
-            return "not verified: release %s is not unpacked (check mode)" % site["version"]
-        current = os.path.join(site["site_dir"], "current") + "/"
-        tmp = tempfile.mkdtemp(prefix="onebox-verify-")
-        try:
-            names = []
-            for name, content in (("%s.socket" % site["name"], site["socket"]),
-                                  (site["trigger_unit"], site["service"])):
-                path = os.path.join(tmp, name)
-                write_file(path, content.replace(current, release + "/"), mode=0o644)
-                names.append(path)
-            analyze = self.module.get_bin_path("systemd-analyze", required=True)
-            rc, out, err = self.module.run_command([analyze, "verify"] + names)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        text = "\n".join(x for x in (out, err) if x).replace(tmp + "/", "")
-        ignored = verify_output_problems(text)
-        if ignored:
-            keys = UNIT_KEY_RE.findall(text)
-            field = "service_directives" if keys else "name"
-            raise SiteFilesError("site %s: field '%s': systemd would ignore %s: %s" % (
-                site["name"], field, ", ".join(sorted(set(keys))) or "a setting", "; ".join(ignored)))
-        if rc != 0:
-            raise SiteFilesError("site %s: field 'command': systemd-analyze verify failed (rc=%d): %s" % (
-                site["name"], rc, text.strip()))
-        return None
-
     # --- installing ------------------------------------------------------------
     def pending(self, site):
         """The files of a site whose content, mode or owner differ from what is installed."""
@@ -240,7 +192,7 @@ class SiteFiles(object):
 
     def apply(self, sites):
         """Install every site; returns ``{name: result}``. Nothing is written
-        before every site's accounts check and units verified."""
+        before every site's account is checked."""
         results = {}
         plans = []
         for site in sites:
@@ -250,13 +202,10 @@ class SiteFiles(object):
             if errors:
                 raise SiteFilesError("; ".join(errors))
             files = self.pending(site)
-            results[name] = dict(changed=False, installed=[], socket_changed=False, verified=None,
+            results[name] = dict(changed=False, installed=[], socket_changed=False,
                                  socket_path=self.unit_path("%s.socket" % name), account_created=False,
                                  retired=None)
             plans.append((site, files))
-        for site, files in plans:
-            if any(f[4] for f in files):
-                results[site["name"]]["verified"] = self.verify(site) or "ok"
         for site, files in plans:
             result = results[site["name"]]
             result["account_created"] = self.ensure_account(site)

@@ -22,6 +22,9 @@ description:
     release C(current) points to.
 author: onebox.deploy contributors (!UNKNOWN)
 attributes:
+  action:
+    support: full
+    description: The action plugin renders the units to verify on the controller.
   check_mode:
     support: full
     description: The module never changes anything.
@@ -73,6 +76,34 @@ options:
         An account that was already there is never taken over.
     type: bool
     default: true
+  verify_units:
+    description:
+      - Verify the units of every site whose rendered units differ from the installed ones with
+        C(systemd-analyze verify), as systemd will load them. ExecStart= points into the new release when it is
+        unpacked already, else C(/bin/true) takes its place (the controller checked the command against the
+        artifact). A setting systemd would ignore, such as a misspelt directive, is an error naming the site and
+        the directive.
+      - The action plugin renders the units from the site role's templates on the controller (O(units)).
+    type: bool
+    default: true
+  units:
+    description: Set by the action plugin; not for direct use. Each site's rendered socket and service unit.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Site name.
+        type: str
+        required: true
+      socket:
+        description: Text of C(NAME.socket).
+        type: str
+        required: true
+      service:
+        description: Text of the service unit.
+        type: str
+        required: true
   releasing:
     description: Names of sites removed in this run (C(state=absent)); the ports their sockets hold count as free.
     type: list
@@ -111,9 +142,36 @@ errors:
   elements: str
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.onebox.deploy.plugins.module_utils.host import HostState
+from ansible_collections.onebox.deploy.plugins.module_utils.files import file_matches
 from ansible_collections.onebox.deploy.plugins.module_utils.systemd import SystemdError, Systemctl
+from ansible_collections.onebox.deploy.plugins.module_utils.verify import VerifyError, verify_units
+
+
+def verify_changed_units(module, sites, units, unit_dir):
+    """Verify the rendered units of every site whose units would change;
+    returns ``({name: 'ok' or None}, errors)``."""
+    by_name = dict((site["name"], site) for site in sites)
+    verified = {}
+    errors = []
+    for unit in units:
+        site = by_name.get(unit["name"])
+        if site is None:
+            continue
+        same = (file_matches(os.path.join(unit_dir, "%s.socket" % site["name"]), unit["socket"])
+                and file_matches(os.path.join(unit_dir, site["service_file"]), unit["service"]))
+        if same:
+            verified[site["name"]] = None
+            continue
+        try:
+            verify_units(module, site, unit["socket"], unit["service"])
+            verified[site["name"]] = "ok"
+        except VerifyError as exc:
+            errors.append(str(exc))
+    return verified, errors
 
 
 def main():
@@ -128,6 +186,12 @@ def main():
             check_ports=dict(type="bool", default=True),
             check_accounts=dict(type="bool", default=True),
             releasing=dict(type="list", elements="str", default=[]),
+            verify_units=dict(type="bool", default=True),
+            units=dict(type="list", elements="dict", default=[], options=dict(
+                name=dict(type="str", required=True),
+                socket=dict(type="str", required=True),
+                service=dict(type="str", required=True),
+            )),
         ),
         supports_check_mode=True,
     )
@@ -140,6 +204,11 @@ def main():
                                   check_accounts=params["check_accounts"], releasing=params["releasing"])
     except SystemdError as exc:
         module.fail_json(msg=exc.msg, errors=[exc.msg], sites={})
+    if params["verify_units"] and not errors:
+        verified, unit_errors = verify_changed_units(module, sites, params["units"], params["unit_dir"])
+        errors.extend(unit_errors)
+        for name, status in verified.items():
+            state[name]["units_verified"] = status
     if errors:
         module.fail_json(msg="preflight found %d problem(s): %s" % (len(errors), "; ".join(errors)),
                          errors=errors, sites=state)
