@@ -36,18 +36,18 @@ def app_files():
 
 
 def test_every_app_file_and_site_of_the_scenario_has_its_recipe():
-    assert {ref for ref, _ in marked("file")} == app_files()
-    assert sorted(ref for ref, _ in marked("site")) == sorted(scenario_sites())
+    assert {ref for ref, body in marked("file")} == app_files()
+    assert sorted(ref for ref, body in marked("site")) == sorted(scenario_sites())
     # A marker without its block right after it would escape the checks below.
     assert RECIPES.read_text().count("<!-- recipe-") == len(marked("file")) + len(marked("site"))
 
 
-@pytest.mark.parametrize("ref,body", marked("file"), ids=[ref for ref, _ in marked("file")])
+@pytest.mark.parametrize("ref,body", marked("file"), ids=[ref for ref, body in marked("file")])
 def test_recipe_code_block_is_the_scenario_file(ref, body):
     assert body == (ROOT / ref).read_text(), "docs/recipes.md differs from %s" % ref
 
 
-@pytest.mark.parametrize("ref,body", marked("site"), ids=[ref for ref, _ in marked("site")])
+@pytest.mark.parametrize("ref,body", marked("site"), ids=[ref for ref, body in marked("site")])
 def test_recipe_site_entry_is_the_scenario_site(ref, body):
     assert yaml.safe_load(body) == {"onebox_sites": [scenario_sites()[ref]]}, \
         "docs/recipes.md: site %s differs from molecule/apps/molecule.yml" % ref
