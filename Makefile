@@ -16,7 +16,7 @@ export ANSIBLE_FORCE_COLOR := false
 export ANSIBLE_NOCOLOR := true
 export PY_COLORS := 0
 export ONEBOX_TEST_IMAGE ?= localhost/onebox-systemd:bookworm
-SCENARIOS ?= default traefik rollback
+SCENARIOS ?= default traefik rollback apps
 
 .PHONY: help venv host collection lint changelog-lint sanity galaxy-check unit molecule test demo bench-roll bench-traefik bench bench-scale clean
 

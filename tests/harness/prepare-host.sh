@@ -4,7 +4,17 @@
 #  * installs podman, runc, debootstrap and wrk from Debian when they are missing;
 #  * writes a project-local containers.conf (runtime + ulimits) that every make
 #    target exports as CONTAINERS_CONF, so the host's own podman config is untouched;
-#  * builds and caches a Debian bookworm image with systemd as PID 1.
+#  * installs golang-go and golang-github-coreos-go-systemd-dev, with which the
+#    Molecule scenario `apps` builds its Go app offline (tests/harness/build-go-app.sh);
+#  * builds and caches a Debian image with systemd as PID 1 and the app servers
+#    the scenarios deploy (gunicorn, uvicorn, Node.js), plus sshd and sudo.
+#
+# The image: suite ONEBOX_TEST_SUITE (default: the tag of ONEBOX_TEST_IMAGE up to
+# its first '-', else bookworm), cached as localhost/onebox-systemd:SUITE-HASH,
+# where HASH covers the suite, the package list and the recipe below, so a
+# changed list builds a new image instead of reusing a stale one. That image is
+# then also tagged ONEBOX_TEST_IMAGE (default localhost/onebox-systemd:bookworm),
+# the name the Makefile, Molecule and the harness scripts run.
 #
 # Idempotent: a second run does nothing but print what it found.
 set -euo pipefail
@@ -13,6 +23,29 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 cache=${ONEBOX_CACHE_DIR:-$top/.cache}
 image=${ONEBOX_TEST_IMAGE:-localhost/onebox-systemd:bookworm}
+repo=localhost/onebox-systemd
+if [[ -n ${ONEBOX_TEST_SUITE:-} ]]; then
+  suite=$ONEBOX_TEST_SUITE
+elif [[ $image == "$repo":* ]]; then
+  tag=${image#"$repo":}; suite=${tag%%-*}
+else
+  suite=bookworm
+fi
+[[ $suite =~ ^[a-z]+$ ]] || { echo "prepare-host: bad suite '$suite' (ONEBOX_TEST_SUITE)" >&2; exit 1; }
+# What the image holds; the same list for every suite.
+image_packages=(
+  systemd systemd-sysv dbus python3 curl ca-certificates procps iproute2 wrk
+  openssh-server sudo      # a host reached over SSH, with become
+  gunicorn uvicorn nodejs  # the app servers of molecule/apps (/usr/bin/gunicorn, /usr/bin/uvicorn, /usr/bin/node)
+)
+# Units that make no sense in a container and slow the boot.
+masked_units=(systemd-resolved.service systemd-timesyncd.service getty@tty1.service
+              apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer)
+# Bump when the build below changes in a way the lists do not show.
+recipe=2
+image_hash=$(printf '%s\n' "$suite" "recipe $recipe" "${image_packages[@]}" "${masked_units[@]}" \
+             | sha256sum | cut -c1-10)
+built=$repo:$suite-$image_hash
 conf=$cache/containers.conf
 mkdir -p "$cache"
 
@@ -21,10 +54,14 @@ log() { printf 'prepare-host: %s\n' "$*" >&2; }
 # --- packages --------------------------------------------------------------
 missing=()
 for pair in podman:podman runc:runc debootstrap:debootstrap wrk:wrk \
-            systemd-analyze:systemd python3:python3 make:make; do
+            systemd-analyze:systemd python3:python3 make:make go:golang-go; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# The Go app of molecule/apps imports github.com/coreos/go-systemd/activation
+# from Debian's GOPATH tree (tests/harness/build-go-app.sh builds offline).
+[[ -d /usr/share/gocode/src/github.com/coreos/go-systemd/activation ]] \
+  || missing+=(golang-github-coreos-go-systemd-dev)
 # python3-venv is needed for `python3 -m venv`; it is a package of its own on Debian.
 if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then missing+=(python3-venv); fi
 if ((${#missing[@]})); then
@@ -61,24 +98,48 @@ export CONTAINERS_CONF=$conf
 log "cgroup fs: $fstype; runtime: ${runtime:-default}; ulimits nofile=$nofile nproc=$nproc"
 
 # --- image -----------------------------------------------------------------
-if podman image exists "$image"; then
-  log "image $image present (cached)"
+if [[ $image != "$repo":* ]] && podman image exists "$image"; then
+  # An image of the user's own making: used as it is.
+  log "image $image present (ONEBOX_TEST_IMAGE, not built here)"
+  echo "$conf"
+  exit 0
+fi
+if podman image exists "$built"; then
+  log "image $built present (cached)"
 else
-  log "building $image with debootstrap (about a minute)"
+  log "building $built with debootstrap (a few minutes)"
   rootfs=$(mktemp -d "$cache/rootfs.XXXXXX")
   trap 'rm -rf "$rootfs"' EXIT
-  debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,python3,dbus,curl,procps,iproute2,wrk,ca-certificates \
-    bookworm "$rootfs" >"$cache/debootstrap.log" 2>&1 \
+  include=$(IFS=,; echo "${image_packages[*]}")
+  debootstrap --variant=minbase --include="$include" \
+    "$suite" "$rootfs" >"$cache/debootstrap.log" 2>&1 \
     || { tail -n 30 "$cache/debootstrap.log" >&2; exit 1; }
-  # Trim units that make no sense in a container and slow the boot.
-  for u in systemd-resolved.service systemd-timesyncd.service getty@tty1.service \
-           apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer; do
+  for u in "${masked_units[@]}"; do
     ln -sf /dev/null "$rootfs/etc/systemd/system/$u"
   done
+  # No SSH host keys in the image (every container would share them): each
+  # container generates its own at first boot, before sshd checks its config.
+  rm -f "$rootfs"/etc/ssh/ssh_host_*
+  mkdir -p "$rootfs/etc/systemd/system/ssh.service.d"
+  cat > "$rootfs/etc/systemd/system/ssh.service.d/onebox-host-keys.conf" <<'UNIT'
+# Written by tests/harness/prepare-host.sh: the image ships no host keys.
+[Service]
+ExecStartPre=
+ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t
+UNIT
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-  tar -C "$rootfs" -c . | podman import --change 'CMD ["/sbin/init"]' \
-    --change 'STOPSIGNAL SIGRTMIN+3' - "$image" >/dev/null
-  log "built $image"
+  tar -C "$rootfs" -c . | podman import --quiet --change 'CMD ["/sbin/init"]' \
+    --change 'STOPSIGNAL SIGRTMIN+3' --change "LABEL onebox.image=$built" - "$built" >/dev/null
+  log "built $built"
+fi
+# ONEBOX_TEST_IMAGE names the current build (moved off a stale one).
+if [[ $image != "$built" ]]; then
+  want=$(podman image inspect --format '{{.Id}}' "$built")
+  have=$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
+  if [[ $have != "$want" ]]; then
+    podman tag "$built" "$image"
+    log "tagged $built as $image${have:+ (was ${have:0:12}, built from another package list)}"
+  fi
 fi
 echo "$conf"

@@ -400,6 +400,33 @@ def test_idle_connection_request_within_grace_is_served(start_app):
     assert app.wait_exit() == 0
 
 
+def test_idle_keepalive_is_closed_only_after_the_idle_grace_while_a_request_runs(start_app):
+    """Drain order: an idle keep-alive connection stays open for the idle grace (not closed the instant
+    SIGTERM arrives), then is closed; an in-flight request still finishes, with Connection: close."""
+    health = free_port()
+    app = start_app("--warmup", "0.2", "--idle-grace", "1.0", "--drain-timeout", "5", health_port=health)
+    app.wait_live()
+    wait_for(lambda: status(health, "/readyz") == 200, what="ready")
+    idle = socket.create_connection(("127.0.0.1", app.port), timeout=5)
+    busy = socket.create_connection(("127.0.0.1", app.port), timeout=5)
+    with idle, busy:
+        assert raw_request(idle, "/")[1]["connection"] == "keep-alive"
+        t, res = in_thread(raw_request, busy, "/sleep?ms=2500")
+        time.sleep(0.1)  # the request is in flight
+        t0 = time.monotonic()
+        app.signal()
+        app.wait_draining()
+        assert not is_closed(idle, 0.5), "idle connection closed before the idle grace"
+        assert is_closed(idle, 2), "idle connection not closed after the idle grace"
+        closed_after = time.monotonic() - t0
+        assert 0.9 <= closed_after < 2.0, closed_after
+        assert app.proc.poll() is None  # still serving the request in flight
+        t.join(5)
+        code, headers, _body = res["value"]
+        assert code == 200 and headers["connection"] == "close"
+    assert app.wait_exit() == 0
+
+
 def test_drain_timeout_cuts_connections(start_app):
     app = start_app("--warmup", "0.2", "--drain-timeout", "0.3")
     app.wait_live()
