@@ -16,7 +16,9 @@ export ANSIBLE_FORCE_COLOR := false
 export ANSIBLE_NOCOLOR := true
 export PY_COLORS := 0
 export ONEBOX_TEST_IMAGE ?= localhost/onebox-systemd:bookworm
-SCENARIOS ?= default traefik rollback apps
+# Debian 13: the image the trixie scenario (the default scenario on trixie) runs.
+ONEBOX_TRIXIE_IMAGE ?= localhost/onebox-systemd:trixie
+SCENARIOS ?= default trixie traefik rollback apps multihost
 
 .PHONY: help venv host collection lint changelog-lint sanity galaxy-check unit molecule test demo bench-roll bench-traefik bench bench-scale clean
 
@@ -44,6 +46,7 @@ venv: $(VENV)/.installed
 
 host:
 	bash tests/harness/prepare-host.sh >/dev/null
+	ONEBOX_TEST_IMAGE=$(ONEBOX_TRIXIE_IMAGE) bash tests/harness/prepare-host.sh >/dev/null
 	bash tests/harness/ssh-key.sh >/dev/null
 
 # The repository root is the collection; expose it as onebox.deploy.
@@ -105,7 +108,10 @@ unit: venv collection
 molecule: venv host collection
 	mkdir -p $(CACHE)/logs
 	pids=""
-	for s in $(SCENARIOS); do molecule test -s $$s > $(CACHE)/logs/molecule-$$s.log 2>&1 & pids="$$pids $$!"; done
+	for s in $(SCENARIOS); do
+	  image=$(ONEBOX_TEST_IMAGE); [[ $$s == trixie ]] && image=$(ONEBOX_TRIXIE_IMAGE)
+	  ONEBOX_TEST_IMAGE=$$image molecule test -s $$s > $(CACHE)/logs/molecule-$$s.log 2>&1 & pids="$$pids $$!"
+	done
 	rc=0
 	for p in $$pids; do wait $$p || rc=1; done
 	for s in $(SCENARIOS); do echo "===== molecule test -s $$s"; cat $(CACHE)/logs/molecule-$$s.log; done

@@ -31,18 +31,30 @@ def _molecule_configs():
 
 
 def _expand(value):
-    """Molecule's ${MOLECULE_PROJECT_DIRECTORY} in a string value."""
-    return value.replace("${MOLECULE_PROJECT_DIRECTORY}", PROJECT) if isinstance(value, str) else value
+    """Molecule's ${MOLECULE_PROJECT_DIRECTORY} and ${MOLECULE_SCENARIO_NAME} in a string."""
+    if not isinstance(value, str):
+        return value
+    return value.replace("${MOLECULE_PROJECT_DIRECTORY}", PROJECT).replace("${MOLECULE_SCENARIO_NAME}", SCENARIO)
 
 
 def scenario_vars():
-    """The onebox group vars of the running scenario, from molecule.yml and the base config."""
+    """The group vars (all, then onebox) of the running scenario, from molecule.yml and the base config."""
     merged = {}
-    for data in _molecule_configs():
-        merged.update(data.get("provisioner", {}).get("inventory", {})
-                      .get("group_vars", {}).get("onebox", {}))
+    for group in ("all", "onebox"):
+        for data in _molecule_configs():
+            merged.update(data.get("provisioner", {}).get("inventory", {})
+                          .get("group_vars", {}).get(group, {}))
     merged["onebox_artifact_base"] = PROJECT
     return merged
+
+
+def scenario_containers():
+    """The containers of the running scenario (its platforms, else the base config's one)."""
+    names = []
+    for data in _molecule_configs():
+        if data.get("platforms"):
+            names = [_expand(p["name"]) for p in data["platforms"]]
+    return names or [CONTAINER]
 
 
 def connection_vars():
@@ -50,7 +62,8 @@ def connection_vars():
     a sudo user) or else the base config's Podman connection."""
     out = {"ansible_connection": "containers.podman.podman", "ansible_python_interpreter": "/usr/bin/python3"}
     for data in _molecule_configs():
-        host_vars = data.get("provisioner", {}).get("inventory", {}).get("host_vars", {}).get(CONTAINER, {})
+        host_vars = dict((_expand(k), v) for k, v in data.get("provisioner", {}).get("inventory", {})
+                         .get("host_vars", {}).items()).get(CONTAINER, {})
         out.update((k, _expand(v)) for k, v in host_vars.items())
     return out
 
@@ -108,16 +121,20 @@ def snapshot():
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if report.when == "call" and report.failed:
+    if report.when != "call" or not report.failed:
+        return
+    for container in scenario_containers():
         proc = subprocess.run(
-            ["podman", "exec", CONTAINER, "sh", "-c",
-             "journalctl --no-pager -n 80 -u 'blog*' -u 'shop*' -u 'wiki*' -u 'crash*'; "
-             "systemctl --no-pager status 'blog*' 'shop*' 'wiki*' | head -60; "
-             # Traefik's side, in scenarios that run it.
+            ["podman", "exec", container, "sh", "-c",
+             # Every unit this collection wrote (site units and their instances), then Traefik's side.
+             "units=$(grep -l 'Managed by onebox.deploy' /etc/systemd/system/*.s* 2>/dev/null "
+             "| xargs -rn1 basename | sed 's/@\\.service$/@*/'); "
+             "journalctl --no-pager -n 80 $(for u in $units crash*; do printf -- '-u %s ' \"$u\"; done); "
+             "systemctl --no-pager status $units | head -60; "
              "if systemctl -q is-active traefik; then journalctl --no-pager -n 60 -u traefik; "
              "curl -sS --max-time 3 http://127.0.0.1:8080/api/http/services; fi"],
             capture_output=True, text=True, check=False)
-        report.sections.append(("journalctl -u <sites>", proc.stdout + proc.stderr))
+        report.sections.append(("journalctl -u <sites> on %s" % container, proc.stdout + proc.stderr))
 
 
 def print_table(title, rows, columns):

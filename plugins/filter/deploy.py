@@ -58,6 +58,31 @@ def audit_records(result, sites, preflight, action="deploy", owner="unknown", ru
     return records
 
 
+def serving(sites, host, records=None):
+    """``{site: release}`` each selected site serves after this host's run:
+    what its roll record says (new release, or the one it was rolled back
+    to), else what served before."""
+    out = dict((site["name"], ((host or {}).get(site["name"]) or {}).get("current_release")) for site in sites)
+    for record in records or []:
+        if record.get("site") in out and record.get("outcome") != "not_started":
+            out[record["site"]] = record.get("serving")
+    return out
+
+
+def serving_report(hostvars, hosts):
+    """One line per host: the release each of its sites serves after the run
+    (the ``_onebox_serving`` fact each host notes), or why there is none."""
+    lines = []
+    for host in hosts:
+        serving = (hostvars[host] or {}).get("_onebox_serving")
+        if serving is None:
+            lines.append("%s: not deployed in this run (it failed before its roll, or was not reached)" % host)
+        else:
+            lines.append("%s: %s" % (host, ", ".join("%s %s" % (name, release or "(nothing)")
+                                                       for name, release in sorted(serving.items())) or "no sites"))
+    return lines
+
+
 def removal_records(removed, owner="unknown", run_id=None):
     """One audit record per site that ``onebox.deploy.site_files`` removed
     (``state: absent``); sites that were not on the host get none."""
@@ -100,4 +125,4 @@ def audit_line(record):
 class FilterModule(object):
     def filters(self):
         return {"audit_records": audit_records, "rollback_plan": rollback_plan, "audit_line": audit_line,
-                "removal_records": removal_records}
+                "removal_records": removal_records, "serving": serving, "serving_report": serving_report}

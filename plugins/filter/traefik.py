@@ -8,7 +8,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.onebox.deploy.plugins.module_utils.traefik import (
+    backends,
+    readiness_services,
     routers_match,
+    servers_match,
     traefik_dynamic,
     traefik_errors,
     traefik_unit_directives,
@@ -22,4 +25,7 @@ class FilterModule(object):
             "traefik_dynamic": traefik_dynamic,
             "traefik_unit_directives": traefik_unit_directives,
             "traefik_routers_match": routers_match,
+            "traefik_servers_match": servers_match,
+            "traefik_backends": backends,
+            "traefik_readiness_services": readiness_services,
         }

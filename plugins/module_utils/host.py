@@ -107,8 +107,9 @@ def read_unit(path):
 class HostState(object):
     """Unit, account, release and port state of the given normalised sites."""
 
-    def __init__(self, systemd, unit_dir, root, marker):
+    def __init__(self, systemd, unit_dir, root, marker, env_dir="/etc/onebox"):
         self.systemd = systemd
+        self.env_dir = env_dir
         self.unit_dir = unit_dir
         self.root = root
         self.marker = marker
@@ -133,7 +134,9 @@ class HostState(object):
         return found
 
     def released_ports(self, names):
-        """Ports held by the sockets of sites being removed in this run (free for the others)."""
+        """Ports that sites removed in this run hold (free for the others): their
+        sockets' addresses, the health port their environment file names, and
+        the health ports their overlap instances are named after."""
         ports = set()
         props = self.systemd.show_many(["%s.socket" % name for name in names], ("Listen",)) if names else {}
         for unit in props.values():
@@ -141,6 +144,20 @@ class HostState(object):
                 port = part.rsplit(":", 1)[-1]
                 if port.isdigit():
                     ports.add(int(port))
+        for name in names:
+            try:
+                with open(os.path.join(self.env_dir, "%s.env" % name)) as handle:
+                    for line in handle:
+                        if line.startswith("ONEBOX_HEALTH_LISTEN="):
+                            port = line.strip().rsplit(":", 1)[-1].rsplit("=", 1)[-1]
+                            if port.isdigit():
+                                ports.add(int(port))
+            except (IOError, OSError):
+                pass
+            for unit in self.instances([name]).get(name, ()):
+                instance = unit[len(name) + 1:-len(".service")]
+                if instance.isdigit():
+                    ports.add(int(instance))
         return ports
 
     def read(self, sites, force_release=False, check_ports=True, check_accounts=True, releasing=()):

@@ -160,7 +160,7 @@ def plan_sites(sites, settings):
     errors = settings_errors(settings)
     if not isinstance(sites, list):
         return dict(errors=errors + ["onebox_sites must be a list of site mappings, got %s"
-                                     % type(sites).__name__], sites=[], selected=[], names=[])
+                                     % type(sites).__name__], sites=[], selected=[], names=[], absent=[])
     entries = [s for s in sites if isinstance(s, dict) and isinstance(s.get("name"), str)]
     names = [s["name"] for s in entries if s.get("state") != "absent"]
     field = settings.get("select_field") or "onebox_deploy_sites"

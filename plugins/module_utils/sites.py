@@ -39,8 +39,6 @@ SITE_FIELDS = frozenset([
     "service_type", "strategy", "unit_directives", "service_directives",
     "socket_directives", "domain", "domains", "rule", "checksum", "state", "purge",
 ])
-#: A site entry with ``state: absent`` needs only its name (and may set these).
-ABSENT_FIELDS = frozenset(["name", "state", "purge", "user", "group"])
 STATES = ("present", "absent")
 CHECKSUM_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 SERVICE_TYPES = ("exec", "notify", "simple")

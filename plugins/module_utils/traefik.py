@@ -72,6 +72,11 @@ DEFAULT_OPTIONS = {
     "dynamic_dir": "/etc/traefik/dynamic",
     "dynamic_file": "onebox.yml",
     "version_output": "",
+    # More than one server: [{host, address, sites}] from traefik_backends();
+    # empty means one server per site, the site's own listen address.
+    "backends": [],
+    # Inventory hosts whose servers are out of rotation (a host-by-host roll).
+    "exclude": [],
 }
 LOOPBACK_API_RE = re.compile(r"^(127\.[0-9]+\.[0-9]+\.[0-9]+|\[::1\]|localhost):[0-9]+$")
 DYNAMIC_FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(yml|yaml)$")
@@ -111,7 +116,7 @@ def parse_version(text):
 def _options(options):
     out = dict(DEFAULT_OPTIONS)
     out.update({k: v for k, v in (options or {}).items() if v is not None})
-    if not out.get("version"):
+    if not (options or {}).get("version"):
         # What `traefik version` printed on the host ("Version:      3.7.15"), else the default.
         match = re.search(r"Version:\s+(v?[0-9]+\.[0-9]+[0-9.]*)", str(out.get("version_output") or ""))
         out["version"] = match.group(1) if match else DEFAULT_OPTIONS["version"]
@@ -291,13 +296,19 @@ def traefik_errors(sites, options=None):
         # and can change the port only.
         listen = parse_listen(site["listen"])
         health = parse_listen(site["health_listen"])
-        if site["strategy"] != "overlap" and not _health_reachable(listen, health):
+        if site_backends(site, opts):
+            for field, addr in (("listen", listen), ("health_listen", health)):
+                if addr[0] not in WILDCARD_HOSTS and not (field == "health_listen" and health == listen):
+                    errors.append(_err(label, field, "%s is bound to %s, which Traefik on another host cannot "
+                                                     "reach: with onebox_traefik_backends bind it to all interfaces "
+                                                     "(a bare port)" % (format_listen(*addr), addr[0])))
+        elif site["strategy"] != "overlap" and not _health_reachable(listen, health):
             errors.append(_err(label, "health_listen", "%s is not reachable by Traefik's health check, which "
                                                        "dials the server address %s and can only change the port: "
                                                        "bind it to %s or to all interfaces" % (
                                                            format_listen(*health), url_host(listen[0]),
                                                            url_host(listen[0]))))
-        if site["liveness_path"] == site["readiness_path"]:
+        if site["liveness_path"] == site["readiness_path"] and not uses_readiness(site, opts):
             errors.append(_err(label, "liveness_path", "%s equals readiness_path: with one backend Traefik's health "
                                                        "check must follow liveness, not readiness" % (
                                                            site.get("liveness_path"),)))
@@ -355,11 +366,36 @@ def router_for(site, opts):
     return router
 
 
+def site_backends(site, opts):
+    """``[(host, address)]`` of the backends that run *site* (empty: one
+    server, the site's own address)."""
+    return [(b["host"], b["address"]) for b in opts.get("backends") or [] if site["name"] in (b.get("sites") or [])]
+
+
+def uses_readiness(site, opts):
+    """A site served by two or more hosts is checked on its readiness path: a
+    server that drains leaves rotation while the others serve. With one
+    server, a 503 during drain would mark the only server down, so the check
+    follows liveness."""
+    return len(site_backends(site, opts)) >= 2
+
+
+def server_urls(site, opts):
+    """The load balancer's servers of *site*: one per backend that runs it,
+    without the hosts out of rotation (unless that would leave none)."""
+    listen = parse_listen(site["listen"])
+    backends = site_backends(site, opts)
+    if not backends:
+        return ["http://%s:%d" % (url_host(listen[0]), listen[1])]
+    kept = [address for host, address in backends if host not in (opts.get("exclude") or [])]
+    return ["http://%s:%d" % (url_host(address), listen[1]) for address in (kept or [a for _h, a in backends])]
+
+
 def service_for(site, opts):
     listen = parse_listen(site["listen"])
     health = parse_listen(site["health_listen"])
     check = {
-        "path": site["liveness_path"],
+        "path": site["readiness_path"] if uses_readiness(site, opts) else site["liveness_path"],
         "interval": str(opts["health_interval"]),
         "unhealthyInterval": str(opts["health_unhealthy_interval"]),
         "timeout": str(opts["health_timeout"]),
@@ -370,7 +406,7 @@ def service_for(site, opts):
         check["port"] = health[1]
     return {
         "loadBalancer": {
-            "servers": [{"url": "http://%s:%d" % (url_host(listen[0]), listen[1])}],
+            "servers": [{"url": url} for url in server_urls(site, opts)],
             "passHostHeader": True,
             "healthCheck": check,
         }
@@ -449,3 +485,37 @@ def routers_match(api_routers, dynamic):
     served = set("%s %s" % (router.get("name"), router.get("rule")) for router in api_routers or []
                  if str(router.get("name", "")).startswith(PREFIX) and str(router.get("name", "")).endswith("@file"))
     return expected == served
+
+
+def backends(hostvars, hosts, address_var="onebox_traefik_backend_address"):
+    """The site hosts behind Traefik, from the inventory: ``[{host, address,
+    sites}]`` for each of *hosts*: its *address_var* (else ``ansible_host``,
+    else its name) and the names of its ``onebox_sites`` that are present."""
+    out = []
+    for host in hosts:
+        hv = hostvars[host]
+        address = hv.get(address_var) or hv.get("ansible_host") or host
+        names = [s.get("name") for s in hv.get("onebox_sites") or [] if isinstance(s, dict)
+                 and s.get("state", "present") != "absent"]
+        out.append(dict(host=host, address=str(address), sites=names))
+    return out
+
+
+def readiness_services(sites, options=None):
+    """Services whose health check may use the readiness path (sites on two or more hosts)."""
+    opts = _options(options)
+    return sorted(PREFIX + site["name"] for site in sites if is_routed(site) and uses_readiness(site, opts))
+
+
+def servers_match(api_services, dynamic):
+    """True when Traefik's API (``/api/http/services``) lists for every onebox
+    service of *dynamic* exactly its servers (by URL): a changed rotation is live."""
+    want = dict(("%s@file" % name, sorted(server["url"] for server in service["loadBalancer"]["servers"]))
+                for name, service in ((dynamic or {}).get("http", {}).get("services") or {}).items())
+    have = {}
+    for service in api_services or []:
+        name = str(service.get("name", ""))
+        if name in want:
+            have[name] = sorted(server.get("url") for server in
+                                (service.get("loadBalancer") or {}).get("servers") or [])
+    return want == have

@@ -31,6 +31,10 @@ IGNORED_SETTING_RE = re.compile(r"(Unknown key|Unknown section|Unknown lvalue|In
                                 r"Failed to parse|Assignment outside of section|Missing '='|Ignoring unknown)", re.I)
 UNIT_KEY_RE = re.compile(r"Unknown (?:key name|key|lvalue) '([^']+)'")
 EXEC_START_RE = re.compile(r"^ExecStart=.*$", re.M)
+#: The section of an ignored key: "in section [Service]" (252), "in section 'Service'" (257).
+SECTION_RE = re.compile(r"in section [\['](Unit|Service|Socket|Install)[\]']")
+#: The site field whose directives go into each section.
+SECTION_FIELDS = {"Unit": "unit_directives", "Service": "service_directives", "Socket": "socket_directives"}
 
 
 class VerifyError(Exception):
@@ -67,7 +71,8 @@ def verify_units(module, site, socket, service):
     ignored = ignored_settings(text)
     if ignored:
         keys = sorted(set(UNIT_KEY_RE.findall(text)))
-        field = "service_directives" if keys else "name"
+        sections = set(SECTION_RE.findall(text))
+        field = (SECTION_FIELDS.get(sections.pop(), "name") if len(sections) == 1 else "name") if keys else "name"
         raise VerifyError("site %s: field '%s': systemd would ignore %s: %s" % (
             site["name"], field, ", ".join(keys) or "a setting", "; ".join(ignored)))
     if rc != 0:

@@ -48,6 +48,10 @@ options:
     description: Directory that holds one directory per site.
     type: path
     default: /srv/onebox
+  env_dir:
+    description: Directory of the environment files (the health port of a site removed in this run is read there).
+    type: path
+    default: /etc/onebox
   marker:
     description: Text that every unit file written by this collection contains.
     type: str
@@ -135,6 +139,7 @@ sites:
       release_differs: false
       units_present: true
       unit_files: [blog.socket, blog.service]
+      units_verified: ok
 errors:
   description: The conflicts found; the module fails when this is not empty.
   returned: always
@@ -180,6 +185,7 @@ def main():
             sites=dict(type="list", elements="dict", required=True),
             unit_dir=dict(type="path", default="/etc/systemd/system"),
             root=dict(type="path", default="/srv/onebox"),
+            env_dir=dict(type="path", default="/etc/onebox"),
             marker=dict(type="str", default="Managed by onebox.deploy"),
             sums=dict(type="dict", default={}),
             force_release=dict(type="bool", default=False),
@@ -198,7 +204,7 @@ def main():
     params = module.params
     sums = params["sums"] or {}
     sites = [dict(site, sha256=sums.get(site["name"], site.get("sha256"))) for site in params["sites"]]
-    host = HostState(Systemctl(module), params["unit_dir"], params["root"], params["marker"])
+    host = HostState(Systemctl(module), params["unit_dir"], params["root"], params["marker"], params["env_dir"])
     try:
         state, errors = host.read(sites, force_release=params["force_release"], check_ports=params["check_ports"],
                                   check_accounts=params["check_accounts"], releasing=params["releasing"])

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: site_files
-short_description: Verify and install the units and environment files of onebox sites, all sites in one call
+short_description: Install the units and environment files of onebox sites, all sites in one call
 version_added: 0.1.0
 description:
   - The action plugin renders, on the controller, each site's socket unit, service unit and environment file from
@@ -20,9 +20,7 @@ description:
     collection is never taken over (the module fails, naming the site and the field). Accounts it creates carry
     C(onebox.deploy site account) in their GECOS field.
   - creates the site's directories (C(releases/), C(units/previous/), C(shared/) owned by the site's user).
-  - verifies the units of every site whose units changed with C(systemd-analyze verify), as systemd will load them
-    and with C(ExecStart=) inside the new release, before anything is installed. A setting systemd would ignore
-    (C(Unknown key name), a typo such as C(ProtectSytem=)) is an error that names the site and the directive.
+  - M(onebox.deploy.preflight) verified the units of every site whose units change, before anything changed.
   - installs each changed file atomically (a temporary file with its final mode and owner, then a rename), keeping
     the replaced file for a rollback (C(<site_dir>/units/previous/), C(<env_dir>/.previous/), root-only). The
     environment file is mode 0600 from its first byte.
@@ -152,7 +150,7 @@ options:
 """
 
 EXAMPLES = r"""
-- name: Verify and install the units and environment files of the selected sites
+- name: Install the units and environment files of the selected sites
   onebox.deploy.site_files:
     sites: "{{ _onebox_selected }}"
     host: "{{ _onebox_host.sites }}"
@@ -175,7 +173,6 @@ sites:
         - {path: /etc/onebox/blog.env, backup: /etc/onebox/.previous/blog.env}
       socket_changed: true
       socket_path: /etc/systemd/system/blog.socket
-      verified: ok
       account_created: true
       retired: null
 removed:

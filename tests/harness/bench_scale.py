@@ -55,7 +55,7 @@ def container_up():
     if subprocess.run(["podman", "network", "exists", NETWORK], check=False).returncode != 0:
         run(["podman", "network", "create", NETWORK])
     run(["podman", "run", "-d", "--name", NAME, "--hostname", NAME, "--network", NETWORK, "--systemd=always",
-         "--ulimit", "nofile=10000:10000", "--ulimit", "nproc=10000:10000", IMAGE, "/sbin/init"])
+         "--ulimit", "nofile=10000:10000", "--ulimit", "nproc=10000:10000", IMAGE, "/usr/local/sbin/onebox-init"])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         state = subprocess.run(["podman", "exec", NAME, "systemctl", "is-system-running"],

@@ -5,7 +5,7 @@
 onebox_container_up() {
   local name=$1 image=${ONEBOX_TEST_IMAGE:-localhost/onebox-systemd:bookworm} state
   podman rm -f "$name" >/dev/null 2>&1 || true
-  podman run -d --name "$name" --systemd=always "$image" /sbin/init >/dev/null
+  podman run -d --name "$name" --systemd=always "$image" /usr/local/sbin/onebox-init >/dev/null
   for _ in $(seq 50); do
     state=$(podman exec "$name" systemctl is-system-running 2>/dev/null || true)
     [[ $state == running || $state == degraded ]] && return 0

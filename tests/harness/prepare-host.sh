@@ -42,7 +42,7 @@ image_packages=(
 masked_units=(systemd-resolved.service systemd-timesyncd.service getty@tty1.service
               apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer)
 # Bump when the build below changes in a way the lists do not show.
-recipe=2
+recipe=3
 image_hash=$(printf '%s\n' "$suite" "recipe $recipe" "${image_packages[@]}" "${masked_units[@]}" \
              | sha256sum | cut -c1-10)
 built=$repo:$suite-$image_hash
@@ -88,6 +88,18 @@ nproc=$(( nproc_hard < 10000 ? nproc_hard : 10000 ))
   echo "# Written by tests/harness/prepare-host.sh; exported as CONTAINERS_CONF."
   echo "[containers]"
   echo "default_ulimits = [\"nofile=$nofile:$nofile\", \"nproc=$nproc:$nproc\"]"
+  if [[ $fstype != cgroup2fs ]]; then
+    # A v1 or hybrid host gives a container's systemd only the legacy cgroup
+    # hierarchy, where it never learns that a unit's cgroup emptied (no release
+    # agent in a container): a crashed main process with children left then
+    # waits out TimeoutStopSec before its restart. Real hosts run cgroup v2.
+    # Each container gets a cgroup namespace of its own and the right to mount
+    # its part of the unified hierarchy, which the image's onebox-init does
+    # before it starts systemd (Podman's default capabilities plus SYS_ADMIN).
+    echo "cgroupns = \"private\""
+    echo "default_capabilities = [\"CHOWN\", \"DAC_OVERRIDE\", \"FOWNER\", \"FSETID\", \"KILL\", \"NET_BIND_SERVICE\","
+    echo "  \"SETFCAP\", \"SETGID\", \"SETPCAP\", \"SETUID\", \"SYS_CHROOT\", \"SYS_ADMIN\"]"
+  fi
   echo "[engine]"
   [[ -n $runtime ]] && echo "runtime = \"$runtime\""
   echo "cgroup_manager = \"cgroupfs\""
@@ -128,8 +140,11 @@ ExecStartPre=
 ExecStartPre=/usr/bin/ssh-keygen -A
 ExecStartPre=/usr/sbin/sshd -t
 UNIT
+  # PID 1: systemd, after giving it a unified cgroup hierarchy when the host
+  # has none to offer (see onebox-init).
+  install -m 0755 "$here/onebox-init" "$rootfs/usr/local/sbin/onebox-init"
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-  tar -C "$rootfs" -c . | podman import --quiet --change 'CMD ["/sbin/init"]' \
+  tar -C "$rootfs" -c . | podman import --quiet --change 'CMD ["/usr/local/sbin/onebox-init"]' \
     --change 'STOPSIGNAL SIGRTMIN+3' --change "LABEL onebox.image=$built" - "$built" >/dev/null
   log "built $built"
 fi

@@ -225,3 +225,53 @@ def test_filter_module_exports():
     assert D.rollback_plan is P.rollback_plan   # the planner's, not a copy
     assert filters["audit_line"] is D.audit_line
     assert F.FilterModule().filters()["artifact_sums"] is F.artifact_sums
+
+
+# --------------------------------------------------------------------------
+# removal_records (state: absent) and their audit line
+# --------------------------------------------------------------------------
+
+REMOVED = {
+    "wiki": {"changed": True, "stopped": ["wiki.socket", "wiki.service"],
+             "removed": ["/etc/systemd/system/wiki.socket", "/etc/onebox/wiki.env"], "account_deleted": True,
+             "purged": "/srv/onebox/wiki"},
+    "ghost": {"changed": False, "stopped": [], "removed": [], "account_deleted": False, "purged": None},
+    "docs": {"changed": True, "stopped": [], "removed": ["/etc/onebox/docs.env"], "account_deleted": False,
+             "purged": None},
+}
+
+
+def test_removal_records_one_per_site_removed():
+    records = D.removal_records(REMOVED, "alice@laptop", "run-7")
+    assert records == [
+        dict(action="remove", site="docs", by="alice@laptop", run_id="run-7", outcome="removed", stopped=[],
+             removed=["/etc/onebox/docs.env"], account_deleted=False, purged=None),
+        dict(action="remove", site="wiki", by="alice@laptop", run_id="run-7", outcome="removed",
+             stopped=["wiki.socket", "wiki.service"],
+             removed=["/etc/systemd/system/wiki.socket", "/etc/onebox/wiki.env"], account_deleted=True,
+             purged="/srv/onebox/wiki"),
+    ]
+
+
+@pytest.mark.parametrize("removed", [None, {}, {"ghost": REMOVED["ghost"]}])
+def test_removal_records_of_nothing_removed_are_empty(removed):
+    assert D.removal_records(removed) == []
+
+
+def test_removal_records_defaults():
+    (record,) = D.removal_records({"docs": {"changed": True}})
+    assert record["by"] == "unknown" and record["run_id"] is None
+    assert record["stopped"] == [] and record["removed"] == [] and record["account_deleted"] is False
+
+
+def test_audit_line_remove_record():
+    wiki, docs = [dict(r, time="2026-11-25T18:00:00Z") for r in
+                  reversed(D.removal_records(REMOVED, "alice@laptop", "run-7"))]
+    assert D.audit_line(wiki) == ("2026-11-25T18:00:00Z remove wiki: removed (stopped wiki.socket, wiki.service; "
+                                  "account deleted; purged /srv/onebox/wiki), by alice@laptop (run run-7)")
+    assert D.audit_line(docs) == ("2026-11-25T18:00:00Z remove docs: removed (stopped nothing; account kept), "
+                                  "by alice@laptop (run run-7)")
+
+
+def test_filter_module_exports_removal_records():
+    assert D.FilterModule().filters()["removal_records"] is D.removal_records

@@ -15,6 +15,9 @@ def test_filter_module_exports():
         "traefik_dynamic": T.traefik_dynamic,
         "traefik_unit_directives": T.traefik_unit_directives,
         "traefik_routers_match": T.routers_match,
+        "traefik_servers_match": T.servers_match,
+        "traefik_backends": T.backends,
+        "traefik_readiness_services": T.readiness_services,
     }
 
 

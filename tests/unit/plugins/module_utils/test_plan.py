@@ -471,3 +471,98 @@ def test_rollback_plan_sites_carry_the_target_version():
     plan = P.rollback_plan([BLOG, WIKI], PREFLIGHT, None)
     assert [(s["name"], s["version"]) for s in plan["sites"]] == [("blog", "1.4.0"), ("wiki", "2.8.0")]
     assert BLOG["version"] == "1.4.2"      # the input is left alone
+
+
+# --------------------------------------------------------------------------
+# plan_sites: state: absent
+# --------------------------------------------------------------------------
+
+def test_plan_sites_separates_the_sites_to_remove():
+    result = plan_of([raw_site(), {"name": "wiki", "state": "absent", "purge": True}, raw_site("shop", 8002)])
+    assert result["errors"] == []
+    assert result["names"] == ["blog", "shop"] and result["selected"] == ["blog", "shop"]
+    assert [s["name"] for s in result["sites"]] == ["blog", "shop"]
+    assert result["absent"] == [dict(name="wiki", state="absent", purge=True, user="wiki", group="wiki",
+                                     site_dir="/srv/onebox/wiki")]
+
+
+def test_plan_sites_removes_an_absent_site_only_when_selected():
+    sites = [raw_site(), {"name": "wiki", "state": "absent", "user": "wiki-app"}]
+    only_wiki = plan_of(sites, select="wiki")
+    assert only_wiki["errors"] == [] and only_wiki["selected"] == []
+    assert [a["name"] for a in only_wiki["absent"]] == ["wiki"] and only_wiki["absent"][0]["user"] == "wiki-app"
+    only_blog = plan_of(sites, select="blog")
+    assert only_blog["errors"] == [] and only_blog["selected"] == ["blog"] and only_blog["absent"] == []
+
+
+def test_plan_sites_never_touches_a_site_missing_from_the_list():
+    # wiki was deployed before and is simply no longer listed: nothing removes it
+    result = plan_of([raw_site()])
+    assert result["errors"] == [] and result["absent"] == [] and result["names"] == ["blog"]
+    assert P.plan_sites([], role_settings(artifact_base=REPO_ROOT))["absent"] == []
+
+
+def test_plan_sites_selection_knows_the_names_of_absent_entries():
+    errors = plan_of([raw_site(), {"name": "wiki", "state": "absent"}], select="nope")["errors"]
+    assert errors == ["onebox_deploy_sites names unknown sites: nope (known: blog, wiki)"]
+
+
+def test_plan_sites_an_absent_entry_needs_only_a_name_and_reads_no_artifact():
+    with mock.patch.object(P, "sha256_of", wraps=P.sha256_of) as sha:
+        result = plan_of([raw_site(), {"name": "wiki", "state": "absent", "artifact": "files/missing"}])
+    assert result["errors"] == [] and sha.call_count == 1
+    assert "wiki" not in [s["name"] for s in result["sites"]]
+
+
+def test_plan_sites_with_errors_removes_nothing():
+    result = plan_of([raw_site(listen="nowhere"), {"name": "wiki", "state": "absent"}])
+    assert result["errors"] and result["absent"] == [] and result["sites"] == []
+    result = plan_of([raw_site(purge=True)])
+    assert result["errors"] == ["site 'blog' (onebox_sites[0]): field 'purge' only goes with state: absent"]
+    assert result["absent"] == []
+
+
+# --------------------------------------------------------------------------
+# plan_sites: check_artifacts=False (a rollback)
+# --------------------------------------------------------------------------
+
+def _never(*args, **kwargs):
+    raise AssertionError("an artifact was read: %r" % (args,))
+
+
+@pytest.mark.parametrize("check_artifacts", [False, "false", "False"])
+def test_plan_sites_without_artifact_checks_reads_and_hashes_no_artifact(tmp_path, check_artifacts):
+    with tarfile.open(str(tmp_path / "shop.tar.gz"), "w:gz") as tar:
+        tar.add(os.path.join(REPO_ROOT, APP), arcname="shop")
+    sites = [raw_site(),                                                          # a directory that exists
+             raw_site("shop", 8002, artifact=str(tmp_path / "shop.tar.gz"), command="bin/onebox-app",
+                      checksum="sha256:" + "0" * 64),                                # a tarball, wrong checksum
+             raw_site("wiki", 8003, artifact="files/gone.tar.gz"),                   # no longer on the controller
+             raw_site("tool", 8004, artifact="files/gone")]
+    with mock.patch.object(P, "sha256_of", _never), mock.patch.object(P, "inspect_tarball", _never), \
+            mock.patch.object(S, "artifact_sha256", _never), mock.patch.object(S, "inspect_tarball", _never), \
+            mock.patch.object(S, "directory_problem", _never):
+        result = plan_of(sites, check_artifacts=check_artifacts)
+    assert result["errors"] == []
+    assert result["selected"] == ["blog", "shop", "wiki", "tool"]
+    for site in result["sites"]:
+        assert "sha256" not in site and "artifact_strip" not in site, site["name"]
+    assert [s["artifact_kind"] for s in result["sites"]] == ["dir", "tarball", "tarball", "file"]
+
+
+def test_plan_sites_with_artifact_checks_refuses_a_missing_artifact():
+    errors = plan_of([raw_site("wiki", 8003, artifact="files/gone.tar.gz")])["errors"]
+    assert len(errors) == 1 and "field 'artifact'" in errors[0] and "does not exist on the controller" in errors[0]
+
+
+# --------------------------------------------------------------------------
+# roll_plan: stop_units
+# --------------------------------------------------------------------------
+
+def test_roll_plan_stops_only_stale_units_that_run():
+    host = {"blog": serving("1.4.1", stale_units=["blog@19001.service", "blog@19002.service"],
+                            active_units=["blog.service", "blog@19002.service"])}
+    (unit,) = P.roll_plan([BLOG], host)["units"]
+    assert unit["stop_units"] == ["blog@19002.service"]           # not the running current unit, not 19001
+    host = {"blog": serving("1.4.1", stale_units=["blog@19001.service"])}          # active_units unknown
+    assert P.roll_plan([BLOG], host)["units"][0]["stop_units"] == []

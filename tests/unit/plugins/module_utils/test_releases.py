@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 """The release directories of a site (plugins/module_utils/releases.py):
-listing, current and previous release, the prune plan."""
+listing, current and previous release, the prune plan, and what ``stage``
+records of ``current`` for the diff of stage_releases."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -160,3 +161,47 @@ def test_prune_plan_never_deletes_current_or_previous():
                 assert SEVEN[index - 1]["version"] not in plan
             kept = [r["version"] for r in SEVEN if r["version"] not in plan]
             assert set(v["version"] for v in SEVEN[-keep:]) <= set(kept)
+
+
+# --------------------------------------------------------------------------
+# stage: current_target, what current pointed at before (for the diff)
+# --------------------------------------------------------------------------
+
+def staged(site_dir, version, point=True, stage=False):
+    return dict(name="blog", version=version, site_dir=str(site_dir), stage=stage, point_current=point, meta={})
+
+
+def test_stage_records_where_current_pointed_before(tmp_path):
+    site_dir = tmp_path / "blog"
+    make_release(site_dir, "1.0")
+    make_release(site_dir, "1.1")
+    point_current(site_dir, "1.0")
+    moved, kept = staged(site_dir, "1.1"), staged(site_dir, "1.1", point=False)
+    out = R.stage([moved], None, "run-1", check_mode=True)
+    assert moved["current_target"] == str(site_dir / "releases" / "1.0")
+    assert out["blog"]["current"] == str(site_dir / "releases" / "1.1")
+    # recorded whether or not current moves; the link itself as it is (a relative one stays relative)
+    point_current(site_dir, "1.0", relative=True)
+    R.stage([kept], None, "run-1", check_mode=True)
+    assert kept["current_target"] == "releases/1.0"
+    assert os.readlink(str(site_dir / "current")) == "releases/1.0"
+
+
+def test_stage_records_no_current_target_on_a_new_site(tmp_path):
+    rel_entry = staged(tmp_path / "blog", "1.0")
+    out = R.stage([rel_entry], None, "run-1", check_mode=True)
+    assert "current_target" in rel_entry and rel_entry["current_target"] is None
+    assert out["blog"]["current"] == str(tmp_path / "blog" / "releases" / "1.0")
+
+
+def test_stage_points_current_at_an_unpacked_release(tmp_path):
+    site_dir = tmp_path / "blog"
+    make_release(site_dir, "1.0")
+    make_release(site_dir, "1.1")
+    point_current(site_dir, "1.0")
+    rel_entry = staged(site_dir, "1.1")
+    out = R.stage([rel_entry], None, "run-1")
+    assert out["blog"] == dict(changed=True, staged=False, replaced=False, current=str(site_dir / "releases" / "1.1"),
+                               dropped_bits=[])
+    assert rel_entry["current_target"] == str(site_dir / "releases" / "1.0")
+    assert os.readlink(str(site_dir / "current")) == str(site_dir / "releases" / "1.1")

@@ -349,3 +349,78 @@ def test_checksum_of_missing_artifact_reports_only_artifact(tree_base):
     errs = S.validate_sites([tree_site(artifact="one/missing", checksum="sha256:" + "0" * 64)], tree_base)
     assert checksum_errors(errs) == []
     assert any("field 'artifact'" in e and "does not exist" in e for e in errs)
+
+
+# --------------------------------------------------------------------------
+# state: absent
+# --------------------------------------------------------------------------
+
+def test_site_states():
+    assert S.STATES == ("present", "absent")
+    assert {"state", "purge"} <= S.SITE_FIELDS
+
+
+@pytest.mark.parametrize("entry", [
+    {"name": "wiki", "state": "absent"},
+    {"name": "wiki", "state": "absent", "purge": True},
+    {"name": "wiki", "state": "absent", "purge": False, "user": "wiki-app", "group": "www-data"},
+])
+def test_an_absent_entry_needs_only_a_name(base, entry):
+    assert errors([entry], base) == []
+
+
+def test_an_absent_entry_skips_the_other_checks(base):
+    # what a present site must have (a version, a listen, an artifact on the controller) is not needed to remove it
+    entry = site(name="wiki", state="absent", version="not a version!", listen="nowhere", artifact="files/missing")
+    assert errors([entry], base) == []
+
+
+def test_an_absent_entry_frees_its_port_for_another_site(base):
+    # a new site may take over the port of one removed in the same run
+    assert errors([site(name="wiki", state="absent"), site()], base) == []
+    assert errors([site(name="wiki"), site()], base) != []
+
+
+def test_a_present_site_is_checked_as_before(base):
+    assert errors([site(state="present")], base) == []
+    assert any("field 'listen'" in e for e in errors([site(state="present", listen="nowhere")], base))
+
+
+@pytest.mark.parametrize("entry,field,message", [
+    ({"name": "wiki", "state": "absent", "purge": "yes"}, "purge", "must be true or false, got 'yes'"),
+    ({"name": "wiki", "state": "absent", "user": "Wiki App"}, "user", "must be a valid user/group name"),
+    ({"name": "wiki", "state": "absent", "group": 7}, "group", "must be a valid user/group name, got 7"),
+    ({"name": "Wiki", "state": "absent"}, "name", "must match"),
+    ({"name": "wiki", "state": "absent", "prune": True}, "prune", "is not a known site field"),
+])
+def test_an_absent_entry_checks_its_own_fields(base, entry, field, message):
+    errs = errors([entry], base)
+    assert len(errs) == 1, errs
+    assert "field '%s'" % field in errs[0] and message in errs[0]
+
+
+def test_an_unknown_state_is_an_error(base):
+    errs = errors([site(state="gone")], base)
+    assert errs == ["site 'blog' (onebox_sites[0]): field 'state' must be one of present, absent, got 'gone'"]
+
+
+@pytest.mark.parametrize("state", [None, "present"])
+def test_purge_only_goes_with_state_absent(base, state):
+    entry = site(purge=True)
+    if state:
+        entry["state"] = state
+    assert errors([entry], base) == ["site 'blog' (onebox_sites[0]): field 'purge' only goes with state: absent"]
+
+
+def test_an_absent_entry_may_not_reuse_the_name_of_another_site(base):
+    errs = errors([site(), {"name": "blog", "state": "absent"}], base)
+    assert len(errs) == 1 and "field 'name'" in errs[0] and "already used by onebox_sites[0]" in errs[0]
+
+
+def test_normalize_absent():
+    defaults = role_settings(root="/srv/apps")
+    assert S.normalize_absent({"name": "wiki", "state": "absent"}, defaults) == dict(
+        name="wiki", state="absent", purge=False, user="wiki", group="wiki", site_dir="/srv/apps/wiki")
+    assert S.normalize_absent({"name": "wiki", "state": "absent", "purge": True, "user": "app"}, defaults) == dict(
+        name="wiki", state="absent", purge=True, user="app", group="app", site_dir="/srv/apps/wiki")
+    assert S.normalize_absent({"name": "wiki", "user": "app", "group": "www"}, defaults)["group"] == "www"

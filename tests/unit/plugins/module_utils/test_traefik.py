@@ -250,3 +250,92 @@ def test_option_errors_accept(options, tmp_path):
     binary = tmp_path / "traefik"
     binary.write_bytes(b"\x7fELF")
     assert T.option_errors({"install": True, "binary_src": str(binary)}) == []
+
+
+# --------------------------------------------------------------------------
+# the version of the installed Traefik
+# --------------------------------------------------------------------------
+
+VERSION_OUTPUT = ("Version:      {}\nCodename:     cheddar\nGo version:   go1.24.4\nBuilt:        2025-06-26T13:20:51Z\n"
+                  "OS/Arch:      linux/amd64\n")
+
+
+@pytest.mark.parametrize("options,version", [
+    ({"version": "", "version_output": VERSION_OUTPUT.format("3.7.15")}, "3.7.15"),
+    ({"version": "", "version_output": VERSION_OUTPUT.format("v3.6.2")}, "v3.6.2"),
+    ({"version": "", "version_output": VERSION_OUTPUT.format("3.10.1")}, "3.10.1"),
+    ({"version": "", "version_output": ""}, "3.7"),
+    ({"version": "", "version_output": "traefik: command not found"}, "3.7"),
+    ({"version": "", "version_output": None}, "3.7"),
+    ({"version": "3.6", "version_output": VERSION_OUTPUT.format("3.7.15")}, "3.6"),   # set: the output is not read
+    ({}, "3.7"),
+])
+def test_the_version_is_read_from_traefik_version_when_not_set(options, version):
+    assert T._options(options)["version"] == version
+
+
+@pytest.mark.parametrize("output,statuses", [
+    (VERSION_OUTPUT.format("3.7.15"), True),
+    (VERSION_OUTPUT.format("v3.6.2"), False),
+    ("", True),
+])
+def test_the_retry_middleware_follows_the_detected_version(output, statuses):
+    doc = T.traefik_dynamic(normalize([site("blog", 8001, domain="blog.x.org")]),
+                            {"version": "", "version_output": output})
+    retry = doc["http"]["middlewares"]["onebox-retry"]["retry"]
+    assert ("status" in retry) is statuses
+    if statuses:
+        assert retry["status"] == ["502", "503"] and retry["retryNonIdempotentMethod"] is False
+
+
+def test_an_empty_version_is_no_option_error():
+    assert T.option_errors({"version": "", "version_output": ""}) == []
+    assert T.option_errors({"version": "", "version_output": VERSION_OUTPUT.format("3.7.15")}) == []
+
+
+# --------------------------------------------------------------------------
+# option_errors: entry points, router entry points, unit directives, lists
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("options,message", [
+    ({"entrypoints": {}},
+     "onebox_traefik_entrypoints must be a non-empty mapping of entry point name to settings"),
+    ({"entrypoints": [":80"]},
+     "onebox_traefik_entrypoints must be a non-empty mapping of entry point name to settings"),
+    ({"entrypoints": {"web": {"address": ":80"}, "bad name": {"address": ":81"}}},
+     "onebox_traefik_entrypoints: invalid entry point name 'bad name'"),
+    ({"entrypoints": {"web": {"address": ":80"}, "alt": {}}},
+     "onebox_traefik_entrypoints: entry point alt needs an 'address'"),
+    ({"entrypoints": {"web": ":80"}},
+     "onebox_traefik_entrypoints: entry point web needs an 'address'"),
+    ({"entrypoints": {"web": {"address": ":http"}}},
+     "onebox_traefik_entrypoints: the address of entry point web must end in :PORT (optionally /tcp or /udp), "
+     "got ':http'"),
+    ({"router_entrypoints": []}, "onebox_traefik_router_entrypoints must name at least one entry point"),
+    ({"router_entrypoints": "web"}, "onebox_traefik_router_entrypoints must be a list"),
+    ({"middlewares": "secure-headers@file"}, "onebox_traefik_middlewares must be a list"),
+    ({"retry_status": "502"}, "onebox_traefik_retry_status must be a list"),
+    ({"service_directives": ["LimitNOFILE=1"]}, "onebox_traefik_service_directives must be a mapping"),
+    ({"service_directives": {"LimitNOFILE": {"soft": 1}}},
+     "onebox_traefik_service_directives: LimitNOFILE must be a string, a number, a boolean or a list of those"),
+    ({"service_directives": {"Environment": ["A=1", "B=2\nExecStartPre=/bin/sh"]}},
+     "onebox_traefik_service_directives: Environment must not contain a newline"),
+    ({"service_directives": {"limitNOFILE": 1}}, "onebox_traefik_service_directives: invalid directive name"),
+    ({"cert_resolver": "lets encrypt"}, "onebox_traefik_cert_resolver: invalid resolver name 'lets encrypt'"),
+    ({"site_options": ["blog"]}, "onebox_traefik_site_options must be a mapping of site name to options"),
+    ({"retry_initial_interval": "0.1"}, "onebox_traefik_retry_initial_interval must be a duration"),
+])
+def test_option_errors_name_the_variable(options, message):
+    msgs = T.option_errors(options)
+    assert any(m.startswith(message) for m in msgs), msgs
+
+
+@pytest.mark.parametrize("options", [
+    {"entrypoints": {"web": {"address": "0.0.0.0:80"}, "websecure": {"address": "[::]:443/tcp"},
+                     "dns": {"address": ":53/udp"}}},
+    {"service_directives": {"LimitNOFILE": 65536, "Environment": ["A=1", "B=2"], "ProcSubset": "",
+                            "MemoryDenyWriteExecute": True, "Nice": None}},
+    {"cert_resolver": "le", "router_entrypoints": ["web"]},
+])
+def test_option_errors_accept_valid_options(options):
+    assert T.option_errors(options) == []

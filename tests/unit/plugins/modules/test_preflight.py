@@ -1,7 +1,9 @@
 # -*- coding: utf-8 -*-
 """Unit tests for onebox.deploy.preflight (plugins/modules/preflight.py over
-plugins/module_utils/host.py): the same-version-different-content check and
-the site accounts (never taken over)."""
+plugins/module_utils/host.py and plugins/module_utils/verify.py): the
+same-version-different-content check, the site accounts (never taken over),
+the units verified with ``systemd-analyze verify`` before anything changes
+(faked, tests/unit/fake_host.py) and the ports of sites removed in the run."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -12,10 +14,18 @@ import os
 import pwd
 import shutil
 import subprocess
+import types
+from unittest import mock
 
 import pytest
 
+from ansible_collections.onebox.deploy.plugins.module_utils import host as H
+from ansible_collections.onebox.deploy.plugins.module_utils import plan as P
+from ansible_collections.onebox.deploy.plugins.module_utils import sites as S
+from ansible_collections.onebox.deploy.plugins.module_utils.systemd import Systemctl
 from ansible_collections.onebox.deploy.plugins.modules import preflight
+from conftest import role_settings
+from fake_host import FakeHost, fake_accounts
 from module_runner import invoke
 
 INSTALLED = "a" * 64
@@ -174,3 +184,275 @@ def test_an_account_of_an_earlier_version_is_ours_by_its_home(tmp_path):
         assert res["sites"]["blog"]["user_ours"] is True
         failed, res = run_accounts(tmp_path, TEST_ACCOUNT, TEST_ACCOUNT, tmp_path / "srv" / "other")
         assert failed and "site blog: field 'user'" in res["errors"][0]
+
+
+# --------------------------------------------------------------------------
+# units verified as systemd loads them, before anything changes
+# --------------------------------------------------------------------------
+
+UNIT_MARKER = "Managed by onebox.deploy"
+#: What ``systemd-analyze verify`` prints for a misspelt directive, per systemd version.
+IGNORED_KEY = {
+    "systemd-252": "{path}:9: Unknown key 'ProtectSytem' in section [Service], ignoring.",
+    "systemd-257": "{path}:9: Unknown key name 'ProtectSytem' in section 'Service', ignoring.",
+}
+
+
+@pytest.fixture
+def host():
+    with fake_accounts(FakeHost()) as fake:
+        yield fake
+
+
+def normal_site(tmp_path, name="blog", port=8001, version="1.0", strategy="restart"):
+    """A site as site_plan normalises it, under ``<tmp>/srv``."""
+    raw = {"name": name, "listen": "127.0.0.1:%d" % port, "health_listen": "127.0.0.1:%d" % (port + 18000),
+           "version": version, "artifact": "/opt/artifacts/%s/" % name, "command": "bin/app", "strategy": strategy}
+    return S.normalize_site(raw, role_settings(root=str(tmp_path / "srv")), "/opt/artifacts")
+
+
+def rendered(site, service_extra="", socket_extra=""):
+    """A site's units as the preflight action plugin renders them (``units``)."""
+    socket = "# %s: public socket of site %s.\n[Socket]\nListenStream=%s\nService=%s\n%s" % (
+        UNIT_MARKER, site["name"], site["listen"], site["trigger_unit"], socket_extra)
+    service = "# %s: site %s.\n[Service]\nWorkingDirectory=%s/current\nExecStart=%s\nProtectSystem=strict\n%s" % (
+        UNIT_MARKER, site["name"], site["site_dir"], site["exec_start"], service_extra)
+    return dict(name=site["name"], socket=socket, service=service)
+
+
+def install_units(tmp_path, site, unit):
+    """The site's units as a run before this one installed them."""
+    unit_dir = tmp_path / "units"
+    unit_dir.mkdir(exist_ok=True)
+    (unit_dir / ("%s.socket" % site["name"])).write_text(unit["socket"])
+    (unit_dir / site["service_file"]).write_text(unit["service"])
+
+
+def unpacked(site):
+    """The site's release as stage_releases unpacks it."""
+    release = os.path.join(site["site_dir"], "releases", site["version"])
+    os.makedirs(os.path.join(release, "bin"))
+    return release
+
+
+def run_checks(host, tmp_path, sites, units=(), listening=(), **kw):
+    (tmp_path / "units").mkdir(exist_ok=True)
+    args = dict(sites=sites, units=list(units), unit_dir=str(tmp_path / "units"), root=str(tmp_path / "srv"))
+    args.update(kw)
+    with mock.patch.object(H, "listening_ports", lambda: set(listening)):
+        return invoke(preflight.main, args, patches={
+            "run_command": host.run_command,
+            "get_bin_path": lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name})[:2]
+
+
+def tree(path):
+    """Every path under *path*, relative, sorted."""
+    out = []
+    for top, names, files in os.walk(str(path)):
+        for entry in names + files:
+            out.append(os.path.relpath(os.path.join(top, entry), str(path)))
+    return sorted(out)
+
+
+def test_units_are_verified_as_systemd_loads_them_inside_the_new_release(host, tmp_path):
+    site = normal_site(tmp_path)
+    release = unpacked(site)
+    os.makedirs(os.path.join(site["site_dir"], "units"))      # installed before
+    unit = rendered(site)
+    failed, res = run_checks(host, tmp_path, [site], [unit])
+    assert not failed, res.get("msg")
+    assert res["sites"]["blog"]["units_verified"] == "ok"
+    (checked,) = host.verified
+    assert sorted(checked) == ["blog.service", "blog.socket"]
+    assert "ExecStart=%s/bin/app\n" % release in checked["blog.service"]
+    assert "/current/" not in checked["blog.service"]
+    assert checked["blog.socket"] == unit["socket"]
+    # the verification copies are gone; nothing was written on the host
+    (paths,) = host.verify_paths
+    assert [os.path.basename(p) for p in paths] == ["blog.socket", "blog.service"]
+    assert not any(os.path.exists(p) or p.startswith(str(tmp_path)) for p in paths)
+    assert tree(site["site_dir"]) == ["releases", "releases/1.0", "releases/1.0/bin", "units"]
+    assert os.listdir(str(tmp_path / "units")) == [] and host.mutations == []
+
+
+def test_a_release_not_yet_on_the_host_is_verified_with_bin_true(host, tmp_path):
+    site = normal_site(tmp_path)
+    failed, res = run_checks(host, tmp_path, [site], [rendered(site)])
+    assert not failed, res.get("msg")
+    assert res["sites"]["blog"]["units_verified"] == "ok"
+    (checked,) = host.verified
+    assert "ExecStart=/bin/true\n" in checked["blog.service"]
+    assert site["exec_start"] not in checked["blog.service"]
+    assert not os.path.exists(site["site_dir"])
+
+
+def test_first_install_with_the_release_unpacked_is_verified(host, tmp_path):
+    # What stage_releases leaves on a new host: the release, no units/ directory yet.
+    site = normal_site(tmp_path)
+    os.makedirs(os.path.join(site["site_dir"], "releases", "1.0"))
+    failed, res = run_checks(host, tmp_path, [site], [rendered(site)])
+    assert not failed, res.get("msg")
+    assert res["sites"]["blog"]["units_verified"] == "ok" and len(host.verified) == 1
+    assert "ExecStart=%s/releases/1.0/bin/app\n" % site["site_dir"] in host.verified[0]["blog.service"]
+    assert tree(site["site_dir"]) == ["releases", "releases/1.0"]
+
+
+@pytest.mark.parametrize("systemd", sorted(IGNORED_KEY))
+def test_a_setting_systemd_would_ignore_fails_naming_the_site_and_the_directive(host, tmp_path, systemd):
+    site = normal_site(tmp_path)
+    unpacked(site)
+    # systemd-analyze verify only warns (rc 0) about a setting it ignores
+    host.verify_result = lambda paths: (0, "", IGNORED_KEY[systemd].format(path=paths[1]) + "\n")
+    failed, res = run_checks(host, tmp_path, [site], [rendered(site, service_extra="ProtectSytem=full\n")])
+    assert failed
+    line = IGNORED_KEY[systemd].format(path="blog.service")     # the temporary directory left out
+    error = "site blog: field 'service_directives': systemd would ignore ProtectSytem: %s" % line
+    assert res["errors"] == [error]
+    assert res["msg"] == "preflight found 1 problem(s): %s" % error
+    assert "onebox-verify-" not in res["msg"]
+    assert "ProtectSytem=full\n" in host.verified[0]["blog.service"]
+    # found before anything on the host changed
+    assert os.listdir(str(tmp_path / "units")) == [] and host.mutations == []
+
+
+def test_a_failed_verification_of_one_site_fails_naming_that_site_before_anything_changes(host, tmp_path):
+    blog, shop = normal_site(tmp_path), normal_site(tmp_path, "shop", 8002)
+    unpacked(blog)
+    unpacked(shop)
+    complaint = "shop.service: Command %s/releases/1.0/bin/app is not executable: No such file or directory" % (
+        shop["site_dir"])
+
+    def verify(paths):
+        if os.path.basename(paths[0]) == "shop.socket":
+            return 1, "", complaint + "\n"
+        return 0, "", ""
+    host.verify_result = verify
+    failed, res = run_checks(host, tmp_path, [blog, shop], [rendered(blog), rendered(shop)])
+    assert failed
+    assert res["errors"] == ["site shop: field 'command': systemd-analyze verify failed (rc=1): %s" % complaint]
+    assert res["sites"]["blog"]["units_verified"] == "ok" and len(host.verified) == 2
+    assert os.listdir(str(tmp_path / "units")) == [] and host.mutations == []
+
+
+@pytest.mark.parametrize("changed", [None, "socket", "service"])
+def test_only_units_that_would_change_are_verified(host, tmp_path, changed):
+    site = normal_site(tmp_path)
+    unpacked(site)
+    unit = rendered(site)
+    installed = dict(unit)
+    if changed:
+        installed[changed] += "# the release before\n"
+    install_units(tmp_path, site, installed)
+    failed, res = run_checks(host, tmp_path, [site], [unit])
+    assert not failed, res.get("msg")
+    if changed is None:
+        assert res["sites"]["blog"]["units_verified"] is None
+        assert host.commands("systemd-analyze") == []
+    else:
+        assert res["sites"]["blog"]["units_verified"] == "ok"
+        assert len(host.commands("systemd-analyze")) == 1
+
+
+def test_the_instance_name_of_a_template_unit_is_verified(host, tmp_path):
+    site = normal_site(tmp_path, strategy="overlap")
+    assert site["trigger_unit"] == "blog@26001.service" and site["service_file"] == "blog@.service"
+    unit = rendered(site)
+    failed, res = run_checks(host, tmp_path, [site], [unit])
+    assert not failed, res.get("msg")
+    assert res["sites"]["blog"]["units_verified"] == "ok"
+    assert sorted(host.verified[0]) == ["blog.socket", "blog@26001.service"]
+    # installed as the template file: unchanged, so not verified again
+    install_units(tmp_path, site, unit)
+    assert os.path.isfile(str(tmp_path / "units" / "blog@.service"))
+    failed, res = run_checks(host, tmp_path, [site], [unit])
+    assert not failed, res.get("msg")
+    assert res["sites"]["blog"]["units_verified"] is None and len(host.verified) == 1
+
+
+def test_nothing_is_verified_when_asked_not_to(host, tmp_path):
+    site = normal_site(tmp_path)
+    host.verify_result = (1, "", "blog.service:9: Unknown key 'ProtectSytem' in section [Service], ignoring.\n")
+    failed, res = run_checks(host, tmp_path, [site], [rendered(site)], verify_units=False)
+    assert not failed, res.get("msg")
+    assert host.commands("systemd-analyze") == [] and "units_verified" not in res["sites"]["blog"]
+
+
+def test_units_are_not_verified_when_another_check_failed(host, tmp_path):
+    site = normal_site(tmp_path)
+    (tmp_path / "units").mkdir()
+    (tmp_path / "units" / "blog.service").write_text("[Service]\nExecStart=/usr/bin/blog\n")    # not ours
+    failed, res = run_checks(host, tmp_path, [site], [rendered(site)])
+    assert failed
+    assert [e.split("'")[1] for e in res["errors"]] == ["name"]
+    assert "was not written by onebox.deploy" in res["errors"][0]
+    assert host.commands("systemd-analyze") == []
+
+
+def test_units_of_a_site_not_checked_are_ignored(host, tmp_path):
+    site = normal_site(tmp_path)
+    ghost = rendered(normal_site(tmp_path, "ghost", 8009))
+    failed, res = run_checks(host, tmp_path, [site], [ghost])
+    assert not failed, res.get("msg")
+    assert host.commands("systemd-analyze") == [] and "ghost" not in res["sites"]
+    assert "units_verified" not in res["sites"]["blog"]
+
+
+# --------------------------------------------------------------------------
+# stale units: the roll stops only those that run
+# --------------------------------------------------------------------------
+
+def test_a_stale_unit_that_is_only_enabled_is_not_stopped_by_the_roll(host, tmp_path):
+    # blog switched from overlap to restart: its two instances are stale, one runs, one is only enabled.
+    site = normal_site(tmp_path)
+    install_units(tmp_path, site, rendered(site))
+    host.units["blog.socket"] = dict(LoadState="loaded", ActiveState="active", UnitFileState="enabled")
+    host.units["blog@26001.service"] = dict(LoadState="loaded", ActiveState="active", UnitFileState="enabled")
+    host.units["blog@26002.service"] = dict(LoadState="loaded", ActiveState="inactive", UnitFileState="enabled")
+    failed, res = run_checks(host, tmp_path, [site], check_ports=False)
+    assert not failed, res.get("msg")
+    state = res["sites"]["blog"]
+    assert state["stale_units"] == ["blog@26001.service", "blog@26002.service"]
+    assert state["active_units"] == ["blog@26001.service"]
+    (unit,) = P.roll_plan([site], res["sites"])["units"]
+    assert unit["stop_units"] == ["blog@26001.service"]
+
+
+# --------------------------------------------------------------------------
+# releasing: the ports of sites removed in this run
+# --------------------------------------------------------------------------
+
+def test_a_port_held_by_the_socket_of_a_site_being_removed_counts_as_free(host, tmp_path):
+    site = normal_site(tmp_path)                          # listen 127.0.0.1:8001
+    host.units["wiki.socket"] = dict(LoadState="loaded", ActiveState="active", Listen="127.0.0.1:8001 (Stream)")
+    host.units["shop.socket"] = dict(LoadState="loaded", ActiveState="active", Listen="127.0.0.1:8002 (Stream)")
+    failed, res = run_checks(host, tmp_path, [site], listening=[8001, 8002])
+    assert failed
+    assert res["errors"] == ["site blog: field 'listen': port 8001 is already in use on the host by something "
+                             "other than blog.socket"]
+    failed, res = run_checks(host, tmp_path, [site], listening=[8001, 8002], releasing=["shop"])
+    assert failed and "port 8001 is already in use" in res["errors"][0]
+    failed, res = run_checks(host, tmp_path, [site], listening=[8001, 8002], releasing=["wiki"])
+    assert not failed, res.get("msg")
+
+
+def test_released_ports_are_read_from_the_sockets_of_the_removed_sites(host):
+    module = types.SimpleNamespace(run_command=host.run_command,
+                                   get_bin_path=lambda name, required=False: "/usr/bin/" + name)
+    state = H.HostState(Systemctl(module), "/nonexistent", "/nonexistent", UNIT_MARKER)
+    host.units["wiki.socket"] = dict(LoadState="loaded", Listen="127.0.0.1:8001 (Stream)")
+    host.units["shop.socket"] = dict(LoadState="loaded", Listen="[::]:8443 (Stream)")
+    assert state.released_ports(["wiki", "shop", "gone"]) == {8001, 8443}
+    show = host.commands("systemctl")[0]
+    assert show[show.index("--") + 1:] == ["wiki.socket", "shop.socket", "gone.socket"] and "Listen" in show
+    host.calls = []
+    assert state.released_ports([]) == set() and host.calls == []
+
+
+def test_released_ports_include_the_health_port_of_a_removed_site(host, tmp_path):
+    """The health port a removed site's environment file names is free for the others too."""
+    module = types.SimpleNamespace(run_command=host.run_command,
+                                   get_bin_path=lambda name, required=False: "/usr/bin/" + name)
+    (tmp_path / "wiki.env").write_text("ONEBOX_SITE=wiki\nONEBOX_HEALTH_LISTEN=127.0.0.1:19003\n")
+    state = H.HostState(Systemctl(module), "/nonexistent", "/nonexistent", UNIT_MARKER, str(tmp_path))
+    host.units["wiki.socket"] = dict(LoadState="loaded", Listen="127.0.0.1:8003 (Stream)")
+    assert state.released_ports(["wiki"]) == {8003, 19003}

@@ -1226,3 +1226,46 @@ def test_fresh_site_check_mode_changes_nothing(servers, fake, tmp_path):
     args['_ansible_check_mode'] = True
     failed, res, _took = run_module(args, fake)
     assert not failed and all(c[0] == 'show' for c in fake.calls) and unit_file.exists()
+
+
+# --------------------------------------------------------------------------
+# stop_units: units of a strategy the site left
+# --------------------------------------------------------------------------
+
+def test_only_a_running_stop_unit_is_stopped(servers, fake):
+    app = HealthApp()
+    app.route('/readyz', const(200))
+    srv = servers(app)
+    fake.unit('blog.service', ActiveState='active', SubState='running')
+    # Its unit file removed by site_files already: not loaded. Stopping it would fail.
+    fake.unit('blog@19001.service', LoadState='not-found', ActiveState='inactive')
+    fake.fail[('stop', 'blog@19001.service')] = (5, '', 'Failed to stop blog@19001.service: Unit not loaded.\n')
+    fake.unit('blog@19002.service', ActiveState='inactive', SubState='dead')       # loaded, not running
+    fake.fail[('stop', 'blog@19002.service')] = (1, '', 'should not be stopped\n')
+    fake.unit('blog@19003.service', ActiveState='active', SubState='running')       # still running
+
+    failed, res, _took = run_module(module_args([dict(
+        name='blog.service', readiness_url=srv.url('/readyz'),
+        stop_units=['blog@19001.service', 'blog@19002.service', 'blog@19003.service'])]), fake)
+
+    assert not failed, res['msg']
+    assert res['results'][0]['status'] == 'ready' and res['rolled'] == ['blog.service']
+    assert fake.mutations == [('stop', 'blog@19003.service'), ('restart', 'blog.service')]
+    # each one looked at before anything is stopped
+    shown = [c[-1] for c in fake.calls[:3]]
+    assert [c[0] for c in fake.calls[:3]] == ['show'] * 3
+    assert shown == ['blog@19001.service', 'blog@19002.service', 'blog@19003.service']
+    assert fake.units['blog@19003.service'].current()['ActiveState'] == 'inactive'
+
+
+@pytest.mark.parametrize('state', ['activating', 'deactivating', 'reloading'])
+def test_a_stop_unit_in_transition_is_stopped(servers, fake, state):
+    app = HealthApp()
+    app.route('/readyz', const(200))
+    srv = servers(app)
+    fake.unit('blog.service', ActiveState='active', SubState='running')
+    fake.unit('blog@19001.service', ActiveState=state)
+    failed, res, _took = run_module(module_args([dict(
+        name='blog.service', readiness_url=srv.url('/readyz'), stop_units=['blog@19001.service'])]), fake)
+    assert not failed, res['msg']
+    assert fake.mutations == [('stop', 'blog@19001.service'), ('restart', 'blog.service')]

@@ -2,11 +2,13 @@
 """onebox.deploy.site_files (plugins/modules/site_files.py over
 plugins/module_utils/sitefiles.py), run in-process with the files already
 rendered (``files``, what the action plugin sends), on real directories
-under tmp_path.
+under tmp_path; also the removal of a site (``absent``, ``state: absent``).
 
-``systemctl``, ``systemd-analyze``, ``useradd`` and ``groupadd`` are faked
+``systemctl``, ``useradd``, ``userdel``, ``groupadd`` and ``groupdel`` are faked
 through ``AnsibleModule.run_command``; the account database the module reads
-(``pwd``/``grp``) is a stand-in that the fake ``useradd``/``groupadd`` fill.
+(``pwd``/``grp``) is a stand-in that the fake tools fill (tests/unit/fake_host.py).
+The units are verified by ``onebox.deploy.preflight`` before this module runs
+(tests in test_preflight.py); site_files never runs ``systemd-analyze``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -14,14 +16,12 @@ from __future__ import absolute_import, division, print_function
 import json
 import os
 import stat
-import types
-from unittest import mock
 
 import pytest
 
 from ansible_collections.onebox.deploy.plugins.module_utils import host as H
-from ansible_collections.onebox.deploy.plugins.module_utils import sitefiles as SF
 from ansible_collections.onebox.deploy.plugins.modules import site_files
+from fake_host import FakeHost, fake_accounts
 from module_runner import ExitJson, invoke
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="site_files writes root-owned files")
@@ -34,105 +34,9 @@ SECRET = "hunter2-do-not-log"
 # fake host: systemd, systemd-analyze, the account tools and database
 # --------------------------------------------------------------------------
 
-class FakeHost(object):
-    def __init__(self):
-        self.calls = []
-        self.units = {}                  # unit -> {UnitFileState, ActiveState, LoadState}
-        self.verify_result = (0, "", "")
-        self.verified = []               # [{file name: content}] per systemd-analyze verify call
-        self.users = {}
-        self.groups = {}
-        self.next_id = 4242
-        self.fail = {}                   # program -> (rc, stdout, stderr)
-
-    # account database ------------------------------------------------------
-    def add_user(self, name, gid, home, gecos):
-        self.users[name] = types.SimpleNamespace(pw_name=name, pw_uid=self.next_id, pw_gid=gid, pw_dir=home,
-                                                 pw_gecos=gecos, pw_shell="/usr/sbin/nologin")
-        self.next_id += 1
-
-    def add_group(self, name):
-        self.groups[name] = types.SimpleNamespace(gr_name=name, gr_gid=self.next_id, gr_mem=[])
-        self.next_id += 1
-
-    def getpwnam(self, name):
-        try:
-            return self.users[name]
-        except KeyError:
-            raise KeyError("getpwnam(): name not found: %r" % name)
-
-    def getgrnam(self, name):
-        try:
-            return self.groups[name]
-        except KeyError:
-            raise KeyError("getgrnam(): name not found: %r" % name)
-
-    # run_command -------------------------------------------------------------
-    def run_command(self, args, **kwargs):
-        prog = os.path.basename(args[0])
-        argv = [str(a) for a in args[1:]]
-        self.calls.append([prog] + argv)
-        if prog in self.fail:
-            return self.fail[prog]
-        if prog == "systemctl":
-            return self.systemctl(argv)
-        if prog == "systemd-analyze":
-            contents = {}
-            for path in argv[1:]:
-                with open(path) as handle:
-                    contents[os.path.basename(path)] = handle.read()
-            self.verified.append(contents)
-            return self.verify_result
-        if prog == "groupadd":
-            self.add_group(argv[-1])
-            return 0, "", ""
-        if prog == "groupdel":
-            del self.groups[argv[-1]]
-            return 0, "", ""
-        if prog == "useradd":
-            opts = dict(zip(argv[:-1], argv[1:]))
-            self.add_user(argv[-1], self.groups[opts["--gid"]].gr_gid, opts["--home-dir"], opts["--comment"])
-            return 0, "", ""
-        raise AssertionError("unexpected command %r" % (args,))
-
-    def systemctl(self, argv):
-        verb = argv[0]
-        units = argv[argv.index("--") + 1:] if "--" in argv else []
-        if verb == "show":
-            props = [argv[i + 1] for i, a in enumerate(argv) if a == "-p"]
-            blocks = []
-            for unit in units:
-                state = dict(dict(Id=unit, LoadState="not-found", ActiveState="inactive", UnitFileState=""),
-                             **self.units.get(unit, {}))
-                blocks.append("".join("%s=%s\n" % (p, state.get(p, "")) for p in props))
-            return 0, "\n".join(blocks), ""
-        if verb == "enable":
-            for unit in units:
-                state = self.units.setdefault(unit, {})
-                state.update(LoadState="loaded", UnitFileState="enabled")
-                if "--now" in argv:
-                    state["ActiveState"] = "active"
-            return 0, "", ""
-        if verb in ("daemon-reload", "disable"):
-            return 0, "", ""
-        raise AssertionError("unexpected systemctl %r" % (argv,))
-
-    def commands(self, prog):
-        return [c for c in self.calls if c[0] == prog]
-
-    @property
-    def mutations(self):
-        return [c for c in self.calls if c[0] in ("useradd", "groupadd", "userdel", "groupdel")
-                or (c[0] == "systemctl" and c[1] != "show")]
-
-
 @pytest.fixture
 def host():
-    fake = FakeHost()
-    pwd_stub = types.SimpleNamespace(getpwnam=fake.getpwnam, getpwall=lambda: list(fake.users.values()))
-    grp_stub = types.SimpleNamespace(getgrnam=fake.getgrnam, getgrall=lambda: list(fake.groups.values()))
-    with mock.patch.object(H, "pwd", pwd_stub), mock.patch.object(H, "grp", grp_stub), \
-            mock.patch.object(SF, "pwd", pwd_stub), mock.patch.object(SF, "grp", grp_stub):
+    with fake_accounts(FakeHost()) as fake:
         yield fake
 
 
@@ -207,8 +111,8 @@ def test_first_install_creates_the_account_dirs_and_files(host, dirs):
                                  dict(path=str(env), backup=None)]
     assert blog["socket_changed"] is True and blog["socket_path"] == str(socket)
     assert blog["account_created"] is True
-    # no release unpacked yet: the units are not verified
-    assert blog["verified"].startswith("not verified") and host.verified == []
+    # the units were verified by preflight: site_files neither verifies nor reports a verification
+    assert "verified" not in blog and host.verified == [] and host.commands("systemd-analyze") == []
     assert read(socket) == entry["socket"] and read(service) == entry["service"] and read(env) == entry["env"]
     assert mode_owner(socket) == (0o644, 0, 0) and mode_owner(service) == (0o644, 0, 0)
     assert mode_owner(env) == (0o600, 0, 0)
@@ -246,7 +150,7 @@ def test_a_second_run_with_the_same_content_changes_nothing(host, dirs):
     assert res["changed"] is False
     blog = res["sites"]["blog"]
     assert blog["changed"] is False and blog["installed"] == [] and blog["socket_changed"] is False
-    assert blog["account_created"] is False and blog["verified"] is None
+    assert blog["account_created"] is False and "verified" not in blog and host.verified == []
     assert host.mutations == []
     assert before == dict((p, os.stat(os.path.join(str(dirs["unit_dir"]), p)).st_mtime_ns)
                           for p in os.listdir(str(dirs["unit_dir"])))
@@ -280,7 +184,7 @@ def test_only_the_env_file_changed_reloads_nothing(host, dirs):
     failed, res = run(host, dirs, [files_entry(dirs, env_extra="NEW=1\n")])
     assert not failed, res.get("msg")
     assert [e["path"] for e in res["sites"]["blog"]["installed"]] == [str(dirs["env_dir"] / "blog.env")]
-    assert res["sites"]["blog"]["verified"] is None        # no unit changed: nothing to verify
+    assert "verified" not in res["sites"]["blog"] and host.verified == []   # verification is preflight's
     assert host.mutations == []
 
 
@@ -337,64 +241,6 @@ def test_the_environment_is_never_in_the_result(host, dirs):
 
 
 # --------------------------------------------------------------------------
-# verification
-# --------------------------------------------------------------------------
-
-def unpacked(dirs, name="blog", version="1.0"):
-    """A site whose release is unpacked (stage_releases ran) and that has been installed before."""
-    site_dir = dirs["root"] / name
-    (site_dir / "releases" / version / "bin").mkdir(parents=True)
-    (site_dir / "units").mkdir()
-    return site_dir
-
-
-def test_units_are_verified_as_systemd_loads_them_inside_the_new_release(host, dirs):
-    site_dir = unpacked(dirs)
-    failed, res = run(host, dirs, [files_entry(dirs)])
-    assert not failed, res.get("msg")
-    assert res["sites"]["blog"]["verified"] == "ok"
-    (checked,) = host.verified
-    assert sorted(checked) == ["blog.service", "blog.socket"]
-    assert "ExecStart=%s/releases/1.0/bin/app\n" % site_dir in checked["blog.service"]
-    assert "/current/" not in checked["blog.service"]
-    assert tree(site_dir / "units") == ["previous"]      # the verification copies are gone
-
-
-def test_a_setting_systemd_would_ignore_fails_naming_the_site_and_the_directive(host, dirs):
-    unpacked(dirs)
-    host.verify_result = (0, "", "/tmp/x/blog.service:5: Unknown key name 'ProtectSytem' in section 'Service', "
-                                 "ignoring.\n")
-    entry = files_entry(dirs, service_extra="ProtectSytem=full\n")
-    failed, res = run(host, dirs, [entry])
-    assert failed
-    assert res["msg"].startswith("site blog: field 'service_directives': systemd would ignore ProtectSytem")
-    assert "Unknown key name 'ProtectSytem'" in res["msg"]
-    # verified before anything was installed
-    assert not (dirs["unit_dir"] / "blog.service").exists() and not (dirs["env_dir"] / "blog.env").exists()
-    assert host.mutations == []
-
-
-def test_a_failed_verification_of_the_second_site_installs_nothing_for_the_first(host, dirs):
-    unpacked(dirs, "blog")
-    unpacked(dirs, "shop")
-    host.verify_result = (1, "", "shop.service: Command /srv/x is not executable: No such file or directory\n")
-    failed, res = run(host, dirs, [files_entry(dirs), files_entry(dirs, name="shop")])
-    assert failed
-    assert res["msg"].startswith("site blog: field 'command': systemd-analyze verify failed (rc=1)")
-    assert os.listdir(str(dirs["unit_dir"])) == []
-    assert host.mutations == []
-
-
-def test_first_install_with_the_release_unpacked_is_verified(host, dirs):
-    # What stage_releases leaves on a new host: the release, no units/ directory yet.
-    (dirs["root"] / "blog" / "releases" / "1.0").mkdir(parents=True)
-    failed, res = run(host, dirs, [files_entry(dirs)])
-    assert not failed, res.get("msg")
-    assert res["sites"]["blog"]["verified"] == "ok" and len(host.verified) == 1
-    assert tree(dirs["root"] / "blog" / "units") == ["previous"]
-
-
-# --------------------------------------------------------------------------
 # accounts
 # --------------------------------------------------------------------------
 
@@ -447,3 +293,209 @@ def test_mask_secrets_hides_only_the_secret_values():
     assert mask_secrets(text, ["DB_KEY"]) == ('# DB_KEY=comment\nONEBOX_VERSION=1.0\nLOG_LEVEL="info"\n'
                                               'DB_KEY="********"\nDB_KEYS="not secret"\n')
     assert mask_secrets(text, []) == text
+
+
+def env_diffs(res, dirs, name="blog"):
+    return [d for d in res["diff"] if d["after_header"] == str(dirs["env_dir"] / ("%s.env" % name))]
+
+
+def test_the_env_diff_masks_the_secret_keys_of_the_file_entry_before_and_after(host, dirs):
+    assert not run(host, dirs, [files_entry(dirs)])[0]
+    new_secret = "correct-horse-battery"
+    entry = files_entry(dirs, env_extra="LOG_LEVEL=debug\n")
+    entry["env"] = entry["env"].replace(SECRET, new_secret)
+    failed, res = run(host, dirs, [entry], diff=True)
+    assert not failed, res.get("msg")
+    text = json.dumps(res)
+    assert SECRET not in text and new_secret not in text
+    (env,) = env_diffs(res, dirs)
+    assert env["before_header"] == env["after_header"] == str(dirs["env_dir"] / "blog.env")
+    assert env["before"] == "# %s: environment of site blog\nONEBOX_VERSION=1.0\nDB_KEY=\"********\"\n" % MARKER
+    assert env["after"] == env["before"] + "LOG_LEVEL=debug\n"        # what changed shows, the secret does not
+    # only the changed file has a diff: the units are as they were
+    assert [d["after_header"] for d in res["diff"]] == [str(dirs["env_dir"] / "blog.env")]
+
+
+def test_secret_keys_come_from_the_file_entry(host, dirs):
+    # The action plugin lists secret_env's names in secret_keys: a key not listed is an ordinary variable.
+    entry = files_entry(dirs, secret_keys=["API_TOKEN"], env_extra='API_TOKEN="tok-123"\n')
+    failed, res = run(host, dirs, [entry], diff=True)
+    assert not failed, res.get("msg")
+    (env,) = env_diffs(res, dirs)
+    assert env["before_header"] == "(absent)" and env["before"] == ""
+    assert 'API_TOKEN="********"\n' in env["after"] and "tok-123" not in json.dumps(res)
+    assert 'DB_KEY="%s"\n' % SECRET in env["after"]
+
+
+def test_a_diff_in_check_mode_writes_nothing_and_shows_no_secret(host, dirs, tmp_path):
+    failed, res = run(host, dirs, [files_entry(dirs)], check_mode=True, diff=True)
+    assert not failed, res.get("msg")
+    assert [d["after_header"] for d in res["diff"]] == [str(dirs["unit_dir"] / "blog.socket"),
+                                                        str(dirs["unit_dir"] / "blog.service"),
+                                                        str(dirs["env_dir"] / "blog.env")]
+    assert SECRET not in json.dumps(res)
+    assert os.listdir(str(tmp_path)) == ["systemd"] and host.mutations == []
+
+
+def test_without_diff_mode_there_is_no_diff(host, dirs):
+    failed, res = run(host, dirs, [files_entry(dirs)])
+    assert not failed and "diff" not in res
+
+
+# --------------------------------------------------------------------------
+# state: absent
+# --------------------------------------------------------------------------
+
+def absent_entry(dirs, name="blog", purge=False, **kw):
+    """A site to remove, as site_plan's ``absent`` holds it."""
+    out = dict(name=name, state="absent", purge=purge, user=name, group=name, site_dir=str(dirs["root"] / name))
+    out.update(kw)
+    return out
+
+
+def installed(host, dirs, **kw):
+    """A site installed by an earlier run (its env file replaced once), its service running."""
+    entry = files_entry(dirs, **kw)
+    assert not run(host, dirs, [entry])[0]
+    assert not run(host, dirs, [files_entry(dirs, env_extra="X=1\n", **kw)])[0]
+    host.units.setdefault(entry["trigger_unit"], {})["ActiveState"] = "active"
+    site_dir = dirs["root"] / entry["name"]
+    (site_dir / "releases" / entry["version"]).mkdir(parents=True)
+    (site_dir / "shared" / "uploads").mkdir()
+    host.calls = []
+    return entry
+
+
+@pytest.mark.parametrize("userdel_removes_group", [True, False])
+def test_removing_a_site_stops_and_disables_its_units_and_removes_its_files(host, dirs, userdel_removes_group):
+    installed(host, dirs)
+    host.userdel_removes_group = userdel_removes_group
+    failed, res = run(host, dirs, [], absent=[absent_entry(dirs)])
+    assert not failed, res.get("msg")
+    socket, service = str(dirs["unit_dir"] / "blog.socket"), str(dirs["unit_dir"] / "blog.service")
+    env, env_previous = str(dirs["env_dir"] / "blog.env"), str(dirs["env_dir"] / ".previous" / "blog.env")
+    assert res["changed"] is True and res["sites"] == {}
+    assert res["removed"] == {"blog": dict(changed=True, stopped=["blog.socket", "blog.service"],
+                                           removed=[socket, service, env, env_previous], account_deleted=True,
+                                           purged=None)}
+    # the socket first, so no connection starts the service again; one reload once the files are gone
+    assert host.systemctl_verbs() == [["stop", "blog.socket"], ["stop", "blog.service"],
+                                      ["disable", "blog.socket"], ["disable", "blog.service"], ["daemon-reload"]]
+    assert not any(os.path.lexists(p) for p in (socket, service, env, env_previous))
+    # the account it created goes, with its group
+    accounts = [c for c in host.mutations if c[0] in ("userdel", "groupdel")]
+    assert accounts == [["userdel", "blog"]] + ([] if userdel_removes_group else [["groupdel", "blog"]])
+    assert "blog" not in host.users and "blog" not in host.groups
+    # releases and shared/ are kept without purge
+    site_dir = dirs["root"] / "blog"
+    assert (site_dir / "releases" / "1.0").is_dir() and (site_dir / "shared" / "uploads").is_dir()
+
+
+def test_removing_an_overlap_site_stops_every_instance_systemd_knows(host, dirs):
+    installed(host, dirs, service_file="blog@.service", trigger_unit="blog@19001.service",
+              retired_file="blog.service")
+    host.units["blog@19002.service"] = dict(LoadState="loaded", ActiveState="active", UnitFileState="enabled")
+    host.units["blog@19003.service"] = dict(LoadState="not-found")
+    host.units["blogs@1.service"] = dict(LoadState="loaded", ActiveState="active")       # another site's
+    failed, res = run(host, dirs, [], absent=[absent_entry(dirs)])
+    assert not failed, res.get("msg")
+    removed = res["removed"]["blog"]
+    assert removed["stopped"] == ["blog.socket", "blog@19001.service", "blog@19002.service"]
+    assert removed["removed"][:2] == [str(dirs["unit_dir"] / "blog.socket"), str(dirs["unit_dir"] / "blog@.service")]
+    (listing,) = [c for c in host.commands("systemctl") if c[1] == "list-units"]
+    assert listing[-1] == "blog@*.service"
+    assert [v for v in host.systemctl_verbs() if v[0] == "stop"] == [["stop", u] for u in removed["stopped"]]
+    assert host.units["blogs@1.service"]["ActiveState"] == "active"
+
+
+def test_purge_also_deletes_the_site_directory(host, dirs):
+    installed(host, dirs)
+    failed, res = run(host, dirs, [], absent=[absent_entry(dirs, purge=True)])
+    assert not failed, res.get("msg")
+    assert res["removed"]["blog"]["purged"] == str(dirs["root"] / "blog")
+    assert not (dirs["root"] / "blog").exists() and dirs["root"].is_dir()
+
+
+def test_check_mode_reports_the_removal_and_changes_nothing(host, dirs):
+    installed(host, dirs)
+    listing = tree(dirs["root"]) + tree(dirs["unit_dir"]) + tree(dirs["env_dir"])
+    failed, res = run(host, dirs, [], check_mode=True, absent=[absent_entry(dirs, purge=True)])
+    assert not failed, res.get("msg")
+    assert res["changed"] is True
+    removed = res["removed"]["blog"]
+    assert removed["changed"] is True and removed["stopped"] == ["blog.socket", "blog.service"]
+    assert len(removed["removed"]) == 4 and removed["account_deleted"] is True
+    assert removed["purged"] == str(dirs["root"] / "blog")
+    assert tree(dirs["root"]) + tree(dirs["unit_dir"]) + tree(dirs["env_dir"]) == listing
+    assert host.mutations == [] and "blog" in host.users
+    assert host.units["blog.socket"]["ActiveState"] == "active"
+
+
+@pytest.mark.parametrize("purge", [False, True])
+def test_removing_a_site_that_is_not_on_the_host_changes_nothing(host, dirs, purge):
+    failed, res = run(host, dirs, [], absent=[absent_entry(dirs, "ghost", purge=purge)])
+    assert not failed, res.get("msg")
+    assert res["changed"] is False
+    assert res["removed"] == {"ghost": dict(changed=False, stopped=[], removed=[], account_deleted=False,
+                                            purged=None)}
+    assert host.mutations == []
+
+
+def test_a_unit_file_of_another_origin_stops_the_removal(host, dirs):
+    entry = installed(host, dirs)
+    service = dirs["unit_dir"] / "blog.service"
+    service.write_text("[Service]\nExecStart=/usr/bin/blog\n")          # replaced by hand, without the marker
+    failed, res = run(host, dirs, [], absent=[absent_entry(dirs)])
+    assert failed
+    assert res["msg"] == ("site blog: field 'name': %s was not written by onebox.deploy; it is left alone and the "
+                          "site is not removed" % service)
+    assert read(dirs["unit_dir"] / "blog.socket") == entry["socket"] and (dirs["env_dir"] / "blog.env").exists()
+    assert host.mutations == [] and "blog" in host.users
+
+
+def test_an_account_of_another_origin_is_kept(host, dirs):
+    # The site's files are ours, its account is not (the site ran as an existing user).
+    host.add_group("blog")
+    host.add_user("blog", host.groups["blog"].gr_gid, "/home/blog", "Blog Owner,,,")
+    (dirs["unit_dir"] / "blog.socket").write_text(files_entry(dirs)["socket"])
+    dirs["env_dir"].mkdir()
+    (dirs["env_dir"] / "blog.env").write_text("X=1\n")
+    failed, res = run(host, dirs, [], absent=[absent_entry(dirs)])
+    assert not failed, res.get("msg")
+    removed = res["removed"]["blog"]
+    assert removed["changed"] is True and removed["account_deleted"] is False
+    assert removed["removed"] == [str(dirs["unit_dir"] / "blog.socket"), str(dirs["env_dir"] / "blog.env")]
+    assert host.commands("userdel") == [] and host.commands("groupdel") == []
+    assert "blog" in host.users and "blog" in host.groups
+
+
+def test_units_of_that_name_are_stopped_only_when_their_files_are_ours(host, dirs):
+    # Only the environment file is left of the site; blog.service is some package's unit.
+    host.units["blog.service"] = dict(LoadState="loaded", ActiveState="active", UnitFileState="enabled")
+    dirs["env_dir"].mkdir()
+    (dirs["env_dir"] / "blog.env").write_text("X=1\n")
+    failed, res = run(host, dirs, [], absent=[absent_entry(dirs)])
+    assert not failed, res.get("msg")
+    assert res["removed"]["blog"] == dict(changed=True, stopped=[], removed=[str(dirs["env_dir"] / "blog.env")],
+                                          account_deleted=False, purged=None)
+    assert host.systemctl_verbs() == [] and host.units["blog.service"]["ActiveState"] == "active"
+
+
+def test_removals_go_before_installs(host, dirs):
+    installed(host, dirs, name="wiki")
+    failed, res = run(host, dirs, [files_entry(dirs, name="shop")], absent=[absent_entry(dirs, "wiki")])
+    assert not failed, res.get("msg")
+    assert res["removed"]["wiki"]["changed"] is True and res["sites"]["shop"]["changed"] is True
+    steps = [c[0] if c[0] != "systemctl" else " ".join(c[1:2] + c[-1:]) for c in host.mutations]
+    assert steps == ["stop wiki.socket", "stop wiki.service", "disable wiki.socket", "disable wiki.service",
+                     "userdel", "daemon-reload daemon-reload", "groupadd", "useradd", "daemon-reload daemon-reload",
+                     "enable shop.socket", "enable shop.service"]
+    assert not (dirs["unit_dir"] / "wiki.socket").exists() and (dirs["unit_dir"] / "shop.socket").exists()
+
+
+def test_a_failed_removal_installs_nothing(host, dirs):
+    installed(host, dirs, name="wiki")
+    (dirs["unit_dir"] / "wiki.service").write_text("[Service]\nExecStart=/usr/bin/wiki\n")
+    failed, res = run(host, dirs, [files_entry(dirs, name="shop")], absent=[absent_entry(dirs, "wiki")])
+    assert failed and res["msg"].startswith("site wiki: field 'name'")
+    assert not (dirs["unit_dir"] / "shop.socket").exists() and host.mutations == []

@@ -182,3 +182,63 @@ def test_a_bad_member_fails_naming_the_site_and_leaves_no_release(tmp_path, site
     assert failed
     assert res["msg"].startswith("site blog: link 'h' points outside the release")
     assert not (site_dir / "releases" / "1.0").exists() and not os.path.lexists(str(site_dir / "current"))
+
+
+# --------------------------------------------------------------------------
+# diff mode
+# --------------------------------------------------------------------------
+
+def test_diff_shows_each_release_staged_and_each_current_pointed(tmp_path, app, site_dir):
+    bundle = build_bundle(tmp_path / "b.tar.gz", [("blog", "dir", app)])
+    first = dict(releases=[release("blog", site_dir, "1.0")], bundle=bundle, run_id="run-1", _ansible_diff=True)
+    failed, res = run(first)
+    assert not failed, res.get("msg")
+    rel = str(site_dir / "releases" / "1.0")
+    current = str(site_dir / "current")
+    assert res["diff"] == [
+        dict(before_header=rel, after_header=rel, before="", after="release 1.0, artifact sha256:%s\n" % ("a" * 64)),
+        dict(before_header=current, after_header=current, before="-> (nothing)\n", after="-> %s\n" % rel),
+    ]
+    # the next release: current moves from the one before
+    failed, res = run(dict(releases=[release("blog", site_dir, "1.1", sha256="c" * 64)], bundle=bundle,
+                           run_id="run-2", _ansible_diff=True))
+    assert not failed, res.get("msg")
+    new = str(site_dir / "releases" / "1.1")
+    assert res["diff"] == [
+        dict(before_header=new, after_header=new, before="", after="release 1.1, artifact sha256:%s\n" % ("c" * 64)),
+        dict(before_header=current, after_header=current, before="-> %s\n" % rel, after="-> %s\n" % new),
+    ]
+
+
+def test_diff_of_a_replaced_release_and_of_a_serving_site(tmp_path, app, site_dir):
+    bundle = build_bundle(tmp_path / "b.tar.gz", [("blog", "dir", app)])
+    assert not run(dict(releases=[release("blog", site_dir, "1.0")], bundle=bundle, run_id="run-1"))[0]
+    failed, res = run(dict(releases=[release("blog", site_dir, "1.0", point_current=False, sha256=None)],
+                           bundle=bundle, run_id="run-2", _ansible_diff=True))
+    assert not failed, res.get("msg")
+    rel = str(site_dir / "releases" / "1.0")
+    # other content under the same version; current untouched (the roll points it); no checksum known
+    assert res["diff"] == [dict(before_header=rel, after_header=rel, before="(a release of other content)\n",
+                                after="release 1.0, artifact sha256:?\n")]
+
+
+def test_diff_is_empty_when_nothing_changes_and_absent_without_diff_mode(tmp_path, app, site_dir):
+    bundle = build_bundle(tmp_path / "b.tar.gz", [("blog", "dir", app)])
+    failed, res = run(dict(releases=[release("blog", site_dir, "1.0")], bundle=bundle, run_id="run-1"))
+    assert not failed and "diff" not in res
+    failed, res = run(dict(releases=[release("blog", site_dir, "1.0", stage=False)], run_id="run-2",
+                           _ansible_diff=True))
+    assert not failed and res["changed"] is False and res["diff"] == []
+
+
+def test_diff_in_check_mode_shows_what_would_be_done(tmp_path, site_dir):
+    shop = tmp_path / "srv" / "shop"
+    failed, res = run(dict(releases=[release("blog", site_dir, "1.0"), release("shop", shop, "2", stage=False)],
+                           run_id="run-1", _ansible_diff=True), check_mode=True)
+    assert not failed, res.get("msg")
+    assert [(d["after_header"], d["after"]) for d in res["diff"]] == [
+        (str(site_dir / "releases" / "1.0"), "release 1.0, artifact sha256:%s\n" % ("a" * 64)),
+        (str(site_dir / "current"), "-> %s\n" % (site_dir / "releases" / "1.0")),
+        (str(shop / "current"), "-> %s\n" % (shop / "releases" / "2")),
+    ]
+    assert not (tmp_path / "srv").exists()

@@ -1,0 +1,259 @@
+"""Several hosts behind one Traefik: a host-by-host roll with 0 failed requests.
+
+onebox-mh1 and onebox-mh2 run the sites, onebox-mhlb runs Traefik; wrk runs
+on the Traefik host against its entry point (Host header per site), so every
+count is what a client of Traefik sees. A sampler polls Traefik's API during
+each roll, so the servers leaving and rejoining its rotation are observed,
+not assumed.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+import testinfra
+import yaml
+from conftest import PROJECT, print_table, scenario_vars
+
+SITE_HOSTS = ["onebox-mh1", "onebox-mh2"]
+LB = "onebox-mhlb"
+API = "http://127.0.0.1:8080"
+RESULTS = []
+
+
+def address(name):
+    data = json.loads(subprocess.run(["podman", "inspect", name], capture_output=True, text=True,
+                                     check=True).stdout)
+    return data[0]["NetworkSettings"]["Networks"]["onebox-multihost"]["IPAddress"]
+
+
+@pytest.fixture(scope="module")
+def lb():
+    return testinfra.get_host("podman://" + LB)
+
+
+@pytest.fixture(scope="module")
+def hosts():
+    return dict((name, testinfra.get_host("podman://" + name)) for name in SITE_HOSTS)
+
+
+@pytest.fixture(scope="module")
+def sites():
+    return scenario_vars()["onebox_sites"]
+
+
+def run(playbook, extra=None, host_vars=None, args=()):
+    """Run a playbook of the collection against the three containers; (rc, output, seconds)."""
+    shared = dict(scenario_vars(), **(extra or {}))
+    shared.pop("onebox_traefik_backend_address", None)
+    shared["ansible_connection"] = "containers.podman.podman"
+    shared["ansible_python_interpreter"] = "/usr/bin/python3"
+    inventory = {"all": {"vars": shared, "children": {
+        "onebox": {"hosts": dict((h, dict({"onebox_traefik_backend_address": address(h)},
+                                          **((host_vars or {}).get(h) or {}))) for h in SITE_HOSTS)},
+        "onebox_traefik": {"hosts": {LB: {}}}}}}
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as handle:
+        yaml.safe_dump(inventory, handle)
+        path = handle.name
+    began = time.monotonic()
+    try:
+        proc = subprocess.run(["ansible-playbook", "-i", path, os.path.join(PROJECT, "playbooks", playbook)]
+                              + list(args), cwd=PROJECT, capture_output=True, text=True, check=False,
+                              env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+    finally:
+        os.unlink(path)
+    return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - began
+
+
+def served(lb, domain, tries=12):
+    """Bodies of a few requests through Traefik for *domain*: which host answered which release."""
+    out = lb.check_output("for i in $(seq %d); do curl -fsS --max-time 5 -H 'Host: %s' http://127.0.0.1/; echo; "
+                          "done" % (tries, domain))
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+class Sampler(object):
+    """Polls Traefik's API for the servers of each onebox service, every 0.1 s."""
+
+    def __init__(self, lb):
+        self.lb = lb
+        self.samples = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def loop(self):
+        while not self.stop.is_set():
+            proc = subprocess.run(["podman", "exec", LB, "curl", "-sS", "--max-time", "2", API + "/api/http/services"],
+                                  capture_output=True, text=True, check=False)
+            try:
+                services = json.loads(proc.stdout)
+            except ValueError:
+                services = []
+            now = dict((s["name"], sorted(x["url"] for x in (s.get("loadBalancer") or {}).get("servers") or []))
+                       for s in services if str(s.get("name", "")).startswith("onebox-"))
+            self.samples.append((time.monotonic(), now))
+            self.stop.wait(0.1)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(10)
+
+    def phases(self, service):
+        """The distinct server lists of *service*, in the order they were seen."""
+        out = []
+        for _t, now in self.samples:
+            servers = tuple(now.get(service) or ())
+            if not out or out[-1] != servers:
+                out.append(servers)
+        return out
+
+
+def start_load(lb, sites):
+    lb.check_output("printf 'function delay()\\n  return 5\\nend\\n' > /tmp/pace.lua")
+    for site in sites:
+        lb.check_output("nohup wrk -t1 -c8 -d600s --timeout 10s --latency -s /tmp/pace.lua -H 'Host: %s' "
+                        "http://127.0.0.1/ > /tmp/wrk-%s.txt 2>&1 &" % (site["domain"], site["name"]))
+    time.sleep(1)
+
+
+def stop_load(lb, sites, title):
+    sys.path.insert(0, os.path.join(PROJECT, "tests", "harness"))
+    from restart_under_load import parse_wrk
+
+    time.sleep(1)
+    lb.run("pkill -INT -x wrk")
+    deadline = time.monotonic() + 20
+    while lb.run("pgrep -x wrk").rc == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    rows = []
+    for site in sites:
+        res = parse_wrk(lb.file("/tmp/wrk-%s.txt" % site["name"]).content_string)
+        rows.append(dict(case=title, site=site["name"], requests=res["requests"], failed=res["failed"],
+                         non_2xx=res["non_2xx_3xx"], max_ms=round(res["max_ms"] or 0, 1)))
+    RESULTS.extend(rows)
+    return rows
+
+
+def roll_times(out):
+    """Seconds each host's roll took, from the rolling module's own duration (in host order)."""
+    return [float(x) for x in re.findall(r"roll took ([0-9.]+) s", out)]
+
+
+def urls(host_names, port):
+    return tuple(sorted("http://%s:%d" % (address(h), port) for h in host_names))
+
+
+def test_traefik_serves_each_site_from_both_hosts(lb, sites):
+    services = json.loads(lb.check_output("curl -fsS --max-time 5 %s/api/http/services" % API))
+    by_name = dict((s["name"], s) for s in services)
+    for site in sites:
+        service = by_name["onebox-%s@file" % site["name"]]
+        port = int(site["listen"])
+        assert tuple(sorted(x["url"] for x in service["loadBalancer"]["servers"])) == urls(SITE_HOSTS, port)
+        # Two servers: the health check follows readiness (a draining host leaves rotation).
+        assert service["loadBalancer"]["healthCheck"]["path"] == "/readyz"
+        assert set(service.get("serverStatus", {}).values()) == {"UP"}, service
+        answered = set(body["host"] for body in served(lb, site["domain"]))
+        assert answered == set(SITE_HOSTS), answered
+
+
+def test_host_by_host_deploy_drops_nothing_through_traefik(lb, hosts, sites):
+    new = [dict(s, version="2.0.0") for s in sites]
+    start_load(lb, sites)
+    with Sampler(lb) as sampler:
+        rc, out, took = run("deploy.yml", {"onebox_sites": new})
+    rows = stop_load(lb, sites, "host-by-host deploy to 2.0.0")
+    assert rc == 0, out[-3000:]
+    print_table("through Traefik, during the host-by-host deploy (took %.1f s; rolls %s s)" % (
+        took, roll_times(out)), rows, list(rows[0]))
+    for row in rows:
+        assert row["failed"] == 0 and row["requests"] > 1000, row
+    # Traefik's API: mh1 left the rotation and came back, then mh2; never both out.
+    for site in sites:
+        port = int(site["listen"])
+        phases = sampler.phases("onebox-%s@file" % site["name"])
+        both, only2, only1 = urls(SITE_HOSTS, port), urls(["onebox-mh2"], port), urls(["onebox-mh1"], port)
+        assert [p for p in phases if p] == [both, only2, both, only1, both], phases
+    for site in sites:
+        assert set((b["host"], b["version"]) for b in served(lb, site["domain"])) == {
+            ("onebox-mh1", "2.0.0"), ("onebox-mh2", "2.0.0")}
+    assert "onebox-mh1: blog 2.0.0, shop 2.0.0" in out and "onebox-mh2: blog 2.0.0, shop 2.0.0" in out
+
+
+def test_a_broken_release_on_host_two_stops_the_roll_there(lb, hosts, sites):
+    """mh2's new release never turns ready: mh2 is rolled back, mh1 keeps the new release, 0 failed via Traefik."""
+    new = [dict(s, version="3.0.0") for s in sites]
+    broken = [dict(s, command=s["command"] + " --never-ready", ready_timeout=4) if s["name"] == "blog" else s
+              for s in new]
+    start_load(lb, sites)
+    rc, out, took = run("deploy.yml", {"onebox_sites": new}, host_vars={"onebox-mh2": {"onebox_sites": broken}})
+    rows = stop_load(lb, sites, "broken release on mh2")
+    assert rc != 0, out[-3000:]
+    assert "deploy on onebox-mh2 failed: rolled back blog.service to 2.0.0" in out, out[-3000:]
+    for row in rows:
+        assert row["failed"] == 0, row
+    blog = next(s for s in sites if s["name"] == "blog")
+    versions = set((b["host"], b["version"]) for b in served(lb, blog["domain"]))
+    assert versions == {("onebox-mh1", "3.0.0"), ("onebox-mh2", "2.0.0")}, versions
+    # The summary names which host serves which release.
+    assert "onebox-mh1: blog 3.0.0, shop 3.0.0" in out, out[-2000:]
+    assert "onebox-mh2: blog 2.0.0" in out, out[-2000:]
+    # mh2's servers are back in rotation after its rollback.
+    service = json.loads(lb.check_output("curl -fsS --max-time 5 %s/api/http/services/onebox-blog@file" % API))
+    assert tuple(sorted(x["url"] for x in service["loadBalancer"]["servers"])) == urls(SITE_HOSTS, 8001)
+
+
+def test_rollback_hosts_returns_host_one_too(lb, hosts, sites):
+    """With onebox_rollback_hosts, the failure on mh2 also returns mh1 to the release it served before."""
+    new = [dict(s, version="4.0.0") for s in sites]
+    broken = [dict(s, command=s["command"] + " --never-ready", ready_timeout=4) if s["name"] == "blog" else s
+              for s in new]
+    start_load(lb, sites)
+    rc, out, _took = run("deploy.yml", {"onebox_sites": new, "onebox_rollback_hosts": True},
+                         host_vars={"onebox-mh2": {"onebox_sites": broken}})
+    rows = stop_load(lb, sites, "broken release on mh2, onebox_rollback_hosts")
+    assert rc != 0, out[-3000:]
+    for row in rows:
+        assert row["failed"] == 0, row
+    for site in sites:
+        versions = set((b["host"], b["version"]) for b in served(lb, site["domain"]))
+        assert versions == {("onebox-mh1", "3.0.0"), ("onebox-mh2", "3.0.0" if site["name"] == "shop"
+                                                                  else "2.0.0")}, (site["name"], versions)
+
+
+def test_a_second_deploy_against_the_group_fails_at_once_naming_the_holder(lb, hosts, sites):
+    hook = os.path.join(tempfile.mkdtemp(prefix="onebox-hook-"), "hold.yml")
+    with open(hook, "w") as handle:
+        handle.write("- name: Hold the lock\n  ansible.builtin.pause:\n    seconds: 25\n")
+    results = {}
+
+    def deploy_with_hook():
+        results["first"] = run("deploy.yml", {"onebox_sites": [dict(s, version="5.0.0") for s in sites],
+                                              "onebox_hooks": {"before_roll": [hook]},
+                                              "onebox_deploy_owner": "alice@ci"})
+
+    thread = threading.Thread(target=deploy_with_hook)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not hosts["onebox-mh1"].file("/run/lock/onebox-deploy.lock").exists and time.monotonic() < deadline:
+        time.sleep(0.2)
+    rc, out, took = run("deploy.yml", {"onebox_sites": sites, "onebox_deploy_owner": "bob@ci"})
+    thread.join(180)
+    assert rc != 0 and took < 30, (took, out[-2000:])
+    assert "is held by alice@ci" in out, out[-2000:]
+    assert results["first"][0] == 0, results["first"][1][-3000:]
+
+
+def test_zz_summary():
+    print_table("requests through Traefik during multi-host deploys", RESULTS,
+                ["case", "site", "requests", "failed", "non_2xx", "max_ms"])
