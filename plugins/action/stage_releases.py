@@ -27,21 +27,27 @@ MODULE = "onebox.deploy.stage_releases"
 
 
 def build_bundle(sites, names, path):
-    """Write the archive holding the artifact of each site in *names* under ``<name>/``."""
+    """Write the archive holding the artifact of each site in *names* under
+    ``<name>/``; returns ``{name: [paths whose set-id, sticky or group/other
+    write bits were dropped]}`` for the sites that had any."""
+    dropped = {}
     with tarfile.open(path, "w:gz", compresslevel=1) as tar:
         for site in sites:
             if site["name"] not in names:
                 continue
             try:
                 if site["artifact_kind"] == "tarball":
-                    repack_tarball(site["artifact_path"], tar, site["name"], site.get("artifact_strip") or "")
+                    lost = repack_tarball(site["artifact_path"], tar, site["name"], site.get("artifact_strip") or "")
                 else:
-                    pack_artifact(site["artifact_kind"], site["artifact_path"], tar, site["name"])
+                    lost = pack_artifact(site["artifact_kind"], site["artifact_path"], tar, site["name"])
+                if lost:
+                    dropped[site["name"]] = lost
             except ArtifactError as exc:
                 raise AnsibleActionFail("site %s: field 'artifact': %s %s" % (site["name"], site["artifact_path"], exc))
             except (IOError, OSError) as exc:
                 raise AnsibleActionFail("site %s: field 'artifact': cannot read %s: %s"
                                         % (site["name"], site["artifact_path"], exc))
+    return dropped
 
 
 class ActionModule(ActionBase):
@@ -62,18 +68,23 @@ class ActionModule(ActionBase):
                                                                    current=None, dropped_bits=[]))
                                                   for r in releases))
         local_dir = None
+        dropped = {}
         try:
             if send and not self._task.check_mode:
                 local_dir = tempfile.mkdtemp(prefix="onebox-stage-")
                 bundle = os.path.join(local_dir, "releases.tar.gz")
-                build_bundle(sites, send, bundle)
+                dropped = build_bundle(sites, send, bundle)
                 if self._connection._shell.tmpdir is None:
                     self._make_tmp_path()
                 remote = self._connection._shell.join_path(self._connection._shell.tmpdir, "onebox-releases.tar.gz")
                 self._transfer_file(bundle, remote)
                 self._fixup_perms2((self._connection._shell.tmpdir, remote))
                 module_args["bundle"] = remote
-            return self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
+            result = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
+            for name, lost in sorted(dropped.items()):
+                result.setdefault("warnings", []).append(
+                    "site %s: dropped set-id, sticky or group/other write bits of %s" % (name, ", ".join(lost[:10])))
+            return result
         finally:
             if local_dir:
                 shutil.rmtree(local_dir, ignore_errors=True)

@@ -211,7 +211,13 @@ def directory_problem(root):
     return None
 
 
+def _dropped(mode):
+    """Whether *mode* loses set-id, sticky or group/other write bits to :data:`MODE_MASK`."""
+    return bool(mode & 0o7777 & ~MODE_MASK)
+
+
 def _add(tar, path, arcname):
+    """Add one entry; returns True when its mode lost bits (see :func:`_dropped`)."""
     st = os.lstat(path)
     info = tarfile.TarInfo(arcname)
     info.uid = info.gid = 0
@@ -232,19 +238,25 @@ def _add(tar, path, arcname):
             tar.addfile(info, handle)
     else:
         raise ArtifactError("%s is a device, FIFO or socket" % path)
+    return not stat.S_ISLNK(st.st_mode) and _dropped(st.st_mode)
 
 
 def pack_artifact(kind, path, tar, prefix):
     """Add an artifact under *prefix*/ to the open *tar*: a directory's tree,
-    or an executable file as ``prefix/<its name>`` (mode 0755)."""
+    or an executable file as ``prefix/<its name>`` (mode 0755). Returns the
+    paths whose set-id, sticky or group/other write bits were dropped."""
+    dropped = []
     if kind == "dir":
         root = path.rstrip("/") or "/"
         for top, dirs, files in os.walk(root):
             dirs.sort()
             for entry in sorted(dirs) + sorted(files):
                 full = os.path.join(top, entry)
-                _add(tar, full, posixpath.join(prefix, os.path.relpath(full, root)))
-    elif kind == "file":
+                rel = os.path.relpath(full, root)
+                if _add(tar, full, posixpath.join(prefix, rel)):
+                    dropped.append(rel)
+        return dropped
+    if kind == "file":
         info = tarfile.TarInfo(posixpath.join(prefix, os.path.basename(path)))
         st = os.stat(path)
         info.uid = info.gid = 0
@@ -254,14 +266,16 @@ def pack_artifact(kind, path, tar, prefix):
         info.size = st.st_size
         with open(path, "rb") as handle:
             tar.addfile(info, handle)
-    else:
-        raise ArtifactError("cannot pack artifact kind %r" % kind)
+        return []
+    raise ArtifactError("cannot pack artifact kind %r" % kind)
 
 
 def repack_tarball(path, tar, prefix, strip=""):
     """Copy the members of the tarball *path* into the open *tar* under
     *prefix*/, without the top directory *strip*, owned by root, with
-    :data:`MODE_MASK` applied; raises :class:`ArtifactError`."""
+    :data:`MODE_MASK` applied; raises :class:`ArtifactError`. Returns the
+    members whose set-id, sticky or group/other write bits were dropped."""
+    dropped = []
     try:
         src = tarfile.open(path)
     except (tarfile.TarError, OSError, EOFError) as exc:
@@ -284,6 +298,8 @@ def repack_tarball(path, tar, prefix, strip=""):
             info.uname = info.gname = "root"
             info.mtime = member.mtime
             info.mode = member.mode & MODE_MASK
+            if kind in ("file", "dir") and _dropped(member.mode):
+                dropped.append(name)
             if kind == "dir":
                 info.type = tarfile.DIRTYPE
                 tar.addfile(info)
@@ -304,6 +320,7 @@ def repack_tarball(path, tar, prefix, strip=""):
             else:
                 info.size = member.size
                 tar.addfile(info, src.extractfile(member))
+    return dropped
 
 
 def extract_bundle(tar, dests):

@@ -14,6 +14,10 @@ __metaclass__ = type
 
 import ipaddress
 import os
+try:
+    from collections.abc import Mapping, Sequence
+except ImportError:  # pragma: no cover - Python 2
+    from collections import Mapping, Sequence
 import re
 import shlex
 
@@ -195,6 +199,18 @@ def tarball_problem(path, executable=None):
 
 #: SHA-256 of an artifact as deployed (see ``artifacts.sha256_of``).
 artifact_sha256 = sha256_of
+
+
+def kind_of(value):
+    """``null``, ``list``, ``dict`` or the type's name, for a message (Ansible's
+    lazy containers are lists and mappings by another name)."""
+    if value is None:
+        return "null"
+    if isinstance(value, Mapping):
+        return "dict"
+    if isinstance(value, (list, tuple, Sequence)) and not isinstance(value, str):
+        return "list"
+    return type(value).__name__
 
 
 def env_value(value):
@@ -420,7 +436,7 @@ def validate_sites(sites, artifact_base=None, check_artifacts=True, default_stra
                     errors.append(_err(label, field, "has an invalid variable name %r" % (key,)))
                 elif env_value(val) is None:
                     errors.append(_err(label, field, "value of %s must be a string, a number or a boolean, got %s"
-                                       % (key, "null" if val is None else type(val).__name__)))
+                                       % (key, kind_of(val))))
                 elif "\n" in env_value(val) or "\x00" in env_value(val):
                     errors.append(_err(label, field, "value of %s must not contain a newline or NUL" % key))
                 elif key in env_keys:

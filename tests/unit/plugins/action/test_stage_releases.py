@@ -93,3 +93,28 @@ def test_a_directory_changed_into_a_bad_one_is_refused_on_the_host_at_the_latest
     with tarfile.open(path) as tar:
         with pytest.raises(A.ArtifactError, match="blog: link 'leak' points outside the release"):
             A.extract_bundle(tar, {"blog": str(tmp_path / "host" / "blog")})
+
+
+def test_the_bits_an_untrusted_artifact_loses_are_reported_per_site(tmp_path):
+    """set-id, sticky and group/other write bits are dropped on the controller, and named."""
+    tree = tmp_path / "blog-1.0"
+    (tree / "bin").mkdir(parents=True)
+    (tree / "bin" / "app").write_bytes(b"#!/bin/sh\n")
+    (tree / "bin" / "app").chmod(0o755)
+    (tree / "bin" / "helper").write_bytes(b"#!/bin/sh\n")
+    (tree / "bin" / "helper").chmod(0o4755)
+    (tree / "data").mkdir()
+    (tree / "data").chmod(0o2777)
+    with tarfile.open(str(tmp_path / "shop.tar.gz"), "w:gz") as tar:
+        for name, mode in (("bin/app", 0o755), ("bin/suid", 0o6755), ("open", 0o666)):
+            info = tarfile.TarInfo(name)
+            info.mode, info.size = mode, 0
+            tar.addfile(info)
+    sites = [dict(name="blog", listen="127.0.0.1:8001", version="1.0", artifact="blog-1.0/", command="bin/app"),
+             dict(name="shop", listen="127.0.0.1:8002", version="1.0", artifact="shop.tar.gz", command="bin/app")]
+    result = P.plan_sites(sites, role_settings(artifact_base=str(tmp_path)))
+    assert result["errors"] == []
+    dropped = action.build_bundle(result["sites"], ["blog", "shop"], str(tmp_path / "bundle.tar.gz"))
+    assert dict((k, sorted(v)) for k, v in dropped.items()) == {"blog": ["bin/helper", "data"], "shop": ["bin/suid", "open"]}
+    with tarfile.open(str(tmp_path / "bundle.tar.gz")) as tar:
+        assert all(m.mode & 0o7022 == 0 for m in tar if not m.issym())
