@@ -69,6 +69,30 @@ def serving(sites, host, records=None):
     return out
 
 
+def deploy_failure(result, host, scope="site"):
+    """The message of a failed roll on *host*, saying what serves now."""
+    result = result or {}
+    msg = "deploy on %s failed: %s" % (host, result.get("msg"))
+    rolled = result.get("rolled") or []
+    units = result.get("results") or []
+    if units and all(unit.get("status") == "ready" for unit in units):
+        return msg + " Every site rolled and serves its new release; the probe counted the failures above."
+    if rolled and scope != "all":
+        msg += (" Sites rolled before it keep their new release: %s (onebox_rollback_scope: all returns them too)."
+                % ", ".join(rolled))
+    return msg
+
+
+def failed_hosts(hostvars, hosts):
+    """The hosts of *hosts* whose deploy failed in this run, with the message."""
+    out = []
+    for host in hosts:
+        failure = (hostvars[host] or {}).get("_onebox_failure")
+        if failure:
+            out.append(failure)
+    return out
+
+
 def serving_report(hostvars, hosts):
     """One line per host: the release each of its sites serves after the run
     (the ``_onebox_serving`` fact each host notes), or why there is none."""
@@ -125,4 +149,5 @@ def audit_line(record):
 class FilterModule(object):
     def filters(self):
         return {"audit_records": audit_records, "rollback_plan": rollback_plan, "audit_line": audit_line,
-                "removal_records": removal_records, "serving": serving, "serving_report": serving_report}
+                "removal_records": removal_records, "serving": serving, "serving_report": serving_report,
+                "deploy_failure": deploy_failure, "failed_hosts": failed_hosts}

@@ -275,3 +275,26 @@ def test_audit_line_remove_record():
 
 def test_filter_module_exports_removal_records():
     assert D.FilterModule().filters()["removal_records"] is D.removal_records
+
+
+def test_deploy_failure_says_what_serves_now():
+    failed = dict(msg="rolled back blog.service to 1.0.0, which is serving again", rolled=["shop.service"],
+                  results=[dict(status="ready"), dict(status="failed")])
+    assert D.deploy_failure(failed, "web2") == (
+        "deploy on web2 failed: rolled back blog.service to 1.0.0, which is serving again Sites rolled before it "
+        "keep their new release: shop.service (onebox_rollback_scope: all returns them too).")
+    assert "Sites rolled before it" not in D.deploy_failure(failed, "web2", "all")
+    probe = dict(msg="probe saw 4 failed of 208 requests", rolled=["blog.service", "shop.service"],
+                 results=[dict(status="ready"), dict(status="ready")])
+    assert D.deploy_failure(probe, "web1").endswith(
+        "Every site rolled and serves its new release; the probe counted the failures above.")
+
+
+def test_failed_hosts_and_the_serving_report():
+    hostvars = {"web1": {"_onebox_serving": {"blog": "2.0", "shop": "2.0"}, "_onebox_failure": ""},
+                "web2": {"_onebox_serving": {"blog": "1.0"}, "_onebox_failure": "deploy on web2 failed: x"},
+                "web3": {}}
+    assert D.failed_hosts(hostvars, ["web1", "web2", "web3"]) == ["deploy on web2 failed: x"]
+    assert D.serving_report(hostvars, ["web1", "web2", "web3"]) == [
+        "web1: blog 2.0, shop 2.0", "web2: blog 1.0",
+        "web3: not deployed in this run (it failed before its roll, or was not reached)"]
