@@ -238,8 +238,12 @@ def roll_plan(sites, host, staged=None, files=None, restore=True):
         if not changed:
             continue
         socket_path = (files.get(name) or {}).get("socket_path")
-        unit = roll_unit(site, True, None, {name: [e for e in installed if e.get("path") != socket_path]}
-                         if restore else None, fresh=is_fresh(state))
+        fresh = is_fresh(state)
+        # A rollback puts back the service unit and environment file; a new
+        # socket stays bound (documented). A first install that fails goes
+        # as a whole: its socket unit file too.
+        put_back = [e for e in installed if fresh or e.get("path") != socket_path]
+        unit = roll_unit(site, True, None, {name: put_back} if restore else None, fresh=fresh)
         # Units of a strategy the site left that still run; site_files disabled them.
         unit["stop_units"] = [u for u in state.get("stale_units") or [] if u in (state.get("active_units") or [])]
         unit["restart_socket"] = bool((files.get(name) or {}).get("socket_changed") and state.get("socket_active"))

@@ -126,6 +126,33 @@ def test_untrusted_artifact_loses_setid_bits_and_its_owners(host, sites, playboo
     assert 'DEBUG="true"\n' in env and 'WORKERS="3"\n' in env
 
 
+def test_a_failed_first_install_leaves_nothing_half_alive(host, sites, playbook):
+    """A new site whose first release crashes: its units are stopped, disabled and removed, the
+    message says so with the app's journal, and the next run with fixed input installs it."""
+    fresh = dict(sites[0], name="fresh", listen="127.0.0.1:8073", health_listen="127.0.0.1:19073",
+                 version="1.0.0", command="bin/onebox-app --warmup 0.1 --crash-on-start", ready_timeout=5)
+    rc, out = playbook({"onebox_sites": sites + [fresh]})
+    assert rc != 0, out[-3000:]
+    assert ("fresh.service had no previous release: stopped and disabled fresh.socket and fresh.service, removed "
+            "/etc/systemd/system/fresh.socket, /etc/systemd/system/fresh.service and /etc/onebox/fresh.env") in out, \
+        out[-3000:]
+    assert "release /srv/onebox/fresh/releases/1.0.0 is kept; fix the input and run the deploy again" in out
+    assert "crash-on-start requested" in out          # the app's own last journal lines
+    for unit in ("fresh.socket", "fresh.service"):
+        assert not host.file("/etc/systemd/system/" + unit).exists
+        assert host.run("systemctl is-active %s" % unit).stdout.strip() in ("inactive", "unknown")
+        assert host.run("systemctl is-enabled %s" % unit).stdout.strip() not in ("enabled",)
+    assert host.run("curl -sS --max-time 3 -o /dev/null http://127.0.0.1:8073/").rc != 0   # nothing half-alive
+    for site in sites:
+        assert host.run("curl -fsS --max-time 5 %s" % public_url(site)).rc == 0
+    fixed = dict(fresh, command="bin/onebox-app --warmup 0.1")
+    rc, out = playbook({"onebox_sites": sites + [fixed]})
+    assert rc == 0, out[-3000:]
+    assert json.loads(host.check_output("curl -fsS --max-time 5 http://127.0.0.1:8073/"))["site"] == "fresh"
+    rc, out = playbook({"onebox_sites": sites + [dict(name="fresh", state="absent", purge=True)]})
+    assert rc == 0, out[-3000:]
+
+
 def test_removing_a_site_stops_it_and_keeps_its_releases(host, sites, playbook):
     """state: absent: units stopped and gone, environment file gone, account of ours deleted, releases kept."""
     assert host.service("untrusted.socket").is_running

@@ -566,3 +566,14 @@ def test_roll_plan_stops_only_stale_units_that_run():
     assert unit["stop_units"] == ["blog@19002.service"]           # not the running current unit, not 19001
     host = {"blog": serving("1.4.1", stale_units=["blog@19001.service"])}          # active_units unknown
     assert P.roll_plan([BLOG], host)["units"][0]["stop_units"] == []
+
+
+def test_roll_plan_removes_the_socket_unit_of_a_failed_first_install_only():
+    socket = "/etc/systemd/system/blog.socket"
+    installed = [dict(path=socket, backup=None), dict(path="/etc/systemd/system/blog.service", backup=None),
+                 dict(path="/etc/onebox/blog.env", backup=None)]
+    files = {"blog": {"installed": installed, "socket_path": socket, "socket_changed": True}}
+    fresh = P.roll_plan([BLOG], {"blog": {"units_present": False}}, {}, files)["units"][0]
+    assert fresh["fresh"] is True and [e["path"] for e in fresh["restore"]] == [e["path"] for e in installed]
+    served = P.roll_plan([BLOG], {"blog": serving("1.4.1")}, {}, files)["units"][0]
+    assert "fresh" not in served and socket not in [e["path"] for e in served["restore"]]
