@@ -102,8 +102,8 @@ def serving_report(hostvars, hosts):
         if serving is None:
             lines.append("%s: not deployed in this run (it failed before its roll, or was not reached)" % host)
         else:
-            lines.append("%s: %s" % (host, ", ".join("%s %s" % (name, release or "(nothing)")
-                                                       for name, release in sorted(serving.items())) or "no sites"))
+            releases = ["%s %s" % (name, release or "(nothing)") for name, release in sorted(serving.items())]
+            lines.append("%s: %s" % (host, ", ".join(releases) or "no sites"))
     return lines
 
 

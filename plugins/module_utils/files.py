@@ -73,6 +73,26 @@ def write_file(path, content, mode=0o644, owner=0, group=0, makedirs_mode=None):
     return True
 
 
+def create_file(path, content, mode=0o644, owner=0, group=0):
+    """Create ``path`` with ``content`` only when it does not exist yet,
+    atomically (a complete temporary file hard-linked into place); returns
+    False when ``path`` already exists."""
+    tmp = "%s.%d.new" % (path, os.getpid())
+    write_file(tmp, content, mode=mode, owner=owner, group=group)
+    try:
+        os.link(tmp, path)  # atomic: fails when path exists
+        return True
+    except OSError:
+        if os.path.lexists(path):
+            return False
+        raise WriteError("cannot create %s" % path)
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
 def read_bytes(path):
     """The content of ``path``, or None when it does not exist."""
     try:

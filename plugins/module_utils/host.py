@@ -25,6 +25,13 @@ from ansible_collections.onebox.deploy.plugins.module_utils.systemd import RUNNI
 
 VENDOR_UNIT_DIRS = ("/usr/lib/systemd/system", "/lib/systemd/system", "/run/systemd/system",
                     "/usr/local/lib/systemd/system")
+#: Options of the modules that work on a site's units and environment files
+#: (documented by the doc fragment onebox.deploy.host_paths).
+HOST_PATHS_SPEC = dict(
+    unit_dir=dict(type="path", default="/etc/systemd/system"),
+    env_dir=dict(type="path", default="/etc/onebox"),
+    marker=dict(type="str", default="Managed by onebox.deploy"),
+)
 #: The GECOS field of every account this collection creates.
 ACCOUNT_MARKER = "onebox.deploy site account"
 

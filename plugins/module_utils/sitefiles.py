@@ -35,6 +35,7 @@ from ansible_collections.onebox.deploy.plugins.module_utils.host import (
 )
 from ansible_collections.onebox.deploy.plugins.module_utils.systemd import SystemdError
 
+
 def mask_secrets(text, keys):
     """An environment file's text with the value of each of *keys* replaced
     by ``********``, for a diff: what changed shows, a secret never does."""

@@ -14,13 +14,10 @@ __metaclass__ = type
 
 import ipaddress
 import os
-try:
-    from collections.abc import Mapping, Sequence
-except ImportError:  # pragma: no cover - Python 2
-    from collections import Mapping, Sequence
 import re
 import shlex
 
+from ansible.module_utils.six.moves.collections_abc import Mapping, Sequence
 from ansible_collections.onebox.deploy.plugins.module_utils.artifacts import (
     ArtifactError,
     directory_problem,

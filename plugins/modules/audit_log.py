@@ -78,6 +78,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.onebox.deploy.plugins.module_utils.files import WriteError, append_json_lines
 
 
 def main():
@@ -95,19 +96,10 @@ def main():
     if entries is not None:
         if not entries or module.check_mode:
             module.exit_json(changed=bool(entries), written=0)
-        directory = os.path.dirname(path)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         try:
-            if directory and not os.path.isdir(directory):
-                os.makedirs(directory, 0o750)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-            try:
-                for entry in entries:
-                    record = dict(entry)
-                    record.setdefault("time", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-                    os.write(fd, (json.dumps(record, sort_keys=True) + "\n").encode("utf-8"))
-            finally:
-                os.close(fd)
-        except (IOError, OSError) as exc:
+            append_json_lines(path, [dict(dict(entry), time=entry.get("time") or stamp) for entry in entries])
+        except WriteError as exc:
             module.fail_json(msg="audit log %s: cannot append %d record(s): %s" % (path, len(entries), exc))
         module.exit_json(changed=True, written=len(entries))
 

@@ -104,6 +104,11 @@ import time
 import uuid
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.onebox.deploy.plugins.module_utils.files import (
+    append_json_lines,
+    create_file,
+    write_file,
+)
 
 
 def utc(ts):
@@ -140,43 +145,22 @@ def describe(holder, now, ttl):
         holder.get("owner", "unknown"), holder.get("started", "?"), holder.get("run_id", "?"), int(age), ttl)
 
 
-def staged(path, record):
-    """A complete lock file next to ``path`` (to be linked or renamed in)."""
-    tmp = "%s.%d.tmp" % (path, os.getpid())
-    with open(tmp, "w") as handle:
-        json.dump(record, handle, sort_keys=True)
-        handle.write("\n")
-    os.chmod(tmp, 0o644)
-    return tmp
+def lock_text(record):
+    return json.dumps(record, sort_keys=True) + "\n"
 
 
 def write_new(path, record):
     """Create the lock file; False when it already exists."""
-    tmp = staged(path, record)
-    try:
-        os.link(tmp, path)  # atomic: fails when the lock exists
-        return True
-    except OSError:
-        return False
-    finally:
-        os.unlink(tmp)
+    return create_file(path, lock_text(record), mode=0o644, owner=None, group=None)
 
 
 def replace(path, record):
-    os.rename(staged(path, record), path)
+    write_file(path, lock_text(record), mode=0o644, owner=None, group=None)
 
 
 def audit(path, entry):
-    if not path:
-        return
-    directory = os.path.dirname(path)
-    if directory and not os.path.isdir(directory):
-        os.makedirs(directory, 0o750)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-    try:
-        os.write(fd, (json.dumps(entry, sort_keys=True) + "\n").encode("utf-8"))
-    finally:
-        os.close(fd)
+    if path:
+        append_json_lines(path, [entry])
 
 
 def main():

@@ -21,6 +21,8 @@ description:
   - Reports, per site, whether its socket and service are already active and which
     release C(current) points to.
 author: onebox.deploy contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - onebox.deploy.host_paths
 attributes:
   action:
     support: full
@@ -40,22 +42,10 @@ options:
     type: list
     elements: dict
     required: true
-  unit_dir:
-    description: Directory the site units are written to.
-    type: path
-    default: /etc/systemd/system
   root:
     description: Directory that holds one directory per site.
     type: path
     default: /srv/onebox
-  env_dir:
-    description: Directory of the environment files (the health port of a site removed in this run is read there).
-    type: path
-    default: /etc/onebox
-  marker:
-    description: Text that every unit file written by this collection contains.
-    type: str
-    default: "Managed by onebox.deploy"
   sums:
     description:
       - SHA-256 of each site's artifact (site name to hex digest); defaults to each site's C(sha256).
@@ -150,7 +140,7 @@ errors:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.onebox.deploy.plugins.module_utils.host import HostState
+from ansible_collections.onebox.deploy.plugins.module_utils.host import HOST_PATHS_SPEC, HostState
 from ansible_collections.onebox.deploy.plugins.module_utils.files import file_matches
 from ansible_collections.onebox.deploy.plugins.module_utils.systemd import SystemdError, Systemctl
 from ansible_collections.onebox.deploy.plugins.module_utils.verify import VerifyError, verify_units
@@ -183,10 +173,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             sites=dict(type="list", elements="dict", required=True),
-            unit_dir=dict(type="path", default="/etc/systemd/system"),
             root=dict(type="path", default="/srv/onebox"),
-            env_dir=dict(type="path", default="/etc/onebox"),
-            marker=dict(type="str", default="Managed by onebox.deploy"),
             sums=dict(type="dict", default={}),
             force_release=dict(type="bool", default=False),
             check_ports=dict(type="bool", default=True),
@@ -198,6 +185,7 @@ def main():
                 socket=dict(type="str", required=True),
                 service=dict(type="str", required=True),
             )),
+            **HOST_PATHS_SPEC
         ),
         supports_check_mode=True,
     )

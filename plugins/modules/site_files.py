@@ -29,6 +29,8 @@ description:
   - With O(absent), stops and disables a site's units, removes its unit files and environment file, and with
     C(purge) its directory; its account is deleted only when this collection created it.
 author: onebox.deploy contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - onebox.deploy.host_paths
 attributes:
   action:
     support: full
@@ -69,24 +71,12 @@ options:
     type: list
     elements: dict
     default: []
-  unit_dir:
-    description: Directory the units are installed into.
-    type: path
-    default: /etc/systemd/system
-  env_dir:
-    description: Directory of the environment files.
-    type: path
-    default: /etc/onebox
   env_only:
     description:
       - Install the environment files only (a rollback, since they name the release), and leave units, sockets and the
         units of another strategy as they are.
     type: bool
     default: false
-  marker:
-    description: Text every file written by this collection contains; a unit file without it is never touched.
-    type: str
-    default: Managed by onebox.deploy
   files:
     description: Set by the action plugin; not for direct use. Each site's rendered files.
     type: list
@@ -185,6 +175,7 @@ removed:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.onebox.deploy.plugins.module_utils.host import HOST_PATHS_SPEC
 from ansible_collections.onebox.deploy.plugins.module_utils.sitefiles import SiteFiles, SiteFilesError
 from ansible_collections.onebox.deploy.plugins.module_utils.systemd import SystemdError, Systemctl
 
@@ -211,11 +202,9 @@ def main():
             host=dict(type="dict", default={}),
             secret_env=dict(type="dict", default={}, no_log=True),
             absent=dict(type="list", elements="dict", default=[]),
-            unit_dir=dict(type="path", default="/etc/systemd/system"),
-            env_dir=dict(type="path", default="/etc/onebox"),
-            marker=dict(type="str", default="Managed by onebox.deploy"),
             env_only=dict(type="bool", default=False),
             files=dict(type="list", elements="dict", default=[], options=file_spec),
+            **HOST_PATHS_SPEC
         ),
         supports_check_mode=True,
     )
