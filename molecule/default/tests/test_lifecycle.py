@@ -134,8 +134,8 @@ def test_a_failed_first_install_leaves_nothing_half_alive(host, sites, playbook)
     rc, out = playbook({"onebox_sites": sites + [fresh]})
     assert rc != 0, out[-3000:]
     assert ("fresh.service had no previous release: stopped and disabled fresh.socket and fresh.service, removed "
-            "/etc/systemd/system/fresh.socket, /etc/systemd/system/fresh.service and /etc/onebox/fresh.env") in out, \
-        out[-3000:]
+            "/etc/systemd/system/fresh.socket, /etc/systemd/system/fresh.service, /etc/onebox/fresh.env and "
+            "/srv/onebox/fresh/current") in out, out[-3000:]
     assert "release /srv/onebox/fresh/releases/1.0.0 is kept; fix the input and run the deploy again" in out
     assert "crash-on-start requested" in out          # the app's own last journal lines
     for unit in ("fresh.socket", "fresh.service"):
