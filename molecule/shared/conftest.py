@@ -191,6 +191,29 @@ def public_url(site):
     return "http://%s:%s/" % (host or "127.0.0.1", port)
 
 
+TIMESPAN = {"us": 1e-6, "ms": 1e-3, "s": 1, "min": 60, "h": 3600}
+
+
+def timespan_s(text):
+    """systemd's timespan as `systemctl show` prints it ("10s", "1min 30s", "500ms") in seconds."""
+    parts = re.findall(r"([\d.]+)(us|ms|s|min|h)\b", text)
+    assert parts and "".join(n + u for n, u in parts) == text.replace(" ", ""), text
+    return sum(float(n) * TIMESPAN[u] for n, u in parts)
+
+
+def assert_past_default_start_limit(host_, began_s, unit):
+    """The restarts began at `began_s` (seconds): more of them fell into one
+    DefaultStartLimitIntervalSec= window than systemd's DefaultStartLimitBurst=
+    allows, so a unit with the defaults would have hit start-limit-hit; ours ran on."""
+    props = dict(line.split("=", 1) for line in host_.check_output(
+        "systemctl show -p DefaultStartLimitBurst -p DefaultStartLimitIntervalUSec").splitlines())
+    burst, seconds = int(props["DefaultStartLimitBurst"]), timespan_s(props["DefaultStartLimitIntervalUSec"])
+    most = max(sum(1 for b in began_s if a <= b < a + seconds) for a in began_s)
+    print("%s: %d starts within %g s (systemd's default start limit: %d)" % (unit, most, seconds, burst))
+    assert most > burst, (unit, began_s, burst, seconds)
+    assert host_.check_output("systemctl show -p StartLimitIntervalUSec --value %s" % unit) == "0", unit
+
+
 def journal_events(host, since, units):
     """(time, unit, event) for systemd's Stopping/Started lines of the units since `since`."""
     out = host.check_output("journalctl --no-pager -o short-unix --since @%d %s" % (

@@ -76,9 +76,11 @@ def unit_state(unit):
 def roll_site(site, restarts, timeout, report):
     socket_states = set()
     durations = []
+    began_s = []
     began = time.monotonic()
     for _restart in range(restarts):
         start = time.monotonic()
+        began_s.append(round(start - began, 2))
         proc = subprocess.run(["systemctl", "restart", site["unit"]], capture_output=True,
                               text=True, check=False)
         if proc.returncode != 0:
@@ -93,6 +95,7 @@ def roll_site(site, restarts, timeout, report):
         durations.append(time.monotonic() - start)
     report["restarts"] = len(durations)
     report["restart_window_s"] = round(time.monotonic() - began, 2)
+    report["began_s"] = began_s[:len(durations)]
     report["max_restart_s"] = round(max(durations), 3) if durations else None
     report["socket_states"] = sorted(socket_states)
 

@@ -14,8 +14,8 @@ import subprocess
 import time
 
 import pytest
-from conftest import CONTAINER, MAX_EXPOSURE, exposure, journal_events, print_table, public_url, start_paced_load, \
-    stop_paced_load
+from conftest import CONTAINER, MAX_EXPOSURE, assert_past_default_start_limit, exposure, journal_events, print_table, \
+    public_url, start_paced_load, stop_paced_load
 
 SERVERS = ["gunicorn", "uvicorn", "go", "node"]
 # What each server passes to listen() on the socket it inherits, as docs/units.md says:
@@ -220,6 +220,7 @@ def test_ten_restarts_under_load_drop_nothing(host, by_server, state, server):
     unit = service_unit(host, site)
     host.check_output("cat > /usr/local/bin/onebox-restarts.py <<'ONEBOX_EOF'\n%s\nONEBOX_EOF" % RESTARTS_PY)
     before = int(host.check_output("systemctl show -p NRestarts --value %s" % unit))
+    since = time.time()
     start_paced_load(host, [site])
     report = json.loads(host.check_output("python3 /usr/local/bin/onebox-restarts.py %s http://%s/readyz %d %s" % (
         unit, site["health_listen"], RESTARTS, RESTART_APART)))
@@ -228,11 +229,19 @@ def test_ten_restarts_under_load_drop_nothing(host, by_server, state, server):
     print("restarts began at %s s, each ready after %s s" % (report["began_s"], report["took_s"]))
     RESULTS.append(dict(rows[0], server=server, strategy="restart", test="%d restarts" % RESTARTS))
     assert report["errors"] == [] and len(report["began_s"]) == RESTARTS, report
-    assert report["began_s"][-1] < 15, report  # ten starts within 15 s
+    assert_past_default_start_limit(host, report["began_s"], unit)
     assert report["socket_states"] == ["active"], report
     assert report["nrestarts"] == before, report  # systemd restarted nothing on its own
     assert rows[0]["failed"] == 0 and rows[0]["requests"] > 1000, rows
     assert_main_pid_holds_the_socket(host, site)
+    if server == "gunicorn":
+        # No worker got a SIGTERM before its handler was set: systemd signals the master
+        # only (KillMode=mixed), and /readyz waits for every worker (recipe). Such a
+        # worker dies of the signal, or misses it and serves on until the master's
+        # SIGKILL at graceful_timeout (8 s).
+        log = host.check_output("journalctl --no-pager -o cat --since @%d -u %s" % (int(since), unit))
+        assert "was terminated due to signal" not in log, log[-3000:]
+        assert max(report["took_s"]) < 8, report
 
 
 # Runs on the host: two keep-alive connections to the site, then a restart. During

@@ -5,8 +5,8 @@ import os
 import time
 
 import pytest
-from conftest import (MAX_EXPOSURE, PROJECT, exposure, journal_events, print_table, process_status, public_url,
-                      site_service_units, start_paced_load, stop_paced_load)
+from conftest import (MAX_EXPOSURE, PROJECT, assert_past_default_start_limit, exposure, journal_events, print_table,
+                      process_status, public_url, site_service_units, start_paced_load, stop_paced_load)
 
 SECRET = "onebox-molecule-secret-5f2c"
 
@@ -71,7 +71,7 @@ def test_units_cannot_hit_a_start_limit(host, sites):
             "systemctl show -p StartLimitIntervalUSec -p TriggerLimitIntervalUSec --value %s.socket" % site["name"])
         assert svc.strip() == "0", site["name"]
         assert sock.split() == ["0", "0"], site["name"]
-        assert host.check_output("systemctl show -p KillMode --value %s.service" % site["name"]) == "control-group"
+        assert host.check_output("systemctl show -p KillMode --value %s.service" % site["name"]) == "mixed"
 
 
 def test_site_services_are_sandboxed_with_exposure_at_most_2(host, sites):
@@ -127,8 +127,8 @@ def test_restarts_under_load_drop_nothing(host, sites):
     for name, site in report["sites"].items():
         assert site["errors"] == [], name
         assert site["restarts"] == 10, name
-        # Ten restarts in well under 15 s: far past systemd's default 5-in-10s limit.
-        assert site["restart_window_s"] < 15, name
+        # More starts in one interval than systemd's default start limit allows.
+        assert_past_default_start_limit(host, site["began_s"], "%s.service" % name)
         assert site["socket_states"] == ["active"], name
         assert site["requests"] > 1000, name
     assert report["total"]["failed"] == 0, report["total"]

@@ -145,7 +145,7 @@ def test_site_service_keeps_its_own_settings():
     # Every start of a service would otherwise clear O_NONBLOCK on the socket
     # that a running overlap instance shares.
     assert unit["NonBlocking"] == ["true"]
-    assert unit["KillMode"] == ["control-group"] and unit["KillSignal"] == ["SIGTERM"]
+    assert unit["KillMode"] == ["mixed"] and unit["KillSignal"] == ["SIGTERM"]
     assert unit["TimeoutStopSec"] == ["15.0"]
     assert unit["Restart"] == ["on-failure"] and unit["RestartSec"] == ["1"]
     assert directives(text, "Unit")["StartLimitIntervalSec"] == ["0"]

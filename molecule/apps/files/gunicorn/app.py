@@ -8,29 +8,50 @@
 # runs. gunicorn takes the socket from systemd itself (LISTEN_FDS and LISTEN_PID):
 # no --bind.
 import json
+import mmap
 import os
 import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-READY = threading.Event()     # set in the master by when_ready() (gunicorn.conf.py)
+ARBITER = []                  # the master's gunicorn arbiter, from when_ready() (gunicorn.conf.py)
 DRAINING = threading.Event()  # set in the master when it begins to stop
+# A worker's pid once it serves (post_worker_init, after its SIGTERM handler is
+# set), in a slot for its age: memory the master shares with the workers it forks.
+SERVING = mmap.mmap(-1, 4 * 256)
 STATUS = {200: "200 OK", 404: "404 Not Found", 503: "503 Service Unavailable"}
 
 
-def health(path):
+def serving(worker):
+    return struct.unpack_from("i", SERVING, 4 * (worker.age % 256))[0] == worker.pid
+
+
+def ready():
+    """In the master: it has the socket, every worker serves, and it is not stopping. A worker
+    still booting would lose a SIGTERM sent now and serve on until graceful_timeout's SIGKILL."""
+    if not ARBITER or DRAINING.is_set():
+        return False
+    try:
+        workers = list(ARBITER[0].WORKERS.values())
+    except RuntimeError:  # the master changed the dict meanwhile
+        return False
+    return len(workers) >= ARBITER[0].num_workers and all(map(serving, workers))
+
+
+def health(path, is_ready):
     """/livez: 200 while alive, warm-up and drain included; /readyz: 200 only while serving."""
     if path == "/livez":
         return 200
     if path == "/readyz":
-        return 200 if READY.is_set() and not DRAINING.is_set() else 503
+        return 200 if is_ready else 503
     return None
 
 
 class HealthPort(BaseHTTPRequestHandler):
     def do_GET(self):
-        code = health(self.path) or 404
+        code = health(self.path, ready()) or 404
         text = b"ok\n" if code == 200 else b"not ready\n"
         self.send_response(code)
         self.send_header("Content-Type", "text/plain")
@@ -63,7 +84,7 @@ time.sleep(float(os.environ.get("APP_WARMUP", "0.8")))
 
 
 def app(environ, start_response):
-    code = health(environ["PATH_INFO"])  # in a worker: ready (it answers), never draining
+    code = health(environ["PATH_INFO"], True)  # a worker that answers serves
     if code is None:
         body = json.dumps({"site": os.environ.get("ONEBOX_SITE"), "version": os.environ.get("ONEBOX_VERSION"),
                            "pid": os.getpid(), "server": "gunicorn"}).encode()
