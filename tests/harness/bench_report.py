@@ -54,6 +54,11 @@ WRK_KINDS = (("connect_errors", "connect"), ("read_errors", "read"), ("write_err
              ("timeouts", "timeout"), ("non_2xx_3xx", "non-2xx/3xx"))
 
 
+SCALE = ("\n## What a run costs as sites grow\n\n`make bench-scale` times a first converge, a run that changes "
+         "nothing and a deploy of every site, for 1, 4 and 12 sites, in the design before the one-pass redesign "
+         "and in this one, over SSH and over Podman: [bench/scale.md](bench/scale.md).\n")
+
+
 def restart_windows(journal_file, strategy, t_start):
     """[(begin, end)] seconds after t_start, one per restart, from systemd's job messages.
 
@@ -260,7 +265,8 @@ def main():
             "it). One run writes `docs/bench/<date>.md` and `.png` and this page. The latest run, %s "
             "(setup, machine and exact command: [bench/%s.md](bench/%s.md)); numbers from a shared machine "
             "are noisy, rerun on a quiet one before quoting them:\n\n%s\n\n%s\n\n![latency and errors over time]"
-            "(bench/%s.png)\n\n%s" % (meta["restarts"], date, date, date, text, legend, date, HOW_TO_READ))
+            "(bench/%s.png)\n\n%s\n%s" % (meta["restarts"], date, date, date, text, legend, date, HOW_TO_READ,
+                                            SCALE))
     print("make bench %s: %d restarts per pass, wrk %d connections x %d ms pause, %d s per pass; Traefik %s"
           % (date, meta["restarts"], meta["connections"], meta["pace_ms"], meta["duration"], meta["traefik"]))
     print("(table: wrk; sampler column: the plot's timeline requests)")

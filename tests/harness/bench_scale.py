@@ -263,6 +263,9 @@ def main():
     ]
     with open(stem + ".md", "w") as handle:
         handle.write("\n".join(report))
+    # docs/bench/scale.md: the latest run, linked from docs/benchmark.md.
+    with open(os.path.join(args.out, "scale.md"), "w") as handle:
+        handle.write("\n".join(report))
     print(table(rows))
     print()
     print(targets(rows))
