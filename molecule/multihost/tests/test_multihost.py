@@ -233,9 +233,19 @@ def test_rollback_hosts_returns_host_one_too(lb, hosts, sites):
 
 
 def test_a_second_deploy_against_the_group_fails_at_once_naming_the_holder(lb, hosts, sites):
+    """A second deploy while the first holds the lock fails without queueing, and names the holder.
+
+    The first deploy holds its lock in a before_roll hook until the test releases it, so the
+    second run meets a held lock however slow either playbook is on a loaded machine."""
+    release = "/run/onebox-test-release-hold"
+    for host in hosts.values():
+        host.run("rm -f %s" % release)
     hook = os.path.join(tempfile.mkdtemp(prefix="onebox-hook-"), "hold.yml")
     with open(hook, "w") as handle:
-        handle.write("- name: Hold the lock\n  ansible.builtin.pause:\n    seconds: 25\n")
+        handle.write("- name: Hold the lock until the test releases it\n"
+                     "  ansible.builtin.wait_for:\n"
+                     "    path: %s\n"
+                     "    timeout: 300\n" % release)
     results = {}
 
     def deploy_with_hook():
@@ -245,13 +255,25 @@ def test_a_second_deploy_against_the_group_fails_at_once_naming_the_holder(lb, h
 
     thread = threading.Thread(target=deploy_with_hook)
     thread.start()
-    deadline = time.monotonic() + 60
-    while not hosts["onebox-mh1"].file("/run/lock/onebox-deploy.lock").exists and time.monotonic() < deadline:
+    lock = hosts["onebox-mh1"].file("/run/lock/onebox-deploy.lock")
+    deadline = time.monotonic() + 180
+    while not (lock.exists and "alice@ci" in lock.content_string) and time.monotonic() < deadline:
         time.sleep(0.2)
-    rc, out, took = run("deploy.yml", {"onebox_sites": sites, "onebox_deploy_owner": "bob@ci"})
-    thread.join(180)
-    assert rc != 0 and took < 30, (took, out[-2000:])
+    assert lock.exists, "the first deploy never took the lock of onebox-mh1"
+    try:
+        rc, out, _took = run("deploy.yml", {"onebox_sites": sites, "onebox_deploy_owner": "bob@ci"})
+        # The second run ended while the first still held the lock: it did not queue behind it.
+        first_still_holding = thread.is_alive() and "alice@ci" in lock.content_string
+    finally:
+        for host in hosts.values():
+            host.run("touch %s" % release)
+        thread.join(300)
+        for host in hosts.values():
+            host.run("rm -f %s" % release)
+    assert rc != 0, out[-2000:]
+    assert first_still_holding, out[-2000:]
     assert "is held by alice@ci" in out, out[-2000:]
+    assert re.search(r"\bwaited: 0\.0\b", out), out[-2000:]
     assert results["first"][0] == 0, results["first"][1][-3000:]
 
 
