@@ -135,6 +135,22 @@ def new_collection():
     return base
 
 
+def ready_sum(version):
+    """Σ of the sites' time to ready in the roll to *version*, from the host's audit log: the part of
+    the deploy that the app's own stop, start and warm-up take (None when the log has no such record)."""
+    out = subprocess.run(["podman", "exec", NAME, "cat", "/var/log/onebox/deploy.jsonl"], capture_output=True,
+                         text=True, check=False).stdout
+    times = []
+    for line in out.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("to_version") == version and record.get("time_to_ready_s") is not None:
+            times.append(float(record["time_to_ready_s"]))
+    return round(sum(times), 1) if times else None
+
+
 def measure(design, collections, connection, count, work):
     say("%s design, %s, %d site(s): fresh container" % (design, connection, count))
     container_up()
@@ -152,20 +168,25 @@ def measure(design, collections, connection, count, work):
         if result["rc"]:
             say(result["tail"])
             break
+        if phase == "deploy all":
+            row["ready_sum"] = ready_sum(version)
+            say("  Σ time to ready of the rolled sites: %s s" % row["ready_sum"])
     subprocess.run(["podman", "rm", "-f", NAME], capture_output=True, check=False)
     return row
 
 
 def table(rows):
     lines = ["| design | connection | sites | Σ warm-ups (s) | " + " | ".join(
-        "%s: s / tasks" % phase for phase in PHASES) + " |",
-             "|---|---|---|---|" + "---|" * len(PHASES)]
+        "%s: s / tasks" % phase for phase in PHASES) + " | deploy all: Σ time to ready (s) |",
+             "|---|---|---|---|" + "---|" * (len(PHASES) + 1)]
     for row in rows:
         cells = []
         for phase in PHASES:
             res = row.get(phase)
             cells.append("—" if not res else ("%.1f / %d" % (res["seconds"], res["tasks"]))
                          + ("" if not res or res["rc"] == 0 else " (failed)"))
+        ready = row.get("ready_sum")
+        cells.append("—" if ready is None else "%.1f" % ready)
         lines.append("| %s | %s | %d | %.1f | %s |" % (row["design"], row["connection"], row["sites"],
                                                        row["warmups"], " | ".join(cells)))
     return "\n".join(lines)
@@ -184,11 +205,22 @@ def targets(rows):
         if not all(r.get(p) and r[p]["rc"] == 0 for r in (one, twelve) for p in ("no-op", "deploy all")):
             continue
         ratio = twelve["no-op"]["seconds"] / one["no-op"]["seconds"]
+        deploy = twelve["deploy all"]["seconds"]
         bound = twelve["warmups"] + twelve["no-op"]["seconds"] + 0.3 * 12
-        out.append("| %s | %s | %.2fx (target <= 1.5x): %s | %.1f s vs %.1f s (Σ warm-ups + no-op + 0.3 s a site): %s |" % (
-            design, connection, ratio, "met" if ratio <= 1.5 else "missed",
-            twelve["deploy all"]["seconds"], bound, "met" if twelve["deploy all"]["seconds"] <= bound else "missed"))
-    head = ["| design | connection | no-op, 12 sites / 1 site | deploy of 12 changed sites |", "|---|---|---|---|"]
+        ready = twelve.get("ready_sum")
+        # The run's own part: the deploy's wall time less the sites' time to ready (their stop, start and
+        # warm-up), against the no-op run plus 0.3 s a site.
+        own = "—" if ready is None else "%.1f s vs %.1f s: %s" % (
+            deploy - ready, twelve["no-op"]["seconds"] + 0.3 * 12,
+            "met" if deploy - ready <= twelve["no-op"]["seconds"] + 0.3 * 12 else "missed")
+        out.append("| %s | %s | %.2fx (target <= 1.5x): %s | %.1f s vs %.1f s (Σ warm-ups + no-op + 0.3 s a site): "
+                   "%s | %s | %s |" % (
+                       design, connection, ratio, "met" if ratio <= 1.5 else "missed", deploy, bound,
+                       "met" if deploy <= bound else "missed by %.1f s" % (deploy - bound),
+                       "—" if ready is None else "%.1f s" % ready, own))
+    head = ["| design | connection | no-op, 12 sites / 1 site | deploy of 12 changed sites | of which the sites' "
+            "Σ time to ready | the rest (deploy less Σ time to ready) vs no-op + 0.3 s a site |",
+            "|---|---|---|---|---|---|"]
     return "\n".join(head + out)
 
 
