@@ -151,6 +151,7 @@ class HostState(object):
                 port = part.rsplit(":", 1)[-1]
                 if port.isdigit():
                     ports.add(int(port))
+        instances = self.instances(names)
         for name in names:
             try:
                 with open(os.path.join(self.env_dir, "%s.env" % name)) as handle:
@@ -161,7 +162,7 @@ class HostState(object):
                                 ports.add(int(port))
             except (IOError, OSError):
                 pass
-            for unit in self.instances([name]).get(name, ()):
+            for unit in instances[name]:
                 instance = unit[len(name) + 1:-len(".service")]
                 if instance.isdigit():
                     ports.add(int(instance))

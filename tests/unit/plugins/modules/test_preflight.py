@@ -444,6 +444,8 @@ def test_released_ports_are_read_from_the_sockets_of_the_removed_sites(host):
     assert state.released_ports(["wiki", "shop", "gone"]) == {8001, 8443}
     show = host.commands("systemctl")[0]
     assert show[show.index("--") + 1:] == ["wiki.socket", "shop.socket", "gone.socket"] and "Listen" in show
+    # The overlap instances of every removed site in one systemctl call.
+    assert [c[1] for c in host.commands("systemctl")].count("list-units") == 1
     host.calls = []
     assert state.released_ports([]) == set() and host.calls == []
 
