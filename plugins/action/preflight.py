@@ -24,7 +24,7 @@ class ActionModule(ActionBase):
         del tmp
         args = dict(self._task.args)
         if args.get("verify_units", True) and args.get("sites"):
-            renderer = SiteRenderer(self, task_vars or {}, args.get("marker") or "Managed by onebox.deploy")
+            renderer = SiteRenderer(self, task_vars or {}, args.get("marker"))
             args["units"] = [dict(name=site["name"], socket=renderer.render("socket", site),
                                   service=renderer.render("service", site)) for site in args["sites"]]
         return self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)

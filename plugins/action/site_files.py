@@ -27,7 +27,7 @@ class ActionModule(ActionBase):
         sites = args.pop("sites", None) or []
         secrets = args.pop("secret_env", None) or {}
         host = args.pop("host", None) or {}
-        renderer = SiteRenderer(self, task_vars or {}, args.get("marker") or "Managed by onebox.deploy")
+        renderer = SiteRenderer(self, task_vars or {}, args.get("marker"))
         files = []
         for site in sites:
             entry = dict((key, site[key]) for key in FILE_KEYS)

@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible_collections.onebox.deploy.plugins.module_utils.host import HOST_PATHS_SPEC
 
 TEMPLATES = (("socket", "socket.j2"), ("service", "service.j2"), ("env", "env.j2"))
 #: The only variables the templates use besides ``site``: copying every
@@ -21,12 +22,12 @@ VARIABLES = ("ansible_search_path", "role_path", "ansible_managed", "inventory_h
 class SiteRenderer(object):
     """Renders the templates of sites for one action plugin run."""
 
-    def __init__(self, action, task_vars, marker):
+    def __init__(self, action, task_vars, marker=None):
         self.lookup = action._shared_loader_obj.lookup_loader.get(
             "ansible.builtin.template", loader=action._loader, templar=action._templar)
         self.paths = dict((key, action._find_needle("templates", name)) for key, name in TEMPLATES)
         self.variables = dict((k, task_vars[k]) for k in VARIABLES if k in task_vars)
-        self.marker = marker
+        self.marker = marker or HOST_PATHS_SPEC["marker"]["default"]
 
     def render(self, key, site, secret_env=None):
         """The text of template *key* (socket, service or env) for *site*."""
