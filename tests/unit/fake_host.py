@@ -161,3 +161,12 @@ def fake_accounts(fake):
     with mock.patch.object(H, "pwd", pwd_stub), mock.patch.object(H, "grp", grp_stub), \
             mock.patch.object(SF, "pwd", pwd_stub), mock.patch.object(SF, "grp", grp_stub):
         yield fake
+
+
+def tree(path):
+    """Every path under *path*, relative, sorted: what a test's directory holds."""
+    out = []
+    for top, names, files in os.walk(str(path)):
+        for entry in names + files:
+            out.append(os.path.relpath(os.path.join(top, entry), str(path)))
+    return sorted(out)

@@ -25,7 +25,7 @@ from ansible_collections.onebox.deploy.plugins.module_utils import sites as S
 from ansible_collections.onebox.deploy.plugins.module_utils.systemd import Systemctl
 from ansible_collections.onebox.deploy.plugins.modules import preflight
 from conftest import role_settings
-from fake_host import FakeHost, fake_accounts
+from fake_host import FakeHost, fake_accounts, tree
 from module_runner import invoke
 
 INSTALLED = "a" * 64
@@ -243,15 +243,6 @@ def run_checks(host, tmp_path, sites, units=(), listening=(), **kw):
         return invoke(preflight.main, args, patches={
             "run_command": host.run_command,
             "get_bin_path": lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name})[:2]
-
-
-def tree(path):
-    """Every path under *path*, relative, sorted."""
-    out = []
-    for top, names, files in os.walk(str(path)):
-        for entry in names + files:
-            out.append(os.path.relpath(os.path.join(top, entry), str(path)))
-    return sorted(out)
 
 
 def test_units_are_verified_as_systemd_loads_them_inside_the_new_release(host, tmp_path):

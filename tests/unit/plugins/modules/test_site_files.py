@@ -21,7 +21,7 @@ import pytest
 
 from ansible_collections.onebox.deploy.plugins.module_utils import host as H
 from ansible_collections.onebox.deploy.plugins.modules import site_files
-from fake_host import FakeHost, fake_accounts
+from fake_host import FakeHost, fake_accounts, tree
 from module_runner import ExitJson, invoke
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="site_files writes root-owned files")
@@ -83,15 +83,6 @@ def mode_owner(path):
 def read(path):
     with open(str(path)) as handle:
         return handle.read()
-
-
-def tree(path):
-    """Every path under *path*, relative, sorted."""
-    out = []
-    for top, names, files in os.walk(str(path)):
-        for entry in names + files:
-            out.append(os.path.relpath(os.path.join(top, entry), str(path)))
-    return sorted(out)
 
 
 # --------------------------------------------------------------------------
