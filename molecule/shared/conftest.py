@@ -230,23 +230,24 @@ def journal_events(host, since, units):
     return events
 
 
-def start_paced_load(host, sites):
+def start_paced_load(host, sites, target=public_url):
     """Start wrk on every site; returns a journal timestamp from just before.
 
     Paced load (each connection waits 5 ms between requests, about 1,600 req/s a
     site) so that the deploy itself still gets CPU on a 2-core machine.
+    *target* gives wrk's URL (and headers) for a site: by default its public URL.
     """
     host.check_output("printf 'function delay()\\n  return 5\\nend\\n' > /tmp/pace.lua")
     for s in sites:
         host.check_output("nohup wrk -t1 -c8 -d600s --timeout 10s --latency -s /tmp/pace.lua %s "
-                          "> /tmp/wrk-%s.txt 2>&1 &" % (public_url(s), s["name"]))
+                          "> /tmp/wrk-%s.txt 2>&1 &" % (target(s), s["name"]))
     since = float(host.check_output("date +%s.%N")) - 1
     time.sleep(1)
     return since
 
 
-def stop_paced_load(host, sites, title="deploy under load (wrk, 8 paced connections per site)"):
-    """Stop wrk, print and return its numbers per site."""
+def paced_load_results(host, sites):
+    """Stop wrk; its numbers (restart_under_load.parse_wrk) per site name."""
     sys.path.insert(0, os.path.join(PROJECT, "tests", "harness"))
     from restart_under_load import parse_wrk
 
@@ -255,9 +256,15 @@ def stop_paced_load(host, sites, title="deploy under load (wrk, 8 paced connecti
     deadline = time.monotonic() + 20
     while host.run("pgrep -x wrk").rc == 0 and time.monotonic() < deadline:
         time.sleep(0.2)
+    return dict((s["name"], parse_wrk(host.file("/tmp/wrk-%s.txt" % s["name"]).content_string)) for s in sites)
+
+
+def stop_paced_load(host, sites, title="deploy under load (wrk, 8 paced connections per site)"):
+    """Stop wrk, print and return its numbers per site."""
+    results = paced_load_results(host, sites)
     rows = []
     for s in sites:
-        res = parse_wrk(host.file("/tmp/wrk-%s.txt" % s["name"]).content_string)
+        res = results[s["name"]]
         rows.append(dict(site=s["name"], requests=res["requests"], failed=res["failed"],
                          **{k: round(res[k] or 0, 2) for k in ("p50_ms", "p99_ms", "max_ms")}))
     print_table(title, rows, list(rows[0]))

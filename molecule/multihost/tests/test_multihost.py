@@ -11,7 +11,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -19,7 +18,7 @@ import time
 import pytest
 import testinfra
 import yaml
-from conftest import PROJECT, print_table, scenario_vars
+from conftest import PROJECT, paced_load_results, print_table, scenario_vars, start_paced_load
 
 SITE_HOSTS = ["onebox-mh1", "onebox-mh2"]
 LB = "onebox-mhlb"
@@ -119,25 +118,15 @@ class Sampler(object):
 
 
 def start_load(lb, sites):
-    lb.check_output("printf 'function delay()\\n  return 5\\nend\\n' > /tmp/pace.lua")
-    for site in sites:
-        lb.check_output("nohup wrk -t1 -c8 -d600s --timeout 10s --latency -s /tmp/pace.lua -H 'Host: %s' "
-                        "http://127.0.0.1:80/ > /tmp/wrk-%s.txt 2>&1 &" % (site["domain"], site["name"]))
-    time.sleep(1)
+    """Paced wrk through Traefik, one per site (its domain in the Host header)."""
+    start_paced_load(lb, sites, target=lambda site: "-H 'Host: %s' http://127.0.0.1:80/" % site["domain"])
 
 
 def stop_load(lb, sites, title):
-    sys.path.insert(0, os.path.join(PROJECT, "tests", "harness"))
-    from restart_under_load import parse_wrk
-
-    time.sleep(1)
-    lb.run("pkill -INT -x wrk")
-    deadline = time.monotonic() + 20
-    while lb.run("pgrep -x wrk").rc == 0 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    results = paced_load_results(lb, sites)
     rows = []
     for site in sites:
-        res = parse_wrk(lb.file("/tmp/wrk-%s.txt" % site["name"]).content_string)
+        res = results[site["name"]]
         rows.append(dict(case=title, site=site["name"], requests=res["requests"], failed=res["failed"],
                          non_2xx=res["non_2xx_3xx"], max_ms=round(res["max_ms"] or 0, 1)))
     RESULTS.extend(rows)
