@@ -201,13 +201,18 @@ def timespan_s(text):
     return sum(float(n) * TIMESPAN[u] for n, u in parts)
 
 
+def default_start_limit(host_):
+    """``(DefaultStartLimitBurst, DefaultStartLimitIntervalSec in seconds)`` of the host's systemd."""
+    props = dict(line.split("=", 1) for line in host_.check_output(
+        "systemctl show -p DefaultStartLimitBurst -p DefaultStartLimitIntervalUSec").splitlines())
+    return int(props["DefaultStartLimitBurst"]), timespan_s(props["DefaultStartLimitIntervalUSec"])
+
+
 def assert_past_default_start_limit(host_, began_s, unit):
     """The restarts began at `began_s` (seconds): more of them fell into one
     DefaultStartLimitIntervalSec= window than systemd's DefaultStartLimitBurst=
     allows, so a unit with the defaults would have hit start-limit-hit; ours ran on."""
-    props = dict(line.split("=", 1) for line in host_.check_output(
-        "systemctl show -p DefaultStartLimitBurst -p DefaultStartLimitIntervalUSec").splitlines())
-    burst, seconds = int(props["DefaultStartLimitBurst"]), timespan_s(props["DefaultStartLimitIntervalUSec"])
+    burst, seconds = default_start_limit(host_)
     most = max(sum(1 for b in began_s if a <= b < a + seconds) for a in began_s)
     print("%s: %d starts within %g s (systemd's default start limit: %d)" % (unit, most, seconds, burst))
     assert most > burst, (unit, began_s, burst, seconds)

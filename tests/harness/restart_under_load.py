@@ -73,12 +73,22 @@ def unit_state(unit):
     return out.stdout.strip()
 
 
-def roll_site(site, restarts, timeout, report):
+def most_within(began_s, seconds):
+    """The most starts of *began_s* that fall into one window of *seconds*."""
+    return max([sum(1 for b in began_s if a <= b < a + seconds) for a in began_s] or [0])
+
+
+def roll_site(site, restarts, timeout, report, limit=None, max_restarts=0):
+    """Restart *site* *restarts* times, each gated on readiness; with *limit*
+    ``(burst, seconds)``, go on (up to *max_restarts*) until more than burst
+    starts fell into one window of that many seconds: past a start limit of
+    those values, however slow each restart is on a loaded machine."""
     socket_states = set()
     durations = []
     began_s = []
     began = time.monotonic()
-    for _restart in range(restarts):
+    while len(began_s) < restarts or (limit and len(began_s) < max_restarts
+                                      and most_within(began_s, limit[1]) <= limit[0]):
         start = time.monotonic()
         began_s.append(round(start - began, 2))
         proc = subprocess.run(["systemctl", "restart", site["unit"]], capture_output=True,
@@ -108,6 +118,10 @@ def main():
     parser.add_argument("--connections", type=int, default=8, help="wrk connections per site")
     parser.add_argument("--settle", type=float, default=1.0, help="seconds of load before and after")
     parser.add_argument("--timeout", type=float, default=30, help="readiness timeout per restart")
+    parser.add_argument("--past-start-limit", metavar="BURST/SECONDS",
+                        help="after --restarts, keep restarting each site until more than BURST of its starts "
+                             "fell within SECONDS (at most --max-restarts in all)")
+    parser.add_argument("--max-restarts", type=int, default=40)
     args = parser.parse_args()
 
     sites = []
@@ -124,8 +138,12 @@ def main():
     time.sleep(args.settle)
 
     reports = {site["name"]: {"errors": []} for site in sites}
+    limit = None
+    if args.past_start_limit:
+        burst, seconds = args.past_start_limit.split("/")
+        limit = (int(burst), float(seconds))
     threads = [threading.Thread(target=roll_site, args=(site, args.restarts, args.timeout,
-                                                        reports[site["name"]]))
+                                                        reports[site["name"]], limit, args.max_restarts))
                for site in sites]
     for thread in threads:
         thread.start()

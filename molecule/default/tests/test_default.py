@@ -5,8 +5,9 @@ import os
 import time
 
 import pytest
-from conftest import (MAX_EXPOSURE, PROJECT, assert_past_default_start_limit, exposure, journal_events, print_table,
-                      process_status, public_url, site_service_units, start_paced_load, stop_paced_load)
+from conftest import (MAX_EXPOSURE, PROJECT, assert_past_default_start_limit, default_start_limit, exposure,
+                      journal_events, print_table, process_status, public_url, site_service_units, start_paced_load,
+                      stop_paced_load)
 
 SECRET = "onebox-molecule-secret-5f2c"
 
@@ -106,15 +107,19 @@ def test_site_services_are_sandboxed_with_exposure_at_most_2(host, sites):
 
 
 def test_restarts_under_load_drop_nothing(host, sites):
-    """wrk keeps loading all three sites while each is restarted 10 times."""
+    """wrk keeps loading all three sites while each is restarted 10 times, and more until more starts
+    fell into one interval than systemd's default start limit allows."""
     with open(os.path.join(PROJECT, "tests", "harness", "restart_under_load.py")) as handle:
         script = handle.read()
     host.check_output("cat > /usr/local/bin/restart_under_load.py <<'ONEBOX_EOF'\n%s\nONEBOX_EOF" % script)
     args = " ".join("--site %s,%s,%s" % (s["name"], public_url(s), readiness_url(s)) for s in sites)
     before = {s["name"]: host.check_output("systemctl show -p NRestarts --value %s.service" % s["name"])
               for s in sites}
+    # 10 restarts, and more while needed to get past systemd's default start
+    # limit (a loaded machine makes each restart slower).
     report = json.loads(host.check_output(
-        "python3 /usr/local/bin/restart_under_load.py --restarts 10 --connections 8 %s" % args))
+        "python3 /usr/local/bin/restart_under_load.py --restarts 10 --past-start-limit %d/%g --connections 8 %s"
+        % (default_start_limit(host) + (args,))))
     rows = []
     for name, site in report["sites"].items():
         rows.append({"site": name, "restarts": site["restarts"], "window_s": site["restart_window_s"],
@@ -126,7 +131,7 @@ def test_restarts_under_load_drop_nothing(host, sites):
     print("total:", report["total"])
     for name, site in report["sites"].items():
         assert site["errors"] == [], name
-        assert site["restarts"] == 10, name
+        assert site["restarts"] >= 10, name
         # More starts in one interval than systemd's default start limit allows.
         assert_past_default_start_limit(host, site["began_s"], "%s.service" % name)
         assert site["socket_states"] == ["active"], name
