@@ -418,6 +418,14 @@ def probe_failures(summary):
     return '; '.join(parts)
 
 
+def same_address(url_a, url_b):
+    """True when two URLs reach the same scheme, host and port."""
+    try:
+        return _split(url_a)[:3] == _split(url_b)[:3]
+    except (ValueError, TypeError):
+        return False
+
+
 def substitute_instance(url, instance):
     """Replace the literal ``{instance}`` in *url* (no other formatting)."""
     if url is None or instance is None:
@@ -428,5 +436,5 @@ def substitute_instance(url, instance):
 __all__ = [
     'LIVENESS_GRACE', 'LIVENESS_MAX_FAILURES', 'RUNNING_STATES', 'LivenessTracker', 'Probe', 'WaitResult',
     'describe', 'error_name', 'http_get', 'is_failure', 'parse_show', 'percentile',
-    'pid_alive', 'probe_failures', 'substitute_instance', 'validate_url', 'wait_ready',
+    'pid_alive', 'probe_failures', 'same_address', 'substitute_instance', 'validate_url', 'wait_ready',
 ]

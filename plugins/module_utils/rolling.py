@@ -36,14 +36,28 @@ from ansible_collections.onebox.deploy.plugins.module_utils.readiness import (
     describe,
     http_get,
     pid_alive,
+    same_address,
     substitute_instance,
     wait_ready,
 )
 from ansible_collections.onebox.deploy.plugins.module_utils.systemd import (
     RUNNING_STATES,
+    SHOW_PROPS,
     SystemdError,
     Systemctl,
 )
+from ansible_collections.onebox.deploy.plugins.module_utils.workers import WorkerWatch
+
+#: Seconds a health request may wait while its endpoint has never answered
+#: (see :meth:`UnitWatch.poll`).
+QUEUED_TIMEOUT = 0.5
+#: systemd's own stop timeout, for a unit spec that names none.
+DEFAULT_STOP_TIMEOUT = 90.0
+#: Seconds beyond a unit's stop timeout to wait for its old main process:
+#: systemd has sent SIGKILL by then.
+STOP_MARGIN = 5.0
+#: What a poll reads of the unit: its state, and where its processes are.
+WATCH_PROPS = SHOW_PROPS + ('ControlGroup',)
 
 
 class RollFailed(SystemdError):
@@ -85,9 +99,16 @@ def new_result(spec):
 
 
 class UnitWatch(object):
-    """One poll = unit state + liveness + readiness, for :func:`wait_ready`."""
+    """The waits of one unit: first until the old main process is gone
+    (:meth:`poll_stop`), then until the new one is ready (:meth:`poll`: unit
+    state, worker churn, liveness and readiness), for :func:`wait_ready`.
 
-    def __init__(self, roller, unit, readiness_url, liveness_url, started, old_pid=0):
+    The ready timeout and the liveness grace count from the moment the old
+    process is gone (:attr:`origin`): a slow drain of the release being
+    replaced is not the new release's time.
+    """
+
+    def __init__(self, roller, unit, readiness_url, liveness_url, started, old_pid=0, grace=None):
         self.roller = roller
         self.unit = unit
         self.readiness_url = readiness_url
@@ -95,23 +116,35 @@ class UnitWatch(object):
         self.started = started
         self.old_pid = old_pid
         self.old_gone = not old_pid
+        self.origin = None if old_pid else started
         self.time_to_stop = None
         self.seen_started = False
         self.nrestarts_floor = None
         self.failed_polls = 0
-        self.liveness = LivenessTracker(grace=roller.liveness_grace)
+        self.liveness = LivenessTracker(grace=roller.liveness_grace if grace is None else grace)
         self.readiness_last = None
+        self.answered = False
+        self.ready_seen = False
         self.state = {}
+        self.workers = WorkerWatch()
+        # liveness and readiness on one address: a request the address did
+        # not answer need not be sent twice
+        self.one_address = bool(liveness_url) and same_address(liveness_url, readiness_url)
+
+    def poll_stop(self, remaining):
+        """Ok once the old main process is gone; fails fast on a unit that fails meanwhile."""
+        if pid_alive(self.old_pid):
+            self.state = self.roller.show(self.unit)
+            return False, self._state_failure()
+        self.old_gone = True
+        self.origin = self.roller.clock()
+        self.time_to_stop = round(self.origin - self.started, 3)
+        return True, None
 
     def poll(self, remaining):
         roller = self.roller
-        if not self.old_gone:
-            if pid_alive(self.old_pid):
-                self.state = roller.show(self.unit)
-                return False, self._state_failure()
-            self.old_gone = True
-            self.time_to_stop = round(roller.clock() - self.started, 3)
-        self.state = roller.show(self.unit)
+        self.state = roller.show(self.unit, WATCH_PROPS)
+        self.workers.update(self.state.get('ControlGroup'), self.state.get('MainPID'))
         failure = self._state_failure()
         if failure:
             return False, failure
@@ -122,15 +155,31 @@ class UnitWatch(object):
             return False, 'unit stopped (ActiveState=%s, SubState=%s) before it became ready' % (active, sub)
         if active in ('activating', 'active', 'reloading'):
             self.seen_started = True
-        req_timeout = max(0.05, min(roller.request_timeout, remaining))
+        exits, crash_loop = self.workers.count()
+        if crash_loop and not self.ready_seen:
+            return False, ('its workers keep dying: %d processes forked by main process %s exited before it came '
+                           'ready (a crash loop the unit state does not show)' % (exits, self.state.get('MainPID')))
+        # Until the endpoint answers at all, a request that gets no answer
+        # soon is queued (on the public socket no process accepts yet) or
+        # refused: waiting longer for it tells nothing the next poll does not.
+        limit = roller.request_timeout if self.answered else min(roller.request_timeout, QUEUED_TIMEOUT)
+        req_timeout = max(0.05, min(limit, remaining))
+        live = None
         if self.liveness_url:
-            result = http_get(self.liveness_url, timeout=req_timeout)[0]
-            dead = self.liveness.update(result, elapsed=roller.clock() - self.started)
+            live = http_get(self.liveness_url, timeout=req_timeout)[0]
+            self.answered = self.answered or isinstance(live, int)
+            dead = self.liveness.update(live, elapsed=roller.clock() - self.origin)
             if dead:
                 return False, dead
-        result = http_get(self.readiness_url, timeout=req_timeout)[0]
+        if self.one_address and live is not None and not isinstance(live, int):
+            result = live
+        else:
+            result = http_get(self.readiness_url, timeout=req_timeout)[0]
+            self.answered = self.answered or isinstance(result, int)
         self.readiness_last = result
-        return result == 200 and active in ('active', 'reloading'), None
+        ok = result == 200 and active in ('active', 'reloading')
+        self.ready_seen = self.ready_seen or ok
+        return ok, None
 
     def _state_failure(self):
         state = self.state
@@ -350,9 +399,9 @@ class Roller(object):
         return STRATEGIES[spec['strategy']](self, spec)
 
     # --- systemd -----------------------------------------------------------
-    def show(self, unit):
+    def show(self, unit, props=SHOW_PROPS):
         try:
-            return self.systemd.show(unit)
+            return self.systemd.show(unit, props)
         except SystemdError as exc:
             raise RollFailed(exc.msg, unit=exc.unit, **exc.extra)
 
@@ -371,20 +420,35 @@ class Roller(object):
 
     # --- waiting -----------------------------------------------------------
     def wait(self, spec, unit, instance, started, old_pid, result):
+        """Wait until the old main process *old_pid* (0: none) is gone, within
+        the unit's stop timeout, then until the unit is ready, within its
+        ready timeout; raises RollFailed."""
         timeout = spec['timeout'] if spec['timeout'] is not None else self.timeout
         watch = UnitWatch(self, unit,
                           substitute_instance(spec['readiness_url'], instance),
                           substitute_instance(spec['liveness_url'], instance),
-                          started, old_pid)
-        outcome = wait_ready(watch.poll, passes=self.passes, interval=self.interval, timeout=timeout,
-                             clock=self.clock)
+                          started, old_pid, grace=spec.get('liveness_grace'))
+        outcome = None
+        try:
+            if old_pid:
+                stop_timeout = spec.get('stop_timeout') or DEFAULT_STOP_TIMEOUT
+                outcome = wait_ready(watch.poll_stop, passes=1, interval=self.interval,
+                                     timeout=stop_timeout + STOP_MARGIN, clock=self.clock)
+                if outcome.status == 'timeout':
+                    outcome.reason = 'old main process %d still runs %gs after the restart' % (
+                        old_pid, stop_timeout + STOP_MARGIN)
+            if outcome is None or outcome.ready:
+                outcome = wait_ready(watch.poll, passes=self.passes, interval=self.interval, timeout=timeout,
+                                     clock=self.clock)
+        finally:
+            watch.workers.stop()
         result.update(
             unit=unit,
             passes=outcome.passes,
             polls=outcome.polls,
             readiness=watch.readiness_last,
             liveness=watch.liveness.last,
-            state=dict((k, v) for k, v in watch.state.items() if k != 'LoadState'),
+            state=dict((k, v) for k, v in watch.state.items() if k not in ('LoadState', 'ControlGroup')),
         )
         if spec['strategy'] == 'restart':
             result['time_to_stop'] = watch.time_to_stop
@@ -393,11 +457,9 @@ class Roller(object):
             result['time_to_ready'] = round(self.clock() - started, 3)
             return
         result['status'] = 'failed' if outcome.status == 'aborted' else 'timeout'
-        reason = outcome.reason
-        if outcome.status == 'timeout' and not watch.old_gone:
-            reason += '; old main process %d is still running' % old_pid
-        result['reason'] = reason
-        raise RollFailed(reason, unit=unit)
+        result['elapsed'] = round(self.clock() - started, 3)
+        result['reason'] = outcome.reason
+        raise RollFailed(outcome.reason, unit=unit)
 
     # --- the release symlink -------------------------------------------------
     def link_plan(self, spec, check=False):
@@ -615,7 +677,7 @@ class Rollback(object):
         except RollFailed as exc:
             entry.update(status=attempt['status'] if attempt['status'] != 'pending' else 'failed', reason=exc.msg)
             return entry
-        entry.update(status='ready', time_to_ready=attempt['time_to_ready'])
+        entry.update(status='ready', time_to_stop=attempt.get('time_to_stop'), time_to_ready=attempt['time_to_ready'])
         return entry
 
 
@@ -664,8 +726,11 @@ def rollback_message(entries):
         if entry['status'] == 'removed':
             parts.append(removed_message(entry))
         elif entry['status'] == 'ready':
-            parts.append('rolled back %s to %s, which is serving again (ready in %.2f s)' % (
-                entry['name'], entry.get('version') or 'its previous release', entry['time_to_ready']))
+            stopping = ''
+            if entry.get('time_to_stop') is not None:
+                stopping = ', %.2f s of it waiting for the failed release to stop' % entry['time_to_stop']
+            parts.append('rolled back %s to %s, which is serving again (ready in %.2f s%s)' % (
+                entry['name'], entry.get('version') or 'its previous release', entry['time_to_ready'], stopping))
         elif entry['status'] == 'skipped':
             parts.append('did not roll back %s: %s' % (entry['name'], entry.get('reason')))
         else:

@@ -20,7 +20,12 @@ description:
     inherits it, so connections queue in the kernel while the process is replaced.
   - Fails fast, without waiting for the timeout, when the unit enters the C(failed) state, is crash-looping
     (C(SubState=auto-restart) or C(NRestarts) going up), stops (C(ActiveState=inactive), or C(SubState) V(dead) or
-    V(exited), after it was seen starting), or when O(units[].liveness_url) stops answering.
+    V(exited), after it was seen starting), when the workers its main process forks keep dying before it came ready
+    (4 of them seen in its cgroup: a pre-fork server whose app fails to load), or when O(units[].liveness_url) stops
+    answering.
+  - Until a health endpoint has answered at all, each of its polls waits at most 0.5 s (O(request_timeout) after
+    that): on a public socket that no process accepts yet, a request waits in the backlog, and waiting longer tells
+    nothing the next poll would not.
   - Stops at the first unit that does not come ready; later units are left untouched.
   - Optionally runs a background HTTP load O(probe) during the whole rollout and fails when it saw more failed
     requests than O(probe.max_failed).
@@ -56,14 +61,26 @@ options:
         description:
           - Optional URL answering HTTP 200 while the process is alive (typically C(/livez)). V({instance}) is substituted
             as for O(units[].readiness_url).
-          - Once it answered 200, or once O(liveness_grace) seconds have passed since the restart/start command, more
-            than 3 failed polls in a row make the module fail immediately instead of waiting for the timeout.
+          - Once it answered 200, or once O(liveness_grace) seconds have passed since the old main process is gone,
+            more than 3 failed polls in a row make the module fail immediately instead of waiting for the timeout.
           - Before that its failures are taken for a slow start and ignored (the unit being C(active) does not count, since
             with C(Type=exec) it only means exec() succeeded). A crash is still caught at once from the unit state.
         type: str
       timeout:
         description:
-          - Seconds to wait for this unit, counted from the restart/start command. Overrides O(timeout).
+          - Seconds to wait for this unit to come ready, counted from the moment its old main process is gone (with
+            O(units[].strategy=overlap), from the start command). Overrides O(timeout).
+        type: float
+      liveness_grace:
+        description:
+          - Seconds after the old main process is gone (the start command, for overlap) during which failures of a
+            O(units[].liveness_url) that never answered 200 are taken for a slow start. Overrides O(liveness_grace).
+          - The playbooks set it from the site's own history (twice its usual time to ready, see the site role).
+        type: float
+      stop_timeout:
+        description:
+          - Seconds the old main process may take to stop (the unit's C(TimeoutStopSec=), after which systemd kills it).
+            The module waits that long plus 5 s for it before it fails; only then the ready timeout starts.
         type: float
       strategy:
         description:
@@ -185,8 +202,8 @@ options:
     default: 2
   liveness_grace:
     description:
-      - Seconds after the restart/start command during which failures of a O(units[].liveness_url) that has not
-        answered 200 yet are taken for a slow start and not counted.
+      - Seconds after the old main process is gone (the start command, for overlap) during which failures of a
+        O(units[].liveness_url) that has not answered 200 yet are taken for a slow start and not counted.
     type: float
     default: 10
   probe:
@@ -380,6 +397,9 @@ results:
     reason:
       description: Why the unit did not come ready.
       type: str
+    elapsed:
+      description: Seconds from the restart/start command until the unit was given up on (a failed unit only).
+      type: float
     link:
       description:
         - With O(units[].link), the symlink switch; V(from) and V(to) are link targets, V(changed) whether the
@@ -453,6 +473,9 @@ rollback:
     version:
       description: The release O(units[].link) points to after the rollback (its base name).
       type: str
+    time_to_stop:
+      description: Seconds from the restart until the failed release's main process was gone.
+      type: float
     time_to_ready:
       description: Seconds from the restart until the readiness check passed.
       type: float
@@ -521,6 +544,8 @@ def main():
         )),
         fresh=dict(type='bool', default=False),
         socket=dict(type='str'),
+        liveness_grace=dict(type='float'),
+        stop_timeout=dict(type='float'),
         stop_units=dict(type='list', elements='str', default=[]),
         restart_socket=dict(type='bool', default=False),
     )

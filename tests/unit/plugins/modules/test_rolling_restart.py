@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 import os
 import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -1269,3 +1270,199 @@ def test_a_stop_unit_in_transition_is_stopped(servers, fake, state):
         name='blog.service', readiness_url=srv.url('/readyz'), stop_units=['blog@19001.service'])]), fake)
     assert not failed, res['msg']
     assert fake.mutations == [('stop', 'blog@19001.service'), ('restart', 'blog.service')]
+
+
+# --------------------------------------------------------------------------
+# the old process's stop is not the new one's time; a queued socket
+# --------------------------------------------------------------------------
+
+def _slow_stopping_restart(fake, unit_name, stop_after, ready_after=0.1):
+    """A restart whose old main process (a real one) takes *stop_after*
+    seconds to exit; the new main process is a real one too."""
+    def restart(f, unit):
+        old = unit.proc
+        new = subprocess.Popen(['sleep', '30'])
+        f.procs.append(new)
+        unit.proc = new
+        unit.set(ActiveState='deactivating', SubState='stop-sigterm')
+
+        def kill():
+            if old is not None:
+                old.kill()
+                old.wait()
+        timer = threading.Timer(stop_after, kill)
+        timer.daemon = True
+        timer.start()
+        unit.at(stop_after, ActiveState='activating', SubState='start', MainPID=new.pid, NRestarts=0)
+        unit.at(stop_after + ready_after, ActiveState='active', SubState='running')
+    fake.on('restart', unit_name, restart)
+
+
+def test_ready_timeout_counts_once_the_old_process_is_gone(servers, fake):
+    """A drain longer than the ready timeout is the old release's, not the new one's."""
+    app = HealthApp()
+    app.route('/readyz', const(200))
+    srv = servers(app)
+    fake.with_process('blog.service')
+    _slow_stopping_restart(fake, 'blog.service', stop_after=0.8)
+
+    failed, res, _took = run_module(module_args([dict(
+        name='blog.service', readiness_url=srv.url('/readyz'), timeout=0.5, stop_timeout=5)]), fake)
+
+    assert not failed, res['msg']
+    result = res['results'][0]
+    assert result['time_to_stop'] >= 0.75 and result['time_to_ready'] >= result['time_to_stop']
+
+
+def test_an_old_process_that_outlives_its_stop_timeout_fails_naming_it(servers, fake, monkeypatch):
+    from ansible_collections.onebox.deploy.plugins.module_utils import rolling
+    monkeypatch.setattr(rolling, 'STOP_MARGIN', 0.2)
+    app = HealthApp()
+    app.route('/readyz', const(200))
+    srv = servers(app)
+    unit = fake.with_process('blog.service')
+    pid = unit.proc.pid
+    fake.on('restart', 'blog.service', lambda f, u: u.set(ActiveState='deactivating', SubState='stop-sigterm'))
+
+    failed, res, took = run_module(module_args([dict(
+        name='blog.service', readiness_url=srv.url('/readyz'), timeout=5, stop_timeout=0.3)]), fake)
+
+    assert failed and 0.45 <= took < 2
+    assert 'old main process %d still runs 0.5s after the restart' % pid in res['msg']
+    assert res['results'][0]['status'] == 'timeout' and res['results'][0]['elapsed'] >= 0.45
+
+
+def test_rollback_waits_for_the_failed_release_to_stop_then_for_its_own_ready_timeout(servers, fake, tmp_path):
+    """The failed release stops slowly (longer than the ready timeout): the
+    previous release still gets its whole ready timeout, and the rollback
+    reports it serving."""
+    app = HealthApp()
+    srv = servers(app)
+    link, target = _releases(tmp_path, 'blog')
+    fake.with_process('blog.service')
+    app.route('/readyz', _ready_on_v1(link))
+    calls = []
+
+    def restart(f, unit):
+        calls.append(1)
+        if len(calls) == 1:       # the deploy: v1 stops at once, v2 never comes ready
+            f.default_restart(f, unit)
+            new = subprocess.Popen(['sleep', '30'])
+            f.procs.append(new)
+            unit.proc = new
+            unit.at(0.06, MainPID=new.pid)
+        else:                     # the rollback: v2 takes 1 s to stop, v1 is ready soon after
+            _slow_stopping_restart(f, 'blog.service', stop_after=1.0)
+            f.hooks[('restart', 'blog.service')](f, unit)
+    fake.on('restart', 'blog.service', restart)
+
+    failed, res, _took = run_module(module_args([dict(
+        name='blog.service', readiness_url=srv.url('/readyz'), timeout=0.6, stop_timeout=5,
+        link=link, link_target=target, restore=_site_files(tmp_path, 'blog'))], rollback='site'), fake)
+
+    assert failed
+    assert len(calls) == 2
+    back = res['rollback'][0]
+    assert back['status'] == 'ready' and back['version'] == 'v1', back
+    assert back['time_to_stop'] >= 0.95 and back['time_to_ready'] > back['time_to_stop']
+    assert res['msg'].startswith('rolled back blog.service to v1, which is serving again')
+    assert 'ROLLBACK' not in res['msg']
+
+
+def test_a_queued_public_socket_is_polled_with_short_timeouts(fake):
+    """A socket that accepts connections in the kernel but whose process never
+    accept()s (the public socket of a starting server) answers nothing: each
+    poll gives up after 0.5 s, not after request_timeout, and the start grace
+    then ends the wait."""
+    import socket as _socket
+    listener = _socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(64)
+    url = 'http://127.0.0.1:%d' % listener.getsockname()[1]
+    fake.unit('blog.service', ActiveState='active', SubState='running')
+    fake.on('restart', 'blog.service', lambda f, u: u.set(ActiveState='active', SubState='running'))
+    try:
+        failed, res, took = run_module(module_args([dict(
+            name='blog.service', readiness_url=url + '/readyz', liveness_url=url + '/livez', liveness_grace=0.5)],
+            timeout=30, request_timeout=5), fake)
+    finally:
+        listener.close()
+
+    assert failed and took < 4.5, took
+    assert 'never answered 200 within the 0.5s start grace' in res['msg']
+    assert res['results'][0]['liveness'] == 'timeout' and res['results'][0]['readiness'] == 'timeout'
+
+
+def test_after_a_first_answer_polls_wait_the_whole_request_timeout(servers, fake):
+    """A health endpoint that answered once and then answers slowly is not
+    given up on after 0.5 s: a loaded app's answer may take longer."""
+    app = HealthApp()
+    app.route('/readyz', seq(503, 503))
+    srv = servers(app)
+    fake.unit('blog.service', ActiveState='active', SubState='running')
+    fake.on('restart', 'blog.service', lambda f, u: u.set(ActiveState='active', SubState='running'))
+    slow = []
+    real_handle = app.handle
+
+    def handle(path):
+        status = real_handle(path)
+        if app.counts['/readyz'] == 3:
+            slow.append(1)
+            time.sleep(0.8)
+        return status
+    app.handle = handle
+
+    failed, res, _took = run_module(module_args([dict(name='blog.service', readiness_url=srv.url('/readyz'))],
+                                                request_timeout=2), fake)
+
+    assert not failed, res['msg']
+    assert slow and res['results'][0]['passes'] == 3 and res['results'][0]['polls'] == 5
+
+
+CRASH_LOOP = """
+import os, sys, time
+# A pre-fork master whose workers die at start, replaced as they die.
+while True:
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(0.03)
+        os._exit(1)
+    os.waitpid(pid, 0)
+"""
+
+
+def test_workers_that_keep_dying_fail_the_unit_at_once(servers, fake, monkeypatch):
+    """The master lives, systemd sees an active unit, the public socket queues:
+    only the worker churn in the unit's cgroup tells, and it tells at once."""
+    from ansible_collections.onebox.deploy.plugins.module_utils import workers
+    import socket as _socket
+    listener = _socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(64)
+    url = 'http://127.0.0.1:%d' % listener.getsockname()[1]
+    master = subprocess.Popen([sys.executable, '-c', CRASH_LOOP])
+    fake.procs.append(master)
+
+    def children(_path):
+        try:
+            with open('/proc/%d/task/%d/children' % (master.pid, master.pid)) as handle:
+                return set([master.pid] + [int(p) for p in handle.read().split()])
+        except (IOError, OSError):
+            return set()
+    monkeypatch.setattr(workers, 'procs_path', lambda group, roots=None: group and '/fake/cgroup.procs')
+    monkeypatch.setattr(workers, 'read_pids', children)
+    fake.unit('blog.service', ActiveState='active', SubState='running')
+
+    def restart(f, unit):
+        unit.set(ActiveState='active', SubState='running', MainPID=master.pid,
+                 ControlGroup='/system.slice/blog.service')
+    fake.on('restart', 'blog.service', restart)
+    try:
+        failed, res, took = run_module(module_args([dict(
+            name='blog.service', readiness_url=url + '/readyz', liveness_url=url + '/livez')],
+            timeout=30, liveness_grace=20), fake)
+    finally:
+        listener.close()
+
+    assert failed and took < 3, (took, res.get('msg'))
+    assert 'its workers keep dying' in res['msg'] and 'main process %d' % master.pid in res['msg']
