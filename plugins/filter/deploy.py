@@ -31,11 +31,12 @@ def audit_records(result, sites, preflight, action="deploy", owner="unknown", ru
         record = dict(
             action=action, site=name, by=owner, run_id=run_id, strategy=site.get("strategy", "restart"),
             from_version=state.get("current_release"), to_version=targets.get(name) or site.get("version"),
-            time_to_ready_s=None, outcome="not_started", serving=state.get("current_release"),
+            time_to_ready_s=None, time_to_stop_s=None, outcome="not_started", serving=state.get("current_release"),
         )
         if index < len(results):
             unit = results[index]
             record["time_to_ready_s"] = unit.get("time_to_ready")
+            record["time_to_stop_s"] = unit.get("time_to_stop")
             back = rollback.get(unit.get("name"))
             if unit.get("status") == "ready":
                 record["outcome"] = "success"
@@ -47,7 +48,8 @@ def audit_records(result, sites, preflight, action="deploy", owner="unknown", ru
                 record["serving"] = None
                 record["reason"] = unit.get("reason")
             if back is not None:
-                record["rollback"] = dict((k, back.get(k)) for k in ("status", "version", "time_to_ready", "reason"))
+                record["rollback"] = dict((k, back.get(k)) for k in ("status", "version", "time_to_stop", "time_to_ready",
+                                                                     "reason"))
                 if back.get("status") == "ready":
                     record["outcome"] = "rolled_back"
                     record["serving"] = back.get("version")

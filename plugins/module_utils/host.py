@@ -14,6 +14,7 @@ __metaclass__ = type
 
 import glob
 import grp
+import json
 import os
 import pwd
 
@@ -103,6 +104,60 @@ def account_errors(name, user, group, state):
     return errors
 
 
+#: How many of a site's latest successful rolls its ready history keeps.
+HISTORY_LENGTH = 5
+#: The tail of the audit log that is read for it (the newest records).
+HISTORY_BYTES = 512 * 1024
+
+
+def ready_history(path, names, keep=HISTORY_LENGTH, tail=HISTORY_BYTES):
+    """``{site: [[time_to_ready_s, time_to_stop_s or None], ...]}``, oldest
+    first: the latest *keep* deploys and rollbacks of each site that came
+    ready, from the audit log at *path* (its last *tail* bytes)."""
+    out = dict((name, []) for name in names)
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - tail))
+            data = handle.read()
+    except (IOError, OSError):
+        return out
+    lines = data.decode("utf-8", "replace").splitlines()
+    if size > tail:
+        lines = lines[1:]  # the first line may be cut
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(record, dict) or record.get("site") not in out:
+            continue
+        if record.get("action") not in ("deploy", "rollback") or record.get("outcome") != "success":
+            continue
+        ready = record.get("time_to_ready_s")
+        if isinstance(ready, (int, float)) and not isinstance(ready, bool) and ready > 0:
+            stop = record.get("time_to_stop_s")
+            stop = stop if isinstance(stop, (int, float)) and not isinstance(stop, bool) else None
+            out[record["site"]] = (out[record["site"]] + [[ready, stop]])[-keep:]
+    return out
+
+
+def command_problem(site):
+    """Why the host cannot run the site's absolute ``command`` executable
+    (None when it can, or when the executable lies in the release)."""
+    exe = site.get("command_argv0") or ""
+    if not exe.startswith("/"):
+        return None
+    if not os.path.exists(exe):
+        return "%s does not exist on the host" % exe
+    if not os.path.isfile(exe):
+        return "%s on the host is not a file" % exe
+    if not os.access(exe, os.X_OK):
+        return "%s on the host is not executable" % exe
+    return None
+
+
 def read_unit(path):
     try:
         with open(path) as handle:
@@ -168,8 +223,9 @@ class HostState(object):
                     ports.add(int(instance))
         return ports
 
-    def read(self, sites, force_release=False, check_ports=True, check_accounts=True, releasing=()):
-        """``(state by site name, errors)``; *releasing* names sites removed in this run."""
+    def read(self, sites, force_release=False, check_ports=True, check_accounts=True, releasing=(), audit_log=None):
+        """``(state by site name, errors)``; *releasing* names sites removed in
+        this run; with *audit_log*, each site's ``ready_history`` from it."""
         errors = []
         state = {}
         ours = {}
@@ -224,9 +280,14 @@ class HostState(object):
                                    or (props.get(unit) or {}).get("UnitFileState") in ("enabled", "enabled-runtime")]
             info["service_active"] = bool(info["active_units"])
         ports = (listening_ports() - self.released_ports(list(releasing))) if check_ports else set()
+        history = ready_history(audit_log, [s["name"] for s in sites]) if audit_log else {}
         for site in sites:
             name = site["name"]
             info = state[name]
+            info["ready_history"] = history.get(name) or []
+            problem = command_problem(site)
+            if problem:
+                errors.append("site %s: field 'command': %s" % (name, problem))
             site_dir = site.get("site_dir") or os.path.join(self.root, name)
             current = os.path.join(site_dir, "current")
             if os.path.islink(current):

@@ -206,6 +206,36 @@ def plan_sites(sites, settings):
                 absent=[normalize_absent(site, defaults) for site in absent])
 
 
+#: A site's start grace (rolling_restart's liveness_grace) without history.
+START_GRACE_DEFAULT = 10.0
+#: The least start grace a site's history can give.
+START_GRACE_FLOOR = 3.0
+
+
+def start_grace(history, ready_timeout):
+    """Seconds a new process of a site may take before a health endpoint that
+    never answered counts against it: twice the site's usual time to ready
+    (the median of its recent rolls in *history*, ``[time_to_ready,
+    time_to_stop]`` pairs from preflight, the stop time taken off where it is
+    known), at least :data:`START_GRACE_FLOOR`, at most *ready_timeout*; and
+    :data:`START_GRACE_DEFAULT` without history. A process whose workers keep
+    dying, or that exits, is caught at once regardless."""
+    starts = sorted(max(0.0, ready - (stop or 0.0)) for ready, stop in history or [])
+    if not starts:
+        return START_GRACE_DEFAULT
+    middle = len(starts) // 2
+    usual = starts[middle] if len(starts) % 2 else (starts[middle - 1] + starts[middle]) / 2.0
+    return round(min(max(2 * usual, START_GRACE_FLOOR), float(ready_timeout)), 3)
+
+
+def timing(unit, site, state):
+    """Set a ``rolling_restart`` unit's liveness grace (from the site's history
+    on the host, *state*) and stop timeout (the site's TimeoutStopSec)."""
+    unit["liveness_grace"] = start_grace(state.get("ready_history"), site["ready_timeout"])
+    unit["stop_timeout"] = float(site["stop_timeout"])
+    return unit
+
+
 def is_fresh(state):
     """No unit of the site was on the host before this run (a first install)."""
     return not (state or {}).get("units_present")
@@ -243,7 +273,7 @@ def roll_plan(sites, host, staged=None, files=None, restore=True):
         # socket stays bound (documented). A first install that fails goes
         # as a whole: its socket unit file too.
         put_back = [e for e in installed if fresh or e.get("path") != socket_path]
-        unit = roll_unit(site, True, None, {name: put_back} if restore else None, fresh=fresh)
+        unit = timing(roll_unit(site, True, None, {name: put_back} if restore else None, fresh=fresh), site, state)
         # Units of a strategy the site left that still run; site_files disabled them.
         unit["stop_units"] = [u for u in state.get("stale_units") or [] if u in (state.get("active_units") or [])]
         unit["restart_socket"] = bool((files.get(name) or {}).get("socket_changed") and state.get("socket_active"))
@@ -286,7 +316,7 @@ def rollback_plan(sites, preflight, to=None, restore=None):
             plan["unchanged"].append(name)
         else:
             plan["targets"][name] = target
-            plan["units"].append(roll_unit(site, True, target, restore))
+            plan["units"].append(timing(roll_unit(site, True, target, restore), site, state))
             plan["sites"].append(dict(site, version=target))
     return plan
 
@@ -312,4 +342,4 @@ def stage_plan(sites, host, by="unknown"):
 
 
 __all__ = ["is_fresh", "plan_sites", "roll_plan", "rollback_plan", "root_problem", "select_sites",
-           "settings_errors", "stage_plan"]
+           "settings_errors", "stage_plan", "start_grace"]

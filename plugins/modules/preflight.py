@@ -38,7 +38,9 @@ options:
     description:
       - Normalised sites, as in the C(sites) of the P(onebox.deploy.site_plan#filter) filter's result.
       - Read are C(name), C(version), C(listen), C(listen_port), C(health_port), C(instances), C(service_units),
-        C(site_dir), C(user), C(group) and C(sha256).
+        C(site_dir), C(user), C(group), C(command_argv0) and C(sha256).
+      - An absolute C(command_argv0) (the site's C(command) names a program of the host) that is missing or not
+        executable on the host is an error naming the site and the field C(command).
     type: list
     elements: dict
     required: true
@@ -80,6 +82,10 @@ options:
       - The action plugin renders the units from the site role's templates on the controller (O(units)).
     type: bool
     default: true
+  audit_log:
+    description:
+      - The audit log of M(onebox.deploy.audit_log). When set, each site's RV(sites.ready_history) is read from it.
+    type: path
   units:
     description: Set by the action plugin; not for direct use. Each site's rendered socket and service unit.
     type: list
@@ -114,7 +120,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 sites:
-  description: Per site state found on the host, keyed by site name.
+  description:
+    - Per site state found on the host, keyed by site name.
+    - C(ready_history) (with O(audit_log)) lists the site's latest deploys and rollbacks that came ready, oldest first,
+      each as C([time_to_ready_s, time_to_stop_s]) (the second null in records written before it was recorded).
   returned: always
   type: dict
   sample:
@@ -130,6 +139,7 @@ sites:
       units_present: true
       unit_files: [blog.socket, blog.service]
       units_verified: ok
+      ready_history: [[1.42, 0.11], [1.38, 0.09]]
 errors:
   description: The conflicts found; the module fails when this is not empty.
   returned: always
@@ -180,6 +190,7 @@ def main():
             check_accounts=dict(type="bool", default=True),
             releasing=dict(type="list", elements="str", default=[]),
             verify_units=dict(type="bool", default=True),
+            audit_log=dict(type="path"),
             units=dict(type="list", elements="dict", default=[], options=dict(
                 name=dict(type="str", required=True),
                 socket=dict(type="str", required=True),
@@ -195,7 +206,8 @@ def main():
     host = HostState(Systemctl(module), params["unit_dir"], params["root"], params["marker"], params["env_dir"])
     try:
         state, errors = host.read(sites, force_release=params["force_release"], check_ports=params["check_ports"],
-                                  check_accounts=params["check_accounts"], releasing=params["releasing"])
+                                  check_accounts=params["check_accounts"], releasing=params["releasing"],
+                                  audit_log=params["audit_log"])
     except SystemdError as exc:
         module.fail_json(msg=exc.msg, errors=[exc.msg], sites={})
     if params["verify_units"] and not errors:

@@ -577,3 +577,28 @@ def test_roll_plan_removes_the_socket_unit_of_a_failed_first_install_only():
     assert fresh["fresh"] is True and [e["path"] for e in fresh["restore"]] == [e["path"] for e in installed]
     served = P.roll_plan([BLOG], {"blog": serving("1.4.1")}, {}, files)["units"][0]
     assert "fresh" not in served and socket not in [e["path"] for e in served["restore"]]
+
+
+def test_start_grace_follows_the_site_history():
+    # no history: the 10 s of old
+    assert P.start_grace([], 60) == 10.0 and P.start_grace(None, 60) == 10.0
+    # twice the usual start (the median, its stop time taken off), within floor and ready timeout
+    assert P.start_grace([[1.6, 0.1], [1.4, 0.1], [9.0, 0.2]], 60) == pytest.approx(3.0)
+    assert P.start_grace([[2.1, 0.1], [2.5, None]], 60) == pytest.approx(4.5)
+    assert P.start_grace([[0.3, 0.1]], 60) == P.START_GRACE_FLOOR
+    assert P.start_grace([[40.0, 0.0]], 60) == 60.0
+
+
+def test_roll_and_rollback_units_carry_the_grace_and_the_stop_timeout():
+    site = normalized("blog", 8001, "2.0.0")
+    state = {"blog": {"current_release": "1.0.0", "previous_release": "0.9.0", "service_active": True,
+                      "units_present": True, "releases": [{"version": "0.9.0"}, {"version": "1.0.0"}],
+                      "ready_history": [[2.0, 0.5], [2.5, 0.5]]}}
+    unit = P.roll_plan([site], state)["units"][0]
+    assert unit["liveness_grace"] == pytest.approx(3.5)
+    assert unit["stop_timeout"] == float(site["drain_timeout"]) + 5
+    back = P.rollback_plan([site], state)["units"][0]
+    assert back["liveness_grace"] == pytest.approx(3.5) and back["stop_timeout"] == unit["stop_timeout"]
+    fresh = P.roll_plan([site], {})["units"][0]
+    assert fresh["liveness_grace"] == P.START_GRACE_DEFAULT
+

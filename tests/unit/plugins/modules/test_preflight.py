@@ -449,3 +449,55 @@ def test_released_ports_include_the_health_port_of_a_removed_site(host, tmp_path
     state = H.HostState(Systemctl(module), "/nonexistent", "/nonexistent", UNIT_MARKER, str(tmp_path))
     host.units["wiki.socket"] = dict(LoadState="loaded", Listen="127.0.0.1:8003 (Stream)")
     assert state.released_ports(["wiki"]) == {8003, 19003}
+
+
+def run_preflight_with(tmp_path, **site_fields):
+    site = dict(name="blog", version="1.0.0", listen="127.0.0.1:1", listen_port=1, health_port=1,
+                instances=[], service_units=["blog.service"])
+    site.update(site_fields)
+    (tmp_path / "units").mkdir(exist_ok=True)
+    args = dict(sites=[site], unit_dir=str(tmp_path / "units"), root=str(tmp_path / "srv"), check_ports=False,
+                check_accounts=False, verify_units=False, audit_log=str(tmp_path / "deploy.jsonl"))
+    return invoke(preflight.main, args, patches={
+        "run_command": lambda self, args, **kw: (0, "", ""),
+        "get_bin_path": lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name})[:2]
+
+
+@pytest.mark.parametrize("make,problem", [
+    (None, "/opt/app/nope does not exist on the host"),
+    ("dir", "/opt/app/nope on the host is not a file"),
+    ("plain", "/opt/app/nope on the host is not executable"),
+])
+def test_an_absolute_command_the_host_cannot_run_is_refused_naming_the_site(tmp_path, make, problem):
+    exe = tmp_path / "opt" / "app" / "nope"
+    exe.parent.mkdir(parents=True)
+    if make == "dir":
+        exe.mkdir()
+    elif make == "plain":
+        exe.write_text("#!/bin/sh\n")
+    failed, res = run_preflight_with(tmp_path, command_argv0=str(exe))
+    assert failed
+    assert res["errors"] == ["site blog: field 'command': %s" % problem.replace("/opt/app/nope", str(exe))]
+
+
+def test_an_absolute_command_the_host_has_and_a_release_command_pass(tmp_path):
+    assert run_preflight_with(tmp_path, command_argv0="/bin/sh")[0] is False
+    assert run_preflight_with(tmp_path, command_argv0="bin/app")[0] is False    # inside the release: the controller checks it
+
+
+def test_each_site_reads_its_ready_history_from_the_audit_log(tmp_path):
+    log = tmp_path / "deploy.jsonl"
+    lines = [dict(action="deploy", site="blog", outcome="success", time_to_ready_s=1.0 + i, time_to_stop_s=0.1)
+             for i in range(7)]
+    lines += [dict(action="deploy", site="blog", outcome="rolled_back", time_to_ready_s=None),
+              dict(action="rollback", site="blog", outcome="success", time_to_ready_s=2.5),
+              dict(action="deploy", site="shop", outcome="success", time_to_ready_s=9.0),
+              dict(event="lock_takeover", by="x")]
+    log.write_text("\n".join(json.dumps(line) for line in lines) + "\nnot json\n")
+    failed, res = run_preflight_with(tmp_path)
+    assert not failed, res.get("msg")
+    assert res["sites"]["blog"]["ready_history"] == [[4.0, 0.1], [5.0, 0.1], [6.0, 0.1], [7.0, 0.1], [2.5, None]]
+    assert H.ready_history(str(tmp_path / "missing.jsonl"), ["blog"]) == {"blog": []}
+    # only the tail is read: a cut first line is skipped, the newest records count
+    tail = H.ready_history(str(log), ["blog", "shop"], keep=2, tail=len(log.read_text()) - 5)
+    assert tail == {"blog": [[7.0, 0.1], [2.5, None]], "shop": [[9.0, None]]}
