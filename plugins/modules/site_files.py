@@ -133,10 +133,22 @@ options:
         description: Content of the service unit.
         type: str
         required: true
-      env:
-        description: Content of the environment file.
-        type: str
-        required: true
+  env_files:
+    description:
+      - Set by the action plugin; not for direct use. Each site's environment file (site name to its content,
+        base64-encoded).
+      - A C(no_log) option, so no log on the host records it (the module's C(Invoked with) entry in the journal
+        included). The encoding keeps Ansible's masking, which replaces every exact occurrence of a C(no_log) value
+        in the output, off the diff of an environment file; O(secret_values) are masked instead.
+    type: dict
+    default: {}
+  secret_values:
+    description:
+      - Set by the action plugin; not for direct use. The value of every C(secret_env) variable of the sites, so
+        that Ansible hides each of them wherever it might appear in the module's output or logs.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -174,6 +186,8 @@ removed:
            account_deleted: true, purged: null}
 """
 
+import base64
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.onebox.deploy.plugins.module_utils.host import HOST_PATHS_SPEC
 from ansible_collections.onebox.deploy.plugins.module_utils.sitefiles import SiteFiles, SiteFilesError
@@ -194,7 +208,6 @@ def main():
         secret_keys=dict(type="list", elements="str", default=[], no_log=False),
         socket=dict(type="str", required=True),
         service=dict(type="str", required=True),
-        env=dict(type="str", required=True, no_log=True),
     )
     module = AnsibleModule(
         argument_spec=dict(
@@ -204,11 +217,19 @@ def main():
             absent=dict(type="list", elements="dict", default=[]),
             env_only=dict(type="bool", default=False),
             files=dict(type="list", elements="dict", default=[], options=file_spec),
+            env_files=dict(type="dict", default={}, no_log=True),
+            secret_values=dict(type="list", elements="str", default=[], no_log=True),
             **HOST_PATHS_SPEC
         ),
         supports_check_mode=True,
     )
     params = module.params
+    files = []
+    for entry in params["files"]:
+        encoded = params["env_files"].get(entry["name"])
+        if encoded is None:
+            module.fail_json(msg="site %s: no environment file was rendered for it" % entry["name"])
+        files.append(dict(entry, env=base64.b64decode(encoded).decode("utf-8")))
     installer = SiteFiles(module, Systemctl(module), params["unit_dir"], params["env_dir"], params["marker"],
                           check_mode=module.check_mode, env_only=params["env_only"])
     removed = {}
@@ -219,7 +240,7 @@ def main():
         if installer.reload_needed and not module.check_mode:
             installer.systemd.daemon_reload()
             installer.reload_needed = False
-        results = installer.apply(params["files"]) if params["files"] else {}
+        results = installer.apply(files) if files else {}
     except (SiteFilesError, SystemdError) as exc:
         module.fail_json(msg=getattr(exc, "msg", None) or str(exc))
     out = dict(changed=installer.changed, sites=results, removed=removed)

@@ -13,6 +13,7 @@ The units are verified by ``onebox.deploy.preflight`` before this module runs
 
 from __future__ import absolute_import, division, print_function
 
+import base64
 import json
 import os
 import stat
@@ -65,8 +66,16 @@ def files_entry(dirs, name="blog", version="1.0", service_extra="", env_extra=""
     return out
 
 
+def as_sent(files, secrets=None):
+    """Module arguments for *files* as the action plugin sends them: each
+    environment file base64-encoded in ``env_files``, not in its entry."""
+    entries = [dict((k, v) for k, v in entry.items() if k != "env") for entry in files]
+    env_files = dict((entry["name"], base64.b64encode(entry["env"].encode()).decode()) for entry in files)
+    return dict(files=entries, env_files=env_files, secret_values=sorted(secrets or [SECRET]))
+
+
 def run(host, dirs, files, check_mode=False, diff=False, **kw):
-    args = dict(files=files, unit_dir=str(dirs["unit_dir"]), env_dir=str(dirs["env_dir"]), marker=MARKER)
+    args = dict(unit_dir=str(dirs["unit_dir"]), env_dir=str(dirs["env_dir"]), marker=MARKER, **as_sent(files))
     if diff:
         args["_ansible_diff"] = True
     args.update(kw)
@@ -215,8 +224,8 @@ def test_the_environment_is_never_in_the_result(host, dirs):
         kwargs.setdefault("changed", False)
         raise ExitJson(kwargs)
     entry = files_entry(dirs)
-    args = dict(files=[entry], unit_dir=str(dirs["unit_dir"]), env_dir=str(dirs["env_dir"]), marker=MARKER,
-                secret_env={"blog": {"DB_KEY": SECRET}}, _ansible_diff=True)
+    args = dict(unit_dir=str(dirs["unit_dir"]), env_dir=str(dirs["env_dir"]), marker=MARKER,
+                secret_env={"blog": {"DB_KEY": SECRET}}, _ansible_diff=True, **as_sent([entry]))
     failed, res = invoke(site_files.main, args, patches={
         "run_command": host.run_command, "exit_json": exit_json,
         "get_bin_path": lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name})[:2]
@@ -227,8 +236,34 @@ def test_the_environment_is_never_in_the_result(host, dirs):
     env_diff = [d for d in res["diff"] if d["after_header"].endswith("blog.env")]
     assert env_diff and 'DB_KEY="********"\n' in env_diff[0]["after"] and "ONEBOX_VERSION=1.0" in env_diff[0]["after"]
     assert any(d["after"] == entry["service"] for d in res["diff"])
-    # and Ansible masks both wherever they would show up (the env file content and secret_env are no_log)
-    assert entry["env"] in seen["no_log_values"] and SECRET in seen["no_log_values"]
+    # and Ansible masks the secret wherever it would show up (secret_values and secret_env are no_log), and the
+    # environment file only travels in a no_log option: its encoded form is a no_log value, its text is not, so
+    # that the diff above shows it
+    assert SECRET in seen["no_log_values"] and args["env_files"]["blog"] in seen["no_log_values"]
+    assert entry["env"] not in seen["no_log_values"]
+
+
+def test_no_logged_option_carries_an_environment_file_or_a_secret(host, dirs):
+    """The journal's "Invoked with" entry of the module, for three sites with a secret each."""
+    logged = []
+    secrets = dict(blog="blog-secret-1a", shop="shop-secret-2b", wiki="wiki-secret-3c")
+    entries = []
+    for port, (name, secret) in enumerate(sorted(secrets.items())):
+        entry = files_entry(dirs, name=name, env_extra="PUBLIC_%s=visible-%s\n" % (name.upper(), name))
+        entry["env"] = entry["env"].replace(SECRET, secret)
+        entries.append(entry)
+    args = dict(unit_dir=str(dirs["unit_dir"]), env_dir=str(dirs["env_dir"]), marker=MARKER,
+                **as_sent(entries, secrets.values()))
+    failed, res = invoke(site_files.main, args, patches={
+        "run_command": host.run_command, "log": lambda self, msg, log_args=None: logged.append(msg),
+        "get_bin_path": lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name})[:2]
+    assert not failed, res.get("msg")
+    journal = "\n".join(logged)
+    assert "Invoked with" in journal and "NOT_LOGGING_PARAMETER" in journal
+    for name, secret in secrets.items():
+        assert secret not in journal and "visible-%s" % name not in journal
+        assert args["env_files"][name] not in journal
+        assert read(dirs["env_dir"] / ("%s.env" % name)).count(secret) == 1
 
 
 # --------------------------------------------------------------------------
