@@ -43,6 +43,9 @@ def audit_records(result, sites, preflight, action="deploy", owner="unknown", ru
                 record["serving"] = record["to_version"]
                 if result.get("failed") and not any_unit_failed:
                     record["outcome"] = "probe_failed"
+            elif unit.get("status") in ("would_restart", "would_wait"):
+                # check mode: nothing changed; what serves is what served
+                record["outcome"] = "would_roll"
             else:
                 record["outcome"] = "failed"
                 record["serving"] = None
@@ -97,15 +100,23 @@ def failed_hosts(hostvars, hosts):
 
 def serving_report(hostvars, hosts):
     """One line per host: the release each of its sites serves after the run
-    (the ``_onebox_serving`` fact each host notes), or why there is none."""
+    (the ``_onebox_serving`` fact each host notes), or why there is none; in
+    check mode also the release each site would roll to (``_onebox_planned``)."""
     lines = []
     for host in hosts:
-        serving = (hostvars[host] or {}).get("_onebox_serving")
+        facts = hostvars[host] or {}
+        serving = facts.get("_onebox_serving")
+        planned = facts.get("_onebox_planned") or {}
         if serving is None:
             lines.append("%s: not deployed in this run (it failed before its roll, or was not reached)" % host)
-        else:
-            releases = ["%s %s" % (name, release or "(nothing)") for name, release in sorted(serving.items())]
-            lines.append("%s: %s" % (host, ", ".join(releases) or "no sites"))
+            continue
+        releases = []
+        for name, release in sorted(serving.items()):
+            text = "%s %s" % (name, release or "(nothing)")
+            if name in planned:
+                text += " (check mode: would roll to %s)" % planned[name]
+            releases.append(text)
+        lines.append("%s: %s" % (host, ", ".join(releases) or "no sites"))
     return lines
 
 
@@ -133,9 +144,10 @@ def audit_line(record):
         return "%s lock takeover by %s (run %s) of %s's abandoned lock (run %s, started %s, silent %ss)" % (
             record.get("time"), record.get("by"), record.get("run_id"), record.get("previous_owner"),
             record.get("previous_run_id"), record.get("previous_started"), record.get("heartbeat_age_s"))
+    first = record.get("action") == "deploy" and record.get("from_version") is None
     parts = ["%s %s %s %s -> %s: %s" % (
         record.get("time"), record.get("action"), record.get("site"),
-        record.get("from_version"), record.get("to_version"), record.get("outcome"))]
+        "(first deploy)" if first else record.get("from_version"), record.get("to_version"), record.get("outcome"))]
     if record.get("time_to_ready_s") is not None:
         parts.append("ready in %s s" % record["time_to_ready_s"])
     back = record.get("rollback")

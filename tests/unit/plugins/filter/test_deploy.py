@@ -299,3 +299,25 @@ def test_failed_hosts_and_the_serving_report():
     assert D.serving_report(hostvars, ["web1", "web2", "web3"]) == [
         "web1: blog 2.0, shop 2.0", "web2: blog 1.0",
         "web3: not deployed in this run (it failed before its roll, or was not reached)"]
+
+
+def test_check_mode_keeps_what_serves_and_the_report_names_what_would_change():
+    """In check mode nothing rolled: each site still serves its release, and the
+    report says which release it would roll to (it said '(nothing)')."""
+    result = dict(changed=True, results=[dict(name="blog.service", status="would_restart")])
+    preflight = {"blog": {"current_release": "1.0.0"}}
+    records = D.audit_records(result, [BLOG], preflight)
+    assert records[0]["outcome"] == "would_roll" and records[0]["serving"] == "1.0.0"
+    assert D.serving([BLOG], preflight, records) == {"blog": "1.0.0"}
+    hostvars = {"web1": {"_onebox_serving": {"blog": "1.0.0", "shop": "2.1.0"}, "_onebox_planned": {"blog": "1.4.2"}},
+                "web2": {"_onebox_serving": {"blog": None}, "_onebox_planned": {"blog": "1.4.2"}}}
+    assert D.serving_report(hostvars, ["web1", "web2"]) == [
+        "web1: blog 1.0.0 (check mode: would roll to 1.4.2), shop 2.1.0",
+        "web2: blog (nothing) (check mode: would roll to 1.4.2)"]
+
+
+def test_audit_line_of_a_first_deploy_says_so():
+    record = {"time": "t", "action": "deploy", "site": "hello", "by": "alice@vm", "run_id": "r",
+              "from_version": None, "to_version": "1.0.0", "time_to_ready_s": 0.5, "outcome": "success"}
+    assert D.audit_line(record) == "t deploy hello (first deploy) -> 1.0.0: success, ready in 0.5 s, by alice@vm (run r)"
+    assert "None" not in D.audit_line(record)
