@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import difflib
 import os
 import posixpath
 import re
@@ -144,9 +145,22 @@ def settings_errors(settings):
     return errors
 
 
+def undefined_sites(variables=None):
+    """The error of a run without ``onebox_sites``, naming the defined
+    variables (*variables*) that look like a misspelling of it."""
+    msg = ("onebox_sites is not defined: set it to the list of sites of these hosts (onebox_sites: [] for none), "
+           "in the inventory or with -e")
+    close = difflib.get_close_matches("onebox_sites", [v for v in variables or [] if v != "onebox_sites"], 3, 0.8)
+    if close:
+        msg += "; did you mean it where you set %s?" % ", ".join(sorted(close))
+    return msg
+
+
 def plan_sites(sites, settings):
     """Validate and normalise ``onebox_sites`` once for the run.
 
+    *sites* None means that ``onebox_sites`` is not defined at all: an error
+    (an explicit empty list is a run with no sites).
     Returns ``dict(errors=[...], sites=[...], selected=[names], names=[...],
     absent=[...])``; ``absent`` holds the selected ``state: absent`` entries
     (name, user, group, site_dir, purge), to be removed.
@@ -158,6 +172,9 @@ def plan_sites(sites, settings):
     settings = dict(settings or {})
     base = settings.get("artifact_base") or os.getcwd()
     errors = settings_errors(settings)
+    if sites is None:
+        return dict(errors=errors + [undefined_sites(settings.get("variables"))], sites=[], selected=[], names=[],
+                    absent=[])
     if not isinstance(sites, list):
         return dict(errors=errors + ["onebox_sites must be a list of site mappings, got %s"
                                      % type(sites).__name__], sites=[], selected=[], names=[], absent=[])
@@ -341,5 +358,5 @@ def stage_plan(sites, host, by="unknown"):
     return out
 
 
-__all__ = ["is_fresh", "plan_sites", "roll_plan", "rollback_plan", "root_problem", "select_sites",
+__all__ = ["is_fresh", "plan_sites", "undefined_sites", "roll_plan", "rollback_plan", "root_problem", "select_sites",
            "settings_errors", "stage_plan", "start_grace"]

@@ -602,3 +602,13 @@ def test_roll_and_rollback_units_carry_the_grace_and_the_stop_timeout():
     fresh = P.roll_plan([site], {})["units"][0]
     assert fresh["liveness_grace"] == P.START_GRACE_DEFAULT
 
+
+def test_a_run_without_onebox_sites_fails_naming_it_and_a_misspelling():
+    plan = plan_of(None, variables=["onebox_site", "onebox_root", "onebox_deploy_sites", "_onebox_marker"])
+    assert plan["sites"] == [] and plan["selected"] == []
+    assert plan["errors"] == [
+        "onebox_sites is not defined: set it to the list of sites of these hosts (onebox_sites: [] for none), "
+        "in the inventory or with -e; did you mean it where you set onebox_site?"]
+    assert P.undefined_sites([]).endswith("in the inventory or with -e")
+    # an explicit empty list is a run without sites, not an error
+    assert plan_of([])["errors"] == [] and plan_of([])["sites"] == []
