@@ -50,9 +50,10 @@ def audit_records(result, sites, preflight, action="deploy", owner="unknown", ru
                 record["outcome"] = "failed"
                 record["serving"] = None
                 record["reason"] = unit.get("reason")
+                record["given_up_after_s"] = unit.get("elapsed")
             if back is not None:
                 record["rollback"] = dict((k, back.get(k)) for k in ("status", "version", "time_to_stop", "time_to_ready",
-                                                                     "reason"))
+                                                                     "time_to_recover", "reason"))
                 if back.get("status") == "ready":
                     record["outcome"] = "rolled_back"
                     record["serving"] = back.get("version")

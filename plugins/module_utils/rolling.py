@@ -386,6 +386,8 @@ class Roller(object):
         self._changed = False
         self.results = []
         self.rolled = []
+        # id(result) -> the clock when its restart/start command went out
+        self.began = {}
 
     @property
     def changed(self):
@@ -424,6 +426,7 @@ class Roller(object):
         the unit's stop timeout, then until the unit is ready, within its
         ready timeout; raises RollFailed."""
         timeout = spec['timeout'] if spec['timeout'] is not None else self.timeout
+        self.began.setdefault(id(result), started)
         watch = UnitWatch(self, unit,
                           substitute_instance(spec['readiness_url'], instance),
                           substitute_instance(spec['liveness_url'], instance),
@@ -678,6 +681,10 @@ class Rollback(object):
             entry.update(status=attempt['status'] if attempt['status'] != 'pending' else 'failed', reason=exc.msg)
             return entry
         entry.update(status='ready', time_to_stop=attempt.get('time_to_stop'), time_to_ready=attempt['time_to_ready'])
+        began = self.roller.began.get(id(result))
+        if began is not None:
+            # what a request that arrived as the failed release took over waited
+            entry['time_to_recover'] = round(self.roller.clock() - began, 3)
         return entry
 
 

@@ -479,6 +479,12 @@ rollback:
     time_to_ready:
       description: Seconds from the restart until the readiness check passed.
       type: float
+    time_to_recover:
+      description:
+        - Seconds from the failed release's restart (or start) command until the unit served its previous release
+          again, the rollback included; with the restart strategy, what a request that arrived as the failed
+          release took over waited in the socket's backlog.
+      type: float
     restored:
       description: Files put back (or removed, when they were new).
       type: list

@@ -94,7 +94,7 @@ def test_audit_records_failed_then_rolled_back_and_not_started():
     assert shop["serving"] == "2.0.0"
     assert shop["reason"] == "timeout"
     assert shop["rollback"] == {"status": "ready", "version": "2.0.0", "time_to_stop": None, "time_to_ready": 0.4,
-                                "reason": None}
+                                "time_to_recover": None, "reason": None}
     wiki = records["wiki"]
     assert wiki["outcome"] == "not_started"
     assert wiki["serving"] == "2.9.0"

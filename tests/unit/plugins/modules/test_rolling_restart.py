@@ -1365,6 +1365,8 @@ def test_rollback_waits_for_the_failed_release_to_stop_then_for_its_own_ready_ti
     back = res['rollback'][0]
     assert back['status'] == 'ready' and back['version'] == 'v1', back
     assert back['time_to_stop'] >= 0.95 and back['time_to_ready'] > back['time_to_stop']
+    # from the deploy's restart: the failed release's ready timeout, its stop, the previous release's start
+    assert back['time_to_recover'] >= 0.6 + back['time_to_ready']
     assert res['msg'].startswith('rolled back blog.service to v1, which is serving again')
     assert 'ROLLBACK' not in res['msg']
 
