@@ -207,6 +207,15 @@ class UnitWatch(object):
         return None
 
 
+def never_served(result):
+    """A unit given up on as crashed (failed, crash-looping, workers dying,
+    exited) whose health endpoint never answered a request: nothing of it
+    serves, so it is killed (SIGKILL) rather than stopped with a drain, which a
+    server in a crash loop may never finish (gunicorn 20.1 then waits out its
+    graceful timeout)."""
+    return result.get('status') == 'failed' and result.get('answered') is False
+
+
 class Strategy(object):
     """How one unit spec is replaced; subclasses implement the four steps."""
 
@@ -350,6 +359,8 @@ class OverlapStrategy(Strategy):
         result.setdefault('reason', exc.msg)
         new_unit = self.unit(result['instance'])
         try:
+            if never_served(result):
+                self.roller.mutate('kill', new_unit, signal='SIGKILL')
             self.roller.mutate('stop', new_unit)
             exc.msg += '; stopped %s' % new_unit
         except RollFailed as stop_exc:
@@ -407,9 +418,9 @@ class Roller(object):
         except SystemdError as exc:
             raise RollFailed(exc.msg, unit=exc.unit, **exc.extra)
 
-    def mutate(self, verb, unit, no_block=False):
+    def mutate(self, verb, unit, no_block=False, signal=None):
         try:
-            self.systemd.mutate(verb, unit, no_block=no_block)
+            self.systemd.mutate(verb, unit, no_block=no_block, signal=signal)
         except SystemdError as exc:
             raise RollFailed(exc.msg, unit=exc.unit, **exc.extra)
 
@@ -447,6 +458,7 @@ class Roller(object):
             watch.workers.stop()
         result.update(
             unit=unit,
+            answered=watch.answered,
             passes=outcome.passes,
             polls=outcome.polls,
             readiness=watch.readiness_last,
@@ -569,10 +581,15 @@ class Rollback(object):
             restored.append(path)
         return restored
 
-    def retire(self, spec):
+    def retire(self, spec, kill=False):
         """Stop, then disable, the socket and service unit(s) of a fresh site
-        (one that had no release serving before this run); returns them."""
-        units = ([spec['socket']] if spec.get('socket') else []) + self.roller.strategy(spec).service_units()
+        (one that had no release serving before this run); returns them. With
+        *kill*, its service units are killed first (:func:`never_served`)."""
+        services = self.roller.strategy(spec).service_units()
+        if kill:
+            for unit in services:
+                self.roller.mutate('kill', unit, signal='SIGKILL')
+        units = ([spec['socket']] if spec.get('socket') else []) + services
         for verb in ('stop', 'disable'):
             for unit in units:   # the socket first, so no connection starts the service again
                 self.roller.mutate(verb, unit)
@@ -615,7 +632,8 @@ class Rollback(object):
             stopped = None
             if spec.get('fresh'):
                 try:
-                    stopped = self.retire(spec)
+                    stopped = self.retire(spec, kill=spec is units[failed_index]
+                                          and never_served(roller.results[failed_index]))
                 except RollFailed as exc:
                     # its files stay, so what still runs keeps a unit file
                     restored[spec['name']] = []
@@ -676,6 +694,9 @@ class Rollback(object):
             entry['version'] = os.path.basename(link['to'].rstrip('/'))
         attempt = new_result(spec)
         try:
+            if failed_here and spec['strategy'] == 'restart' and never_served(result):
+                self.roller.mutate('kill', spec['name'], signal='SIGKILL')
+                entry['killed'] = True
             self.roller.strategy(dict(spec, restart=True)).restore(attempt, failed_here)
         except RollFailed as exc:
             entry.update(status=attempt['status'] if attempt['status'] != 'pending' else 'failed', reason=exc.msg)
@@ -734,7 +755,9 @@ def rollback_message(entries):
             parts.append(removed_message(entry))
         elif entry['status'] == 'ready':
             stopping = ''
-            if entry.get('time_to_stop') is not None:
+            if entry.get('killed'):
+                stopping = '; the failed release never answered a request and was killed, not drained'
+            elif entry.get('time_to_stop') is not None:
                 stopping = ', %.2f s of it waiting for the failed release to stop' % entry['time_to_stop']
             parts.append('rolled back %s to %s, which is serving again (ready in %.2f s%s)' % (
                 entry['name'], entry.get('version') or 'its previous release', entry['time_to_ready'], stopping))

@@ -97,13 +97,15 @@ class Systemctl(object):
         return dict((unit, found.get(unit, {})) for unit in units)
 
     def mutate(self, verb, *units, **kwargs):
-        """``systemctl VERB [--no-block] UNIT...``; raises on failure."""
+        """``systemctl VERB [--no-block] [--signal=SIG] UNIT...``; raises on failure."""
         units = [u for u in units if u]
         if not units:
             return
         args = [self.systemctl, verb]
         if kwargs.get('no_block'):
             args.append('--no-block')
+        if kwargs.get('signal'):
+            args.append('--signal=%s' % kwargs['signal'])
         if kwargs.get('now'):
             args.append('--now')
         args.append('--')

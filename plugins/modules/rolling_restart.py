@@ -400,6 +400,13 @@ results:
     elapsed:
       description: Seconds from the restart/start command until the unit was given up on (a failed unit only).
       type: float
+    answered:
+      description:
+        - Whether the unit's liveness or readiness URL answered at all (any HTTP status) while it was waited for.
+        - A unit given up on as crashed (status V(failed)) that never answered served nothing; a rollback or the
+          overlap strategy kills it (SIGKILL) instead of stopping it with a drain, which a server in a crash loop may
+          never finish.
+      type: bool
     link:
       description:
         - With O(units[].link), the symlink switch; V(from) and V(to) are link targets, V(changed) whether the
@@ -479,6 +486,9 @@ rollback:
     time_to_ready:
       description: Seconds from the restart until the readiness check passed.
       type: float
+    killed:
+      description: V(true) when the failed release never answered a request and was killed instead of stopped.
+      type: bool
     time_to_recover:
       description:
         - Seconds from the failed release's restart (or start) command until the unit served its previous release

@@ -249,6 +249,10 @@ class FakeSystemd(object):
     def default_disable(self, fake, unit):
         pass
 
+    def default_kill(self, fake, unit):
+        self.kill_later(unit, 0)
+        unit.set(MainPID=0)
+
     def cleanup(self):
         for proc in self.procs:
             if proc.poll() is None:
@@ -1468,3 +1472,46 @@ def test_workers_that_keep_dying_fail_the_unit_at_once(servers, fake, monkeypatc
 
     assert failed and took < 3, (took, res.get('msg'))
     assert 'its workers keep dying' in res['msg'] and 'main process %d' % master.pid in res['msg']
+
+
+@pytest.mark.parametrize('crash', [True, False], ids=['crashed without answering', 'answered 503'])
+def test_a_failed_release_that_never_answered_is_killed_not_drained_by_the_rollback(servers, fake, tmp_path, crash):
+    """A crash-looping release served nothing: the rollback kills it (a pre-fork master in a crash loop
+    may never finish a drain); one that answered (503) is stopped the usual way, with its drain."""
+    app = HealthApp()
+    link, target = _releases(tmp_path, 'blog')
+    app.route('/readyz', _ready_on_v1(link))
+    port = free_port()
+    url = 'http://127.0.0.1:%d/readyz' % port
+    if not crash:
+        servers(app, port)                    # answers 503 for v2, 200 for v1
+    fake.with_process('blog.service')
+    calls = []
+
+    def restart(f, unit):
+        calls.append(1)
+        if len(calls) == 1 and crash:         # v2: crash-looping, nothing answers
+            unit.set(ActiveState='activating', SubState='start', MainPID=4194010)
+            unit.at(0.05, ActiveState='activating', SubState='auto-restart', NRestarts=1)
+            return
+        if len(calls) == 2 and crash:         # v1 again: its health port opens
+            servers(app, port)
+        f.default_restart(f, unit)
+    fake.on('restart', 'blog.service', restart)
+
+    failed, res, _took = run_module(module_args([dict(
+        name='blog.service', readiness_url=url, timeout=0.6, link=link, link_target=target,
+        restore=_site_files(tmp_path, 'blog'))], rollback='site'), fake)
+
+    assert failed
+    killed = [c for c in fake.calls if c[0] == 'kill']
+    assert res['rollback'][0]['status'] == 'ready', res['msg']
+    if crash:
+        assert res['results'][0]['answered'] is False and res['results'][0]['status'] == 'failed'
+        assert killed == [['kill', '--signal=SIGKILL', 'blog.service']]
+        assert [c[0] for c in fake.calls if c[0] in ('kill', 'restart')] == ['restart', 'kill', 'restart']
+        assert res['rollback'][0].get('killed') is True
+        assert 'never answered a request and was killed' in res['msg']
+    else:
+        assert res['results'][0]['answered'] is True and res['results'][0]['status'] == 'timeout'
+        assert killed == [] and 'killed' not in res['rollback'][0]
