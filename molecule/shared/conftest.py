@@ -6,6 +6,7 @@ site units (and Traefik's journal and API where it runs) so a red run explains
 itself.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -83,14 +84,17 @@ def sites(onebox_vars):
     return onebox_vars["onebox_sites"]
 
 
-def run_playbook(extra_vars, playbook="site.yml", args=()):
+def run_playbook(extra_vars, playbook="site.yml", args=(), drop=(), unset_env=()):
     """Run one of the collection's playbooks against the container, connected
-    the way the scenario connects (SSH and sudo, or Podman); return (rc, output)."""
-    inventory = {"onebox": {"hosts": {CONTAINER: connection_vars()}, "vars": dict(scenario_vars(), **extra_vars)}}
+    the way the scenario connects (SSH and sudo, or Podman); return (rc, output).
+    *drop* names scenario variables to leave out of the inventory, *unset_env*
+    environment variables to leave out of the run's environment."""
+    group_vars = dict((k, v) for k, v in dict(scenario_vars(), **extra_vars).items() if k not in drop)
+    inventory = {"onebox": {"hosts": {CONTAINER: connection_vars()}, "vars": group_vars}}
     with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as handle:
         yaml.safe_dump(inventory, handle)
         path = handle.name
-    env = dict(os.environ, ANSIBLE_PIPELINING="true")
+    env = dict((k, v) for k, v in dict(os.environ, ANSIBLE_PIPELINING="true").items() if k not in unset_env)
     try:
         proc = subprocess.run(
             ["ansible-playbook", "-i", path, os.path.join(PROJECT, "playbooks", playbook)] + list(args),
@@ -235,24 +239,33 @@ def journal_events(host, since, units):
     return events
 
 
-def start_paced_load(host, sites, target=public_url):
+def _wrk_log(site, timeout=None):
+    return "/tmp/wrk-%s.txt" % site["name"] if timeout is None else "/tmp/wrk-%s-%ss.txt" % (site["name"], timeout)
+
+
+def start_paced_load(host, sites, target=public_url, timeouts=None):
     """Start wrk on every site; returns a journal timestamp from just before.
 
     Paced load (each connection waits 5 ms between requests, about 1,600 req/s a
     site) so that the deploy itself still gets CPU on a 2-core machine.
     *target* gives wrk's URL (and headers) for a site: by default its public URL.
+    With *timeouts* (seconds), one wrk per timeout and site, each counting as
+    failed what its clients did not get within that time; else one wrk whose
+    clients wait 10 s.
     """
     host.check_output("printf 'function delay()\\n  return 5\\nend\\n' > /tmp/pace.lua")
     for s in sites:
-        host.check_output("nohup wrk -t1 -c8 -d600s --timeout 10s --latency -s /tmp/pace.lua %s "
-                          "> /tmp/wrk-%s.txt 2>&1 &" % (target(s), s["name"]))
+        for timeout in timeouts or [None]:
+            host.check_output("nohup wrk -t1 -c8 -d900s --timeout %ss --latency -s /tmp/pace.lua %s > %s 2>&1 &"
+                              % (timeout or 10, target(s), _wrk_log(s, timeout)))
     since = float(host.check_output("date +%s.%N")) - 1
     time.sleep(1)
     return since
 
 
-def paced_load_results(host, sites):
-    """Stop wrk; its numbers (restart_under_load.parse_wrk) per site name."""
+def paced_load_results(host, sites, timeouts=None):
+    """Stop wrk; its numbers (restart_under_load.parse_wrk) per site name, and
+    with *timeouts* per site name and timeout."""
     sys.path.insert(0, os.path.join(PROJECT, "tests", "harness"))
     from restart_under_load import parse_wrk
 
@@ -261,7 +274,10 @@ def paced_load_results(host, sites):
     deadline = time.monotonic() + 20
     while host.run("pgrep -x wrk").rc == 0 and time.monotonic() < deadline:
         time.sleep(0.2)
-    return dict((s["name"], parse_wrk(host.file("/tmp/wrk-%s.txt" % s["name"]).content_string)) for s in sites)
+    if timeouts is None:
+        return dict((s["name"], parse_wrk(host.file(_wrk_log(s)).content_string)) for s in sites)
+    return dict((s["name"], dict((t, parse_wrk(host.file(_wrk_log(s, t)).content_string)) for t in timeouts))
+                for s in sites)
 
 
 def stop_paced_load(host, sites, title="deploy under load (wrk, 8 paced connections per site)"):
@@ -274,3 +290,65 @@ def stop_paced_load(host, sites, title="deploy under load (wrk, 8 paced connecti
                          **{k: round(res[k] or 0, 2) for k in ("p50_ms", "p99_ms", "max_ms")}))
     print_table(title, rows, list(rows[0]))
     return rows
+
+
+# Runs on the host: kill -9 of a unit's main process under load; when are its
+# orphaned workers gone, and when does a new process answer?
+CRASH_PY = r"""
+import json, os, signal, subprocess, sys, threading, time, urllib.request
+unit, url = sys.argv[1], sys.argv[2]
+
+
+def show(prop):
+    return subprocess.run(["systemctl", "show", "-p", prop, "--value", unit],
+                          capture_output=True, text=True).stdout.strip()
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+main, restarts = int(show("MainPID")), int(show("NRestarts"))
+workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(main)], capture_output=True, text=True).stdout.split()]
+old = set(workers) | {main}
+report = {"workers": len(workers), "old_answers": 0, "errors": 0}
+
+
+def watch():
+    while any(alive(w) for w in workers):
+        time.sleep(0.005)
+    report["workers_gone_s"] = round(time.monotonic() - t0, 2)
+
+
+t0 = time.monotonic()
+os.kill(main, signal.SIGKILL)
+watcher = threading.Thread(target=watch)
+watcher.start()
+while time.monotonic() - t0 < 30:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            pid = json.loads(resp.read())["pid"]
+    except Exception:
+        report["errors"] += 1
+        time.sleep(0.01)
+        continue
+    if pid not in old:
+        report["back_s"] = round(time.monotonic() - t0, 2)
+        break
+    report["old_answers"] += 1
+watcher.join(30)
+report["restarts"] = int(show("NRestarts")) - restarts
+report["new_main_differs"] = int(show("MainPID")) not in old
+json.dump(report, sys.stdout)
+"""
+
+
+def crash_main(host_, unit, url):
+    """kill -9 of *unit*'s main process (CRASH_PY, on the host); its report."""
+    host_.check_output("test -e /usr/local/bin/onebox-crash.py || cat > /usr/local/bin/onebox-crash.py "
+                       "<<'ONEBOX_EOF'\n%s\nONEBOX_EOF" % CRASH_PY)
+    return json.loads(host_.check_output("python3 /usr/local/bin/onebox-crash.py %s %s" % (unit, url)))

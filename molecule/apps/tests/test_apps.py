@@ -14,8 +14,8 @@ import subprocess
 import time
 
 import pytest
-from conftest import CONTAINER, MAX_EXPOSURE, assert_past_default_start_limit, exposure, journal_events, print_table, \
-    public_url, start_paced_load, stop_paced_load
+from conftest import CONTAINER, MAX_EXPOSURE, assert_past_default_start_limit, crash_main, exposure, journal_events, \
+    print_table, public_url, start_paced_load, stop_paced_load
 
 SERVERS = ["gunicorn", "uvicorn", "go", "node"]
 # What each server passes to listen() on the socket it inherits, as docs/units.md says:
@@ -330,61 +330,6 @@ def test_keepalive_connections_drain_cleanly(host, by_server, state, server):
     assert report["idle"] == "eof" and 0.3 <= report["idle_closed_after_s"] < 3, report
 
 
-# Runs on the host: kill -9 of the main process under load; when are the
-# orphaned workers gone, and when does a new process answer?
-CRASH_PY = r"""
-import json, os, signal, subprocess, sys, threading, time, urllib.request
-unit, url = sys.argv[1], sys.argv[2]
-
-
-def show(prop):
-    return subprocess.run(["systemctl", "show", "-p", prop, "--value", unit],
-                          capture_output=True, text=True).stdout.strip()
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            return handle.read().rsplit(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
-
-
-main, restarts = int(show("MainPID")), int(show("NRestarts"))
-workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(main)], capture_output=True, text=True).stdout.split()]
-old = set(workers) | {main}
-report = {"workers": len(workers), "old_answers": 0, "errors": 0}
-
-
-def watch():
-    while any(alive(w) for w in workers):
-        time.sleep(0.005)
-    report["workers_gone_s"] = round(time.monotonic() - t0, 2)
-
-
-t0 = time.monotonic()
-os.kill(main, signal.SIGKILL)
-watcher = threading.Thread(target=watch)
-watcher.start()
-while time.monotonic() - t0 < 30:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            pid = json.loads(resp.read())["pid"]
-    except Exception:
-        report["errors"] += 1
-        time.sleep(0.01)
-        continue
-    if pid not in old:
-        report["back_s"] = round(time.monotonic() - t0, 2)
-        break
-    report["old_answers"] += 1
-watcher.join(30)
-report["restarts"] = int(show("NRestarts")) - restarts
-report["new_main_differs"] = int(show("MainPID")) not in old
-json.dump(report, sys.stdout)
-"""
-
-
 def test_a_crashed_gunicorn_master_is_back_within_restart_sec_plus_warmup(host, by_server, state):
     """kill -9 of gunicorn's master under load, 3 times: orphaned workers stop at once, a new master serves soon."""
     site = state[by_server["gunicorn"]["name"]]
@@ -392,12 +337,10 @@ def test_a_crashed_gunicorn_master_is_back_within_restart_sec_plus_warmup(host, 
     restart_sec, warmup = 1.0, float(site["env"]["APP_WARMUP"])  # restart_sec: the role's default
     assert host.check_output("systemctl show -p RestartUSec --value %s" % unit) == "1s"
     bound = restart_sec + warmup + 3
-    host.check_output("cat > /usr/local/bin/onebox-crash.py <<'ONEBOX_EOF'\n%s\nONEBOX_EOF" % CRASH_PY)
     reports = []
     start_paced_load(host, [site])
     for _ in range(3):
-        reports.append(json.loads(host.check_output("python3 /usr/local/bin/onebox-crash.py %s %s"
-                                                    % (unit, public_url(site)))))
+        reports.append(crash_main(host, unit, public_url(site)))
         host.check_output("until curl -fsS --max-time 2 http://%s/readyz; do sleep 0.1; done" % site["health_listen"])
     rows = stop_paced_load(host, [site], "kill -9 of the gunicorn master, 3 times (wrk, 8 paced connections)")
     for r in reports:
