@@ -276,6 +276,16 @@ class RestartStrategy(Strategy):
     def restore(self, result, failed_here):
         self.apply(result, restart=True)
 
+    def start(self, result):
+        """Start the unit after :meth:`Roller.kill_now` took it down (a
+        connection may have started it through its socket meanwhile: then
+        this start joins that one) and wait until it is ready."""
+        unit = self.spec['name']
+        result['unit'] = unit
+        started = self.roller.clock()
+        self.roller.mutate('start', unit, no_block=True)
+        self.roller.wait(self.spec, unit, None, started, 0, result)
+
 
 class OverlapStrategy(Strategy):
     """Start the inactive instance next to the running one (both share the
@@ -360,8 +370,9 @@ class OverlapStrategy(Strategy):
         new_unit = self.unit(result['instance'])
         try:
             if never_served(result):
-                self.roller.mutate('kill', new_unit, signal='SIGKILL')
-            self.roller.mutate('stop', new_unit)
+                self.roller.kill_now(new_unit)
+            else:
+                self.roller.mutate('stop', new_unit)
             exc.msg += '; stopped %s' % new_unit
         except RollFailed as stop_exc:
             exc.msg += '; stopping %s failed too: %s' % (new_unit, stop_exc.msg)
@@ -426,6 +437,18 @@ class Roller(object):
 
     def journal(self, unit):
         return self.systemd.journal(unit)
+
+    def kill_now(self, unit, timeout=10.0):
+        """Take *unit* down at once, without a drain: a stop job (so that
+        systemd schedules no automatic restart), SIGKILL to every process of
+        the unit, a wait until it is down, its failed state reset. For a
+        release that never served (:func:`never_served`)."""
+        self.mutate('stop', unit, no_block=True)
+        self.mutate('kill', unit, signal='SIGKILL')
+        deadline = self.clock() + timeout
+        while self.show(unit).get('ActiveState') not in ('inactive', 'failed') and self.clock() < deadline:
+            time.sleep(self.interval)
+        self.mutate('reset-failed', unit)
 
     def require_loaded(self, unit, state):
         if state.get('LoadState') == 'not-found':
@@ -588,7 +611,8 @@ class Rollback(object):
         services = self.roller.strategy(spec).service_units()
         if kill:
             for unit in services:
-                self.roller.mutate('kill', unit, signal='SIGKILL')
+                if self.roller.show(unit).get('ActiveState') in RUNNING_STATES:
+                    self.roller.kill_now(unit)
         units = ([spec['socket']] if spec.get('socket') else []) + services
         for verb in ('stop', 'disable'):
             for unit in units:   # the socket first, so no connection starts the service again
@@ -694,10 +718,13 @@ class Rollback(object):
             entry['version'] = os.path.basename(link['to'].rstrip('/'))
         attempt = new_result(spec)
         try:
+            strategy = self.roller.strategy(dict(spec, restart=True))
             if failed_here and spec['strategy'] == 'restart' and never_served(result):
-                self.roller.mutate('kill', spec['name'], signal='SIGKILL')
+                self.roller.kill_now(spec['name'])
                 entry['killed'] = True
-            self.roller.strategy(dict(spec, restart=True)).restore(attempt, failed_here)
+                strategy.start(attempt)
+            else:
+                strategy.restore(attempt, failed_here)
         except RollFailed as exc:
             entry.update(status=attempt['status'] if attempt['status'] != 'pending' else 'failed', reason=exc.msg)
             return entry

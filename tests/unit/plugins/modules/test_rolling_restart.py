@@ -213,7 +213,7 @@ class FakeSystemd(object):
             props = [argv[i + 1] for i, a in enumerate(argv) if a == '-p']
             cur = unit.current()
             return 0, ''.join('%s=%s\n' % (p, cur.get(p, '')) for p in props), ''
-        hook = self.hooks.get((verb, name)) or getattr(self, 'default_' + verb)
+        hook = self.hooks.get((verb, name)) or getattr(self, 'default_' + verb.replace('-', '_'))
         hook(self, unit)
         return 0, '', ''
 
@@ -251,7 +251,11 @@ class FakeSystemd(object):
 
     def default_kill(self, fake, unit):
         self.kill_later(unit, 0)
-        unit.set(MainPID=0)
+        unit.set(ActiveState='failed', SubState='failed', Result='signal', MainPID=0)
+
+    def default_reset_failed(self, fake, unit):
+        if unit.current()['ActiveState'] == 'failed':
+            unit.set(ActiveState='inactive', SubState='dead')
 
     def cleanup(self):
         for proc in self.procs:
@@ -1494,10 +1498,13 @@ def test_a_failed_release_that_never_answered_is_killed_not_drained_by_the_rollb
             unit.set(ActiveState='activating', SubState='start', MainPID=4194010)
             unit.at(0.05, ActiveState='activating', SubState='auto-restart', NRestarts=1)
             return
-        if len(calls) == 2 and crash:         # v1 again: its health port opens
-            servers(app, port)
         f.default_restart(f, unit)
     fake.on('restart', 'blog.service', restart)
+
+    def start(f, unit):                       # after the kill: v1 again, its health port opens
+        servers(app, port)
+        f.default_start(f, unit)
+    fake.on('start', 'blog.service', start)
 
     failed, res, _took = run_module(module_args([dict(
         name='blog.service', readiness_url=url, timeout=0.6, link=link, link_target=target,
@@ -1509,7 +1516,9 @@ def test_a_failed_release_that_never_answered_is_killed_not_drained_by_the_rollb
     if crash:
         assert res['results'][0]['answered'] is False and res['results'][0]['status'] == 'failed'
         assert killed == [['kill', '--signal=SIGKILL', 'blog.service']]
-        assert [c[0] for c in fake.calls if c[0] in ('kill', 'restart')] == ['restart', 'kill', 'restart']
+        # a stop job first (no automatic restart of the killed release), the kill, its failed state reset
+        assert [c[0] for c in fake.calls if c[0] in ('kill', 'restart', 'stop', 'reset-failed', 'start')] == [
+            'restart', 'stop', 'kill', 'reset-failed', 'start']
         assert res['rollback'][0].get('killed') is True
         assert 'never answered a request and was killed' in res['msg']
     else:
