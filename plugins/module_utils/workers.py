@@ -132,8 +132,8 @@ class WorkerWatch(object):
     def __init__(self, interval=SAMPLE_INTERVAL, exits=None, find=None, read=None):
         self.interval = interval
         self.exits = exits or WorkerExits()
-        self.find = find or (lambda group: procs_path(group))
-        self.read = read or (lambda path: read_pids(path))
+        self.find = find or procs_path
+        self.read = read or read_pids
         self._lock = threading.Lock()
         self._target = (None, 0)
         self._stop = threading.Event()

@@ -84,7 +84,7 @@ options:
     default: true
   audit_log:
     description:
-      - The audit log of M(onebox.deploy.audit_log). When set, each site's RV(sites.ready_history) is read from it.
+      - The audit log of M(onebox.deploy.audit_log). When set, each site's C(ready_history) in RV(sites) is read from it.
     type: path
   units:
     description: Set by the action plugin; not for direct use. Each site's rendered socket and service unit.

@@ -21,10 +21,10 @@ description:
   - Fails fast, without waiting for the timeout, when the unit enters the C(failed) state, is crash-looping
     (C(SubState=auto-restart) or C(NRestarts) going up), stops (C(ActiveState=inactive), or C(SubState) V(dead) or
     V(exited), after it was seen starting), when the workers its main process forks keep dying before it came ready
-    (4 of them seen in its cgroup: a pre-fork server whose app fails to load), or when O(units[].liveness_url) stops
+    (4 of them seen in its cgroup, a pre-fork server whose app fails to load), or when O(units[].liveness_url) stops
     answering.
   - Until a health endpoint has answered at all, each of its polls waits at most 0.5 s (O(request_timeout) after
-    that): on a public socket that no process accepts yet, a request waits in the backlog, and waiting longer tells
+    that). On a public socket that no process accepts yet, a request waits in the backlog, and waiting longer tells
     nothing the next poll would not.
   - Stops at the first unit that does not come ready; later units are left untouched.
   - Optionally runs a background HTTP load O(probe) during the whole rollout and fails when it saw more failed
