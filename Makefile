@@ -112,8 +112,10 @@ molecule: venv host collection
 
 test: lint changelog-lint sanity galaxy-check unit molecule
 
+# The demo's container, one per checkout (demos of two checkouts run side by side).
+DEMO_NAME := onebox-demo-$(shell printf %s '$(TOP)' | cksum | cut -d' ' -f1)
 demo: venv host collection
-	bash tests/harness/demo.sh
+	ONEBOX_DEMO_NAME=$(DEMO_NAME) bash tests/harness/demo.sh
 
 # Not part of `make test`: prints numbers, asserts nothing.
 bench-roll: venv host collection
@@ -133,5 +135,5 @@ bench: venv host collection
 
 clean:
 	-for s in $(SCENARIOS); do molecule destroy -s $$s; done
-	-podman rm -f onebox-demo onebox-bench onebox-bench-traefik
+	-podman rm -f $(DEMO_NAME) onebox-bench onebox-bench-traefik
 	rm -rf $(COLL) $(SANITY_ROOT) $(CACHE)/consumer
