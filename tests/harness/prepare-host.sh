@@ -138,7 +138,12 @@ if podman image exists "$built"; then
 else
   log "building $built with debootstrap (a few minutes)"
   rootfs=$(mktemp -d "$cache/rootfs.XXXXXX")
-  trap 'rm -rf "$rootfs"' EXIT
+  # The tree lives on a tmpfs of its own where the host allows one: dpkg syncs
+  # every file it unpacks, which a busy disk makes slow, and the tree is thrown
+  # away after the import anyway.
+  mount -t tmpfs -o size=4g,mode=0755 onebox-rootfs "$rootfs" 2>/dev/null \
+    || log "no tmpfs for the image tree, building it on disk"
+  trap 'umount -R "$rootfs" 2>/dev/null; rm -rf "$rootfs"' EXIT
   include=$(IFS=,; echo "${image_packages[*]}")
   debootstrap --variant=minbase --include="$include" \
     "$suite" "$rootfs" >"$cache/debootstrap.log" 2>&1 \
