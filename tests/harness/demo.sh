@@ -12,7 +12,8 @@
 # The container is ONEBOX_DEMO_NAME (the Makefile passes one per checkout:
 # onebox-demo-<checksum of the checkout's path>, so demos of two checkouts can
 # run side by side). It is left running for a look around
-# (podman exec -it NAME bash); `make clean` removes it.
+# (podman exec -it NAME bash); `make clean` removes it. ONEBOX_DEMO_RESTARTS
+# (10) restarts per site.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
