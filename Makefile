@@ -20,7 +20,7 @@ export ONEBOX_TEST_IMAGE ?= localhost/onebox-systemd:bookworm
 ONEBOX_TRIXIE_IMAGE ?= localhost/onebox-systemd:trixie
 SCENARIOS ?= default trixie multihost rollback apps traefik
 
-.PHONY: help venv host host-demo collection lint changelog-lint sanity galaxy-check unit molecule test demo bench-roll bench-traefik bench bench-scale clean
+.PHONY: help venv host host-demo demo-deps collection lint changelog-lint sanity galaxy-check unit molecule test demo bench-roll bench-traefik bench bench-scale clean
 
 help:
 	@echo "make test           - lint, changelog-lint, sanity, galaxy-check, unit, then every Molecule scenario"
@@ -133,9 +133,11 @@ test: lint changelog-lint sanity galaxy-check unit molecule
 
 # The demo's container, one per checkout (demos of two checkouts run side by side).
 DEMO_NAME := onebox-demo-$(shell printf %s '$(TOP)' | cksum | cut -d' ' -f1)
-# The venv and the image do not need each other: made side by side.
-demo: collection
+# The venv and the image do not need each other: made side by side. A target
+# of its own: with .ONESHELL, `make -n` runs a whole recipe that has $(MAKE) in it.
+demo-deps: collection
 	$(MAKE) -j2 $(VENV)/.demo-installed host-demo
+demo: demo-deps
 	ONEBOX_DEMO_NAME=$(DEMO_NAME) bash tests/harness/demo.sh
 
 # Not part of `make test`: prints numbers, asserts nothing.
