@@ -20,7 +20,7 @@ export ONEBOX_TEST_IMAGE ?= localhost/onebox-systemd:bookworm
 ONEBOX_TRIXIE_IMAGE ?= localhost/onebox-systemd:trixie
 SCENARIOS ?= default trixie multihost rollback apps traefik quickstart
 
-.PHONY: help venv host collection lint changelog-lint sanity galaxy-check unit molecule test demo bench-roll bench-traefik bench bench-scale clean
+.PHONY: help venv host host-demo demo-deps collection lint changelog-lint sanity galaxy-check unit molecule test demo bench-roll bench-traefik bench bench-scale clean
 
 help:
 	@echo "make test           - lint, changelog-lint, sanity, galaxy-check, unit, then every Molecule scenario"
@@ -44,10 +44,29 @@ $(VENV)/.installed: requirements-dev.txt
 
 venv: $(VENV)/.installed
 
+# `make demo` needs of the tool chain only ansible-core and the containers.podman
+# collection (in the `ansible` package), at the versions requirements-dev.txt
+# pins: a venv with just those, installed without byte-compiling (the whole
+# tool chain took 70 s, these 20 s). A full venv has them already; `make venv`
+# completes this one.
+DEMO_REQUIREMENTS = $(shell grep -E '^(ansible|ansible-core|jinja2)==' requirements-dev.txt)
+$(VENV)/.demo-installed: requirements-dev.txt
+	if [ $(VENV)/.installed -nt requirements-dev.txt ]; then touch $@; exit 0; fi
+	command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3; }
+	python3 -c 'import ensurepip' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv; }
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --no-compile $(DEMO_REQUIREMENTS)
+	touch $@
+
 host:
 	bash tests/harness/prepare-host.sh >/dev/null
 	ONEBOX_TEST_IMAGE=$(ONEBOX_TRIXIE_IMAGE) bash tests/harness/prepare-host.sh >/dev/null
 	bash tests/harness/ssh-key.sh >/dev/null
+
+# What `make demo` needs of `host`: Podman, runc, debootstrap and the Debian 12
+# image; no Go, no Debian 13 image, no SSH key.
+host-demo:
+	bash tests/harness/prepare-host.sh --demo >/dev/null
 
 # The repository root is the collection; expose it as onebox.deploy.
 collection:
@@ -112,8 +131,14 @@ molecule: venv host collection
 
 test: lint changelog-lint sanity galaxy-check unit molecule
 
-demo: venv host collection
-	bash tests/harness/demo.sh
+# The demo's container, one per checkout (demos of two checkouts run side by side).
+DEMO_NAME := onebox-demo-$(shell printf %s '$(TOP)' | cksum | cut -d' ' -f1)
+# The venv and the image do not need each other: made side by side. A target
+# of its own: with .ONESHELL, `make -n` runs a whole recipe that has $(MAKE) in it.
+demo-deps: collection
+	$(MAKE) -j2 $(VENV)/.demo-installed host-demo
+demo: demo-deps
+	ONEBOX_DEMO_NAME=$(DEMO_NAME) bash tests/harness/demo.sh
 
 # Not part of `make test`: prints numbers, asserts nothing.
 bench-roll: venv host collection
@@ -131,7 +156,10 @@ bench-scale: venv host collection
 bench: venv host collection
 	bash tests/harness/bench.sh
 
+# One shell script (.ONESHELL): it goes on past a failed step (no Molecule in a
+# venv that only `make demo` made). Without --ignore, Podman 4.3 removes none of
+# the containers named when one of them does not exist, and says nothing.
 clean:
-	-for s in $(SCENARIOS); do molecule destroy -s $$s; done
-	-podman rm -f onebox-demo onebox-bench onebox-bench-traefik
+	for s in $(SCENARIOS); do molecule destroy -s $$s || true; done
+	podman rm -f --ignore $(DEMO_NAME) onebox-bench onebox-bench-traefik
 	rm -rf $(COLL) $(SANITY_ROOT) $(CACHE)/consumer

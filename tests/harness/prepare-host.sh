@@ -9,6 +9,9 @@
 #  * builds and caches a Debian image with systemd as PID 1 and the app servers
 #    the scenarios deploy (gunicorn, uvicorn, Node.js), plus sshd and sudo.
 #
+# With --demo, only what `make demo` uses: no Go, no wrk on the host (the demo
+# runs wrk inside the container); the image is the same.
+#
 # The image: suite ONEBOX_TEST_SUITE (default: the tag of ONEBOX_TEST_IMAGE up to
 # its first '-', else bookworm), cached as localhost/onebox-systemd:SUITE-HASH,
 # where HASH covers the suite, the package list and the recipe below, so a
@@ -18,6 +21,12 @@
 #
 # Idempotent: a second run does nothing but print what it found.
 set -euo pipefail
+demo_only=false
+case ${1:-} in
+  --demo) demo_only=true ;;
+  "") ;;
+  *) echo "usage: prepare-host.sh [--demo]" >&2; exit 2 ;;
+esac
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -51,16 +60,24 @@ mkdir -p "$cache"
 
 log() { printf 'prepare-host: %s\n' "$*" >&2; }
 
+# One run at a time on this machine: two checkouts preparing at once would
+# build the same image twice and race for apt's lock.
+lock=/run/lock/onebox-prepare-host.lock
+[[ -w ${lock%/*} ]] || lock=${TMPDIR:-/tmp}/onebox-prepare-host.lock
+exec 9>>"$lock"
+flock 9
+
 # --- packages --------------------------------------------------------------
 missing=()
-for pair in podman:podman runc:runc debootstrap:debootstrap wrk:wrk \
-            systemd-analyze:systemd python3:python3 make:make go:golang-go; do
+commands=(podman:podman runc:runc debootstrap:debootstrap python3:python3 make:make)
+$demo_only || commands+=(wrk:wrk systemd-analyze:systemd go:golang-go)
+for pair in "${commands[@]}"; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
 done
 # The Go app of molecule/apps imports github.com/coreos/go-systemd/activation
 # from Debian's GOPATH tree (tests/harness/build-go-app.sh builds offline).
-[[ -d /usr/share/gocode/src/github.com/coreos/go-systemd/activation ]] \
+$demo_only || [[ -d /usr/share/gocode/src/github.com/coreos/go-systemd/activation ]] \
   || missing+=(golang-github-coreos-go-systemd-dev)
 # python3-venv is needed for `python3 -m venv`; it is a package of its own on Debian.
 if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then missing+=(python3-venv); fi
@@ -121,7 +138,12 @@ if podman image exists "$built"; then
 else
   log "building $built with debootstrap (a few minutes)"
   rootfs=$(mktemp -d "$cache/rootfs.XXXXXX")
-  trap 'rm -rf "$rootfs"' EXIT
+  # The tree lives on a tmpfs of its own where the host allows one: dpkg syncs
+  # every file it unpacks, which a busy disk makes slow, and the tree is thrown
+  # away after the import anyway.
+  mount -t tmpfs -o size=4g,mode=0755 onebox-rootfs "$rootfs" 2>/dev/null \
+    || log "no tmpfs for the image tree, building it on disk"
+  trap 'umount -R "$rootfs" 2>/dev/null; rm -rf "$rootfs"' EXIT
   include=$(IFS=,; echo "${image_packages[*]}")
   debootstrap --variant=minbase --include="$include" \
     "$suite" "$rootfs" >"$cache/debootstrap.log" 2>&1 \

@@ -3,9 +3,14 @@
 Runs on the systemd host (inside the test container): one independent `wrk`
 process per site keeps sending requests to the site's public URL while every
 site is restarted N times with `systemctl restart`, each restart followed by a
-readiness wait. Prints one JSON document with, per site, the requests wrk sent,
-its socket errors and non-2xx/3xx answers, latency percentiles, and whether the
-socket stayed active through every restart.
+readiness wait. wrk is stopped only once every site is ready again and a
+settle time has passed, so that requests still waiting in a socket's backlog
+get their answer (or their error) counted. Prints one JSON document with, per
+site, the restarts asked and done, the requests wrk sent, its socket errors and
+non-2xx/3xx answers, latency percentiles, whether the socket stayed active
+through every restart, systemd's automatic restarts and the journal lines of
+the site's units that mean a start or stop went wrong; and `problems`: every
+reason the run is not a clean one (empty when it is).
 
 Standard library only (the target has python3 and wrk, nothing else).
 """
@@ -82,32 +87,87 @@ def roll_site(site, restarts, timeout, report, limit=None, max_restarts=0):
     """Restart *site* *restarts* times, each gated on readiness; with *limit*
     ``(burst, seconds)``, go on (up to *max_restarts*) until more than burst
     starts fell into one window of that many seconds: past a start limit of
-    those values, however slow each restart is on a loaded machine."""
+    those values, however slow each restart is on a loaded machine. The first
+    restart that fails or does not come ready ends the site's loop (an error)."""
     socket_states = set()
     durations = []
     began_s = []
     began = time.monotonic()
+    report["asked"] = restarts
     while len(began_s) < restarts or (limit and len(began_s) < max_restarts
                                       and most_within(began_s, limit[1]) <= limit[0]):
         start = time.monotonic()
         began_s.append(round(start - began, 2))
         proc = subprocess.run(["systemctl", "restart", site["unit"]], capture_output=True,
                               text=True, check=False)
+        took = time.monotonic() - start
         if proc.returncode != 0:
-            report["errors"].append("%s: systemctl restart rc=%d %s" % (
-                site["name"], proc.returncode, proc.stderr.strip()))
+            report["errors"].append("%s: restart %d: systemctl restart rc=%d after %.1fs: %s" % (
+                site["name"], len(began_s), proc.returncode, took, " ".join(proc.stderr.split())))
             break
         socket_states.add(unit_state(site["socket"]))
         if not ready(site["readiness"], 2, time.monotonic() + timeout):
-            report["errors"].append("%s: not ready within %ss" % (site["name"], timeout))
+            report["errors"].append("%s: restart %d: not ready within %ss after systemctl restart "
+                                    "returned (it took %.1fs)" % (site["name"], len(began_s), timeout, took))
             break
         socket_states.add(unit_state(site["socket"]))
         durations.append(time.monotonic() - start)
     report["restarts"] = len(durations)
     report["restart_window_s"] = round(time.monotonic() - began, 2)
     report["began_s"] = began_s[:len(durations)]
+    report["restart_s"] = [round(d, 3) for d in durations]
     report["max_restart_s"] = round(max(durations), 3) if durations else None
     report["socket_states"] = sorted(socket_states)
+
+
+# Journal lines of a site's units that mean a start or stop went wrong: systemd's
+# own (a start or stop that timed out or failed, an automatic restart, a process
+# killed, a socket that failed) and the reference app's (a lost sd_notify, a
+# failed accept or bind, a drain cut short, an uncaught exception).
+JOURNAL_TROUBLE = re.compile(
+    r"timed out|Failed with result|Failed to start|Main process exited|Scheduled restart job"
+    r"|Killing process|start-limit|Trigger limit|Failed to queue|Failed to listen|refusing"
+    r"|sd_notify\(.*failed|accept failed|cannot (bind|open)|drain timeout|connection error"
+    r"|configuration error|Traceback|Error")
+
+
+def journal_trouble(units, since):
+    """The journal lines of *units* since the epoch time *since* that match JOURNAL_TROUBLE."""
+    args = ["journalctl", "--no-pager", "-q", "-o", "short-precise", "--since", "@%.3f" % since]
+    for unit in units:
+        args += ["-u", unit]
+    out = subprocess.run(args, capture_output=True, text=True, check=False).stdout
+    return [line for line in out.splitlines() if JOURNAL_TROUBLE.search(line)]
+
+
+def n_restarts(unit):
+    """systemd's count of the automatic restarts (Restart=) of *unit*."""
+    value = subprocess.run(["systemctl", "show", "-p", "NRestarts", "--value", unit],
+                           capture_output=True, text=True, check=False).stdout.strip()
+    return int(value) if value.isdigit() else 0
+
+
+def problems(sites):
+    """Every reason the run of *sites* (the report's per-site dicts) is not a
+    clean one, one line each, site first; empty when it is clean."""
+    out = []
+    for name, s in sorted(sites.items()):
+        if s["restarts"] < s["asked"]:
+            out.append("%s: %d of %d restarts done" % (name, s["restarts"], s["asked"]))
+        out.extend(s["errors"])
+        if s.get("auto_restarts"):
+            out.append("%s: systemd restarted it %d times on its own (Restart=on-failure)"
+                       % (name, s["auto_restarts"]))
+        out.extend("%s: journal: %s" % (name, line) for line in s.get("journal", []))
+        if s["socket_states"] != ["active"]:
+            out.append("%s: socket states seen: %s (want only active)" % (name, ", ".join(s["socket_states"])))
+        if s["failed"]:
+            out.append("%s: %d failed requests (connect %d, read %d, write %d, timeout %d, non-2xx/3xx %d)"
+                       % (name, s["failed"], s["connect_errors"], s["read_errors"], s["write_errors"],
+                          s["timeouts"], s["non_2xx_3xx"]))
+        if not s["requests"]:
+            out.append("%s: wrk got no answer at all" % name)
+    return out
 
 
 def main():
@@ -116,8 +176,13 @@ def main():
                         help="NAME,PUBLIC_URL,READINESS_URL (repeat per site)")
     parser.add_argument("--restarts", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8, help="wrk connections per site")
-    parser.add_argument("--settle", type=float, default=1.0, help="seconds of load before and after")
+    parser.add_argument("--settle", type=float, default=2.0,
+                        help="seconds of load before the restarts, and after every site is ready again")
     parser.add_argument("--timeout", type=float, default=30, help="readiness timeout per restart")
+    parser.add_argument("--final-timeout", type=float, default=120,
+                        help="after the restarts, how long every site may take to be ready again before "
+                             "wrk is stopped (longer than a unit's start timeout: a hung start that systemd "
+                             "ends and restarts still gets its waiting requests answered and counted)")
     parser.add_argument("--past-start-limit", metavar="BURST/SECONDS",
                         help="after --restarts, keep restarting each site until more than BURST of its starts "
                              "fell within SECONDS (at most --max-restarts in all)")
@@ -130,6 +195,8 @@ def main():
         sites.append({"name": name, "url": url, "readiness": readiness,
                       "unit": name + ".service", "socket": name + ".socket"})
 
+    since = time.time()
+    auto_before = {site["name"]: n_restarts(site["unit"]) for site in sites}
     wrks = {}
     for site in sites:
         wrks[site["name"]] = subprocess.Popen(
@@ -149,18 +216,29 @@ def main():
         thread.start()
     for thread in threads:
         thread.join()
+    # wrk stops at once on SIGINT, and a request it is still waiting for is
+    # counted nowhere: stop it only once every site answers again and the
+    # requests queued meanwhile had time to get their answers.
+    deadline = time.monotonic() + args.final_timeout
+    for site in sites:
+        if not ready(site["readiness"], 2, deadline):
+            reports[site["name"]]["errors"].append("%s: not ready again within %ss after the restarts"
+                                                   % (site["name"], args.final_timeout))
     time.sleep(args.settle)
 
     for site in sites:
         proc = wrks[site["name"]]
         proc.send_signal(signal.SIGINT)
         out, _err = proc.communicate(timeout=30)
-        reports[site["name"]].update(parse_wrk(out))
-        reports[site["name"]]["wrk_output"] = out
+        report = reports[site["name"]]
+        report.update(parse_wrk(out))
+        report["wrk_output"] = out
+        report["auto_restarts"] = n_restarts(site["unit"]) - auto_before[site["name"]]
+        report["journal"] = journal_trouble([site["unit"], site["socket"]], since)
     total = {key: sum(r[key] for r in reports.values())
              for key in ("requests", "failed", "connect_errors", "read_errors",
-                         "write_errors", "timeouts", "non_2xx_3xx", "restarts")}
-    json.dump({"sites": reports, "total": total}, sys.stdout, indent=2)
+                         "write_errors", "timeouts", "non_2xx_3xx", "restarts", "asked")}
+    json.dump({"sites": reports, "total": total, "problems": problems(reports)}, sys.stdout, indent=2)
     sys.stdout.write("\n")
 
 
