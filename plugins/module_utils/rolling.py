@@ -441,12 +441,18 @@ class Roller(object):
     def kill_now(self, unit, timeout=10.0):
         """Take *unit* down at once, without a drain: a stop job (so that
         systemd schedules no automatic restart), SIGKILL to every process of
-        the unit, a wait until it is down, its failed state reset. For a
-        release that never served (:func:`never_served`)."""
+        the unit, a wait until its main process is gone, its failed state
+        reset. For a release that never served (:func:`never_served`). A
+        connection that waits on the socket may start the unit again at once:
+        that start runs the files the rollback put back."""
+        try:
+            main = int(self.show(unit).get('MainPID') or 0)
+        except ValueError:
+            main = 0
         self.mutate('stop', unit, no_block=True)
         self.mutate('kill', unit, signal='SIGKILL')
         deadline = self.clock() + timeout
-        while self.show(unit).get('ActiveState') not in ('inactive', 'failed') and self.clock() < deadline:
+        while main and pid_alive(main) and self.clock() < deadline:
             time.sleep(self.interval)
         self.mutate('reset-failed', unit)
 
