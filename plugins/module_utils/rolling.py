@@ -705,6 +705,19 @@ class Rollback(object):
                                                  failed_here=result is roller.results[failed_index]))
         return entries
 
+    def still_runs_never_served(self, unit, result):
+        """The failed release never served (:func:`never_served`) and its main
+        process is the one that still runs: not gone already, and not replaced
+        by a start of systemd's own (``Restart=``) with the files put back."""
+        if not never_served(result):
+            return False
+        try:
+            failed_pid = int((result.get('state') or {}).get('MainPID') or 0)
+            now = int(self.roller.show(unit).get('MainPID') or 0)
+        except ValueError:
+            return False
+        return bool(failed_pid) and now == failed_pid and pid_alive(failed_pid)
+
     def restart_previous(self, spec, result, restored, failed_here):
         entry = dict(name=spec['name'], status='pending', version=None, time_to_ready=None, restored=restored)
         link = result.get('link')
@@ -725,7 +738,7 @@ class Rollback(object):
         attempt = new_result(spec)
         try:
             strategy = self.roller.strategy(dict(spec, restart=True))
-            if failed_here and spec['strategy'] == 'restart' and never_served(result):
+            if failed_here and spec['strategy'] == 'restart' and self.still_runs_never_served(spec['name'], result):
                 self.roller.kill_now(spec['name'])
                 entry['killed'] = True
                 strategy.start(attempt)
