@@ -7,6 +7,8 @@ the units verified with ``systemd-analyze verify`` before anything changes
 
 from __future__ import absolute_import, division, print_function
 
+__metaclass__ = type
+
 import contextlib
 import grp
 import json
