@@ -20,15 +20,16 @@ export ONEBOX_TEST_IMAGE ?= localhost/onebox-systemd:bookworm
 ONEBOX_TRIXIE_IMAGE ?= localhost/onebox-systemd:trixie
 SCENARIOS ?= default trixie multihost rollback apps traefik
 
-.PHONY: help venv host collection lint changelog-lint sanity galaxy-check unit molecule test demo bench-roll bench-traefik bench bench-scale clean
+.PHONY: help venv host collection lint changelog-lint sanity galaxy-check unit matrix molecule test demo bench-roll bench-traefik bench bench-scale clean
 
 help:
-	@echo "make test           - lint, changelog-lint, sanity, galaxy-check, unit, then every Molecule scenario"
+	@echo "make test           - lint, changelog-lint, galaxy-check, matrix, then every Molecule scenario"
 	@echo "make lint           - yamllint, ansible-lint (production profile), ansible-doc, antsibull-docs lint"
 	@echo "make changelog-lint - antsibull-changelog lint of the fragments and changelogs/changelog.yaml"
 	@echo "make sanity         - ansible-test sanity (Python 3.11, ansible-core of the virtualenv) on exactly what the Galaxy build ships"
 	@echo "make galaxy-check   - build the Galaxy tarball, install it offline, use it by FQCN (tests/consumer)"
 	@echo "make unit           - pytest tests/unit"
+	@echo "make matrix         - sanity and unit tests on every ansible-core release meta/runtime.yml declares (MATRIX)"
 	@echo "make molecule       - every Molecule scenario (systemd containers)"
 	@echo "make demo           - three demo sites in a systemd container, restarted under load"
 	@echo "make bench          - plain restart, Traefik, socket restart and overlap under the same load: table + plot in docs/bench/"
@@ -69,7 +70,7 @@ changelog-lint: venv
 # ansible-test sanity (Python 3.11, the project virtualenv's ansible-core) on
 # exactly what `ansible-galaxy collection build` ships; what is not run and
 # why: tests/harness/sanity.sh. Ignores, each with its reason:
-# tests/sanity/ignore-X.Y.txt.
+# tests/sanity/ignore-X.Y.txt. `make test` runs it as part of `make matrix`.
 sanity: venv
 	bash tests/harness/sanity.sh
 
@@ -79,6 +80,20 @@ galaxy-check: venv
 unit: venv collection
 	$(PY) -m pytest -q tests/unit
 
+# The ansible-core releases the collection declares (meta/runtime.yml
+# requires_ansible, roles' min_ansible_version): the newest of each minor.
+# 2.16 is what Ubuntu 24.04 packages, 2.19 what Debian 13 packages (and what
+# requirements-dev.txt pins), 2.20 and 2.21 the maintained releases. Each runs
+# ansible-test sanity and the unit tests in a virtualenv of its own
+# (tests/harness/controller.sh: Python 3.11 here up to 2.19; 2.20 and later
+# need Python 3.12+, so they run in a Debian 13 container with Python 3.13,
+# without network, from wheels fetched here), ONEBOX_MATRIX_JOBS (2) versions
+# at a time, then one table of results and times (tests/harness/matrix.sh).
+# Virtualenvs are kept in .cache/controllers/VERSION, remade when their list changes.
+MATRIX ?= 2.16.19 2.17.14 2.18.19 2.19.14 2.20.10 2.21.5
+matrix: venv host collection
+	bash tests/harness/matrix.sh $(CACHE)/logs/matrix $(MATRIX)
+
 # Scenarios run side by side, at most ONEBOX_MOLECULE_JOBS (3) at a time,
 # longest first (each in containers of its own; more at once on 2 cores
 # slows every one and with it the timings the tests measure), logs printed
@@ -86,7 +101,9 @@ unit: venv collection
 molecule: venv host collection
 	ONEBOX_TRIXIE_IMAGE=$(ONEBOX_TRIXIE_IMAGE) bash tests/harness/molecule-all.sh $(CACHE)/logs $(SCENARIOS)
 
-test: lint changelog-lint sanity galaxy-check unit molecule
+# sanity and unit run in the matrix, on every declared ansible-core (the
+# project virtualenv's 2.19.14 among them).
+test: lint changelog-lint galaxy-check matrix molecule
 
 demo: venv host collection
 	bash tests/harness/demo.sh
