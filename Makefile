@@ -20,16 +20,17 @@ export ONEBOX_TEST_IMAGE ?= localhost/onebox-systemd:bookworm
 ONEBOX_TRIXIE_IMAGE ?= localhost/onebox-systemd:trixie
 SCENARIOS ?= default trixie multihost rollback apps traefik
 
-.PHONY: help venv host collection lint changelog-lint sanity galaxy-check unit matrix molecule test demo bench-roll bench-traefik bench bench-scale clean
+.PHONY: help venv host collection lint changelog-lint sanity galaxy-check unit matrix e2e-versions molecule test demo bench-roll bench-traefik bench bench-scale clean
 
 help:
-	@echo "make test           - lint, changelog-lint, galaxy-check, matrix, then every Molecule scenario"
+	@echo "make test           - lint, changelog-lint, galaxy-check, matrix, e2e-versions, then every Molecule scenario"
 	@echo "make lint           - yamllint, ansible-lint (production profile), ansible-doc, antsibull-docs lint"
 	@echo "make changelog-lint - antsibull-changelog lint of the fragments and changelogs/changelog.yaml"
 	@echo "make sanity         - ansible-test sanity (Python 3.11, ansible-core of the virtualenv) on exactly what the Galaxy build ships"
 	@echo "make galaxy-check   - build the Galaxy tarball, install it offline, use it by FQCN (tests/consumer)"
 	@echo "make unit           - pytest tests/unit"
 	@echo "make matrix         - sanity and unit tests on every ansible-core release meta/runtime.yml declares (MATRIX)"
+	@echo "make e2e-versions   - deploy, re-run, check mode, rollback, history with the oldest and newest of them"
 	@echo "make molecule       - every Molecule scenario (systemd containers)"
 	@echo "make demo           - three demo sites in a systemd container, restarted under load"
 	@echo "make bench          - plain restart, Traefik, socket restart and overlap under the same load: table + plot in docs/bench/"
@@ -94,6 +95,15 @@ MATRIX ?= 2.16.19 2.17.14 2.18.19 2.19.14 2.20.10 2.21.5
 matrix: venv host collection
 	bash tests/harness/matrix.sh $(CACHE)/logs/matrix $(MATRIX)
 
+# The reference app deployed end to end to a fresh test container with the
+# oldest and the newest ansible-core of the matrix, each from its controller
+# over SSH as a sudo user: converge, converge again (changed=0), --check
+# --diff, deploy of a new release with the load probe, rollback, history
+# (tests/harness/e2e-versions.sh).
+E2E_VERSIONS ?= $(firstword $(MATRIX)) $(lastword $(MATRIX))
+e2e-versions: venv host collection
+	bash tests/harness/e2e-versions.sh $(CACHE)/logs/e2e $(E2E_VERSIONS)
+
 # Scenarios run side by side, at most ONEBOX_MOLECULE_JOBS (3) at a time,
 # longest first (each in containers of its own; more at once on 2 cores
 # slows every one and with it the timings the tests measure), logs printed
@@ -103,7 +113,7 @@ molecule: venv host collection
 
 # sanity and unit run in the matrix, on every declared ansible-core (the
 # project virtualenv's 2.19.14 among them).
-test: lint changelog-lint galaxy-check matrix molecule
+test: lint changelog-lint galaxy-check matrix e2e-versions molecule
 
 demo: venv host collection
 	bash tests/harness/demo.sh
@@ -126,5 +136,6 @@ bench: venv host collection
 
 clean:
 	-for s in $(SCENARIOS); do molecule destroy -s $$s; done
-	-podman rm -f onebox-demo onebox-bench onebox-bench-traefik
+	-podman rm -f onebox-demo onebox-bench onebox-bench-traefik $(E2E_VERSIONS:%=onebox-e2e-%)
+	-podman network rm $(E2E_VERSIONS:%=onebox-e2e-%)
 	rm -rf $(COLL) $(CACHE)/consumer $(or $(TMPDIR),/tmp)/onebox-deploy-sanity-$(shell printf %s '$(TOP)' | cksum | cut -d' ' -f1)-*
