@@ -106,7 +106,13 @@ prepare_container() {
   podman image exists "$image" || die "no image $image: run make host (tests/harness/prepare-host.sh)"
   [[ -x $fetch_python ]] || die "no $fetch_python to fetch wheels with: run make venv"
   mkdir -p "$wheels"
-  printf '[global]\nno-index = true\nfind-links = %s\ndisable-pip-version-check = true\n' "$wheels" > "$pipconf"
+  # One version fills the shared wheelhouse at a time (a wheel another is
+  # still writing is not there yet for this one).
+  exec 8>"$wheels.lock"
+  flock 8
+  # Replaced, not rewritten: running containers have the file mounted.
+  printf '[global]\nno-index = true\nfind-links = %s\ndisable-pip-version-check = true\n' "$wheels" > "$pipconf.$$"
+  mv -f "$pipconf.$$" "$pipconf"
   fetch "pip==$container_pip" "ansible-core==$version" -r "$requirements"
   # shellcheck disable=SC2016  # expanded by sh in the container, from its arguments
   in_container --network none -- sh -ec '
@@ -132,6 +138,7 @@ EOF
   for req in "$site"/ansible_test/_data/requirements/sanity.*.txt; do
     fetch -r "$req"
   done
+  exec 8>&-
 }
 
 prepare() {
