@@ -93,7 +93,7 @@ unit: venv collection
 # Virtualenvs are kept in .cache/controllers/VERSION, remade when their list changes.
 MATRIX ?= 2.16.19 2.17.14 2.18.19 2.19.14 2.20.10 2.21.5
 matrix: venv host collection
-	bash tests/harness/matrix.sh $(CACHE)/logs/matrix $(MATRIX)
+	ONEBOX_TRIXIE_IMAGE=$(ONEBOX_TRIXIE_IMAGE) bash tests/harness/matrix.sh $(CACHE)/logs/matrix $(MATRIX)
 
 # The reference app deployed end to end to a fresh test container with the
 # oldest and the newest ansible-core of the matrix, each from its controller
@@ -102,7 +102,7 @@ matrix: venv host collection
 # (tests/harness/e2e-versions.sh).
 E2E_VERSIONS ?= $(firstword $(MATRIX)) $(lastword $(MATRIX))
 e2e-versions: venv host collection
-	bash tests/harness/e2e-versions.sh $(CACHE)/logs/e2e $(E2E_VERSIONS)
+	ONEBOX_TRIXIE_IMAGE=$(ONEBOX_TRIXIE_IMAGE) bash tests/harness/e2e-versions.sh $(CACHE)/logs/e2e $(E2E_VERSIONS)
 
 # Scenarios run side by side, at most ONEBOX_MOLECULE_JOBS (3) at a time,
 # longest first (each in containers of its own; more at once on 2 cores
