@@ -60,13 +60,16 @@ step() {
 # Every step of one version; a failed preparation skips the others. Sanity
 # and the unit tests run side by side: the unit tests mostly wait (for the
 # processes, sockets and timeouts they test), about a quarter of one core.
-# Sanity (pylint & co., all CPU) runs at a lower priority, so the unit tests'
-# timing checks get the CPU when they need it.
+# Their timing checks must not starve, though: sanity (pylint & co., all CPU)
+# runs at a lower priority, and one version's unit tests run at a time.
 one() {
   local v=$1 ctl=$here/controller.sh
   step "$v" prepare bash "$ctl" "$v" --prepare || return 1
   step "$v" sanity nice -n 10 bash "$ctl" "$v" -- bash tests/harness/sanity.sh &
-  step "$v" unit bash "$ctl" "$v" -- python -m pytest -q -p no:cacheprovider tests/unit &
+  (
+    flock 7
+    step "$v" unit bash "$ctl" "$v" -- python -m pytest -q -p no:cacheprovider tests/unit
+  ) 7>"$logdir/unit.lock" &
   wait
 }
 
