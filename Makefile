@@ -20,15 +20,17 @@ export ONEBOX_TEST_IMAGE ?= localhost/onebox-systemd:bookworm
 ONEBOX_TRIXIE_IMAGE ?= localhost/onebox-systemd:trixie
 SCENARIOS ?= default trixie multihost rollback apps traefik quickstart
 
-.PHONY: help venv host host-demo demo-deps collection lint changelog-lint sanity galaxy-check unit molecule test demo bench-roll bench-traefik bench bench-scale clean
+.PHONY: help venv host host-demo demo-deps collection lint changelog-lint sanity galaxy-check unit matrix e2e-versions molecule test demo bench-roll bench-traefik bench bench-scale clean
 
 help:
-	@echo "make test           - lint, changelog-lint, sanity, galaxy-check, unit, then every Molecule scenario"
+	@echo "make test           - lint, changelog-lint, galaxy-check, matrix, e2e-versions, then every Molecule scenario"
 	@echo "make lint           - yamllint, ansible-lint (production profile), ansible-doc, antsibull-docs lint"
 	@echo "make changelog-lint - antsibull-changelog lint of the fragments and changelogs/changelog.yaml"
-	@echo "make sanity         - ansible-test sanity (Python 3.11) on exactly what the Galaxy build ships"
+	@echo "make sanity         - ansible-test sanity (Python 3.11, ansible-core of the virtualenv) on exactly what the Galaxy build ships"
 	@echo "make galaxy-check   - build the Galaxy tarball, install it offline, use it by FQCN (tests/consumer)"
 	@echo "make unit           - pytest tests/unit"
+	@echo "make matrix         - sanity and unit tests on every ansible-core release meta/runtime.yml declares (MATRIX)"
+	@echo "make e2e-versions   - deploy, re-run, check mode, rollback, history with the oldest and newest of them"
 	@echo "make molecule       - every Molecule scenario (systemd containers)"
 	@echo "make demo           - three demo sites in a systemd container, restarted under load"
 	@echo "make bench          - plain restart, Traefik, socket restart and overlap under the same load: table + plot in docs/bench/"
@@ -85,42 +87,41 @@ changelog-lint: venv
 	antsibull-changelog lint
 	antsibull-changelog lint-changelog-yaml --strict changelogs/changelog.yaml
 
-# ansible-test sanity on a copy of exactly what `ansible-galaxy collection build`
-# ships (build_ignore applied, untracked files included), laid out as
-# .../ansible_collections/onebox/deploy with galaxy.yml in place of MANIFEST.json.
-# The copy lives outside this checkout: inside a git work tree ansible-test
-# tests only the files git tracks, and none under .cache/ are.
-# Each test runs in a virtualenv of its own that ansible-test builds from PyPI
-# (tests/harness/prepare-sanity.sh makes that work offline from its download host).
-# Not run here, with the reason:
-#  * pslint: needs PowerShell (pwsh), which neither Debian nor PyPI provides; the
-#    collection ships no PowerShell, and the recipe fails if some ever appears;
-#  * compile and import for Pythons other than 3.11: this machine has only 3.11
-#    (Debian 12, also what the target hosts run).
-# Ignores, each with its reason: tests/sanity/ignore-2.19.txt.
-SANITY_ROOT := $(or $(TMPDIR),/tmp)/onebox-deploy-sanity-$(shell printf %s '$(TOP)' | cksum | cut -d' ' -f1)
-SANITY_DIR  := $(SANITY_ROOT)/ansible_collections/onebox/deploy
+# ansible-test sanity (Python 3.11, the project virtualenv's ansible-core) on
+# exactly what `ansible-galaxy collection build` ships; what is not run and
+# why: tests/harness/sanity.sh. Ignores, each with its reason:
+# tests/sanity/ignore-X.Y.txt. `make test` runs it as part of `make matrix`.
 sanity: venv
-	PYTHON=$(PY) bash tests/harness/prepare-sanity.sh
-	rm -rf $(SANITY_ROOT)
-	mkdir -p $(SANITY_DIR)
-	ansible-galaxy collection build --output-path $(SANITY_ROOT) $(TOP) >/dev/null
-	tar -xzf $(SANITY_ROOT)/onebox-deploy-*.tar.gz -C $(SANITY_DIR)
-	cp galaxy.yml $(SANITY_DIR)/
-	rm $(SANITY_DIR)/MANIFEST.json $(SANITY_DIR)/FILES.json
-	cd $(SANITY_DIR)
-	if ps=$$(find . -name '*.ps1' -o -name '*.psm1' -o -name '*.psd1' | grep .); then
-	  echo "PowerShell needs the pslint sanity test, which cannot run here: $$ps"; exit 1
-	fi
-	echo "sanity: not run here: pslint (no pwsh; no PowerShell shipped), compile/import for Pythons other than 3.11 (not installed)"
-	env -u ANSIBLE_COLLECTIONS_PATH ansible-test sanity --python 3.11 --skip-test pslint 2>&1 | tee ../../../sanity.log
-	! grep -q 'All targets skipped' ../../../sanity.log || { echo "ansible-test found nothing to test"; exit 1; }
+	bash tests/harness/sanity.sh
 
 galaxy-check: venv
 	bash tests/consumer/run.sh
 
 unit: venv collection
 	$(PY) -m pytest -q tests/unit
+
+# The ansible-core releases the collection declares (meta/runtime.yml
+# requires_ansible, roles' min_ansible_version): the newest of each minor.
+# 2.16 is what Ubuntu 24.04 packages, 2.19 what Debian 13 packages (and what
+# requirements-dev.txt pins), 2.20 and 2.21 the maintained releases. Each runs
+# ansible-test sanity and the unit tests in a virtualenv of its own
+# (tests/harness/controller.sh: Python 3.11 here up to 2.19; 2.20 and later
+# need Python 3.12+, so they run in a Debian 13 container with Python 3.13,
+# without network, from wheels fetched here), ONEBOX_MATRIX_JOBS (2) versions
+# at a time, then one table of results and times (tests/harness/matrix.sh).
+# Virtualenvs are kept in .cache/controllers/VERSION, remade when their list changes.
+MATRIX ?= 2.16.19 2.17.14 2.18.19 2.19.14 2.20.10 2.21.5
+matrix: venv host collection
+	ONEBOX_TRIXIE_IMAGE=$(ONEBOX_TRIXIE_IMAGE) bash tests/harness/matrix.sh $(CACHE)/logs/matrix $(MATRIX)
+
+# The reference app deployed end to end to a fresh test container with the
+# oldest and the newest ansible-core of the matrix, each from its controller
+# over SSH as a sudo user: converge, converge again (changed=0), --check
+# --diff, deploy of a new release with the load probe, rollback, history
+# (tests/harness/e2e-versions.sh).
+E2E_VERSIONS ?= $(firstword $(MATRIX)) $(lastword $(MATRIX))
+e2e-versions: venv host collection
+	ONEBOX_TRIXIE_IMAGE=$(ONEBOX_TRIXIE_IMAGE) bash tests/harness/e2e-versions.sh $(CACHE)/logs/e2e $(E2E_VERSIONS)
 
 # Scenarios run side by side, at most ONEBOX_MOLECULE_JOBS (3) at a time,
 # longest first (each in containers of its own; more at once on 2 cores
@@ -129,7 +130,9 @@ unit: venv collection
 molecule: venv host collection
 	ONEBOX_TRIXIE_IMAGE=$(ONEBOX_TRIXIE_IMAGE) bash tests/harness/molecule-all.sh $(CACHE)/logs $(SCENARIOS)
 
-test: lint changelog-lint sanity galaxy-check unit molecule
+# sanity and unit run in the matrix, on every declared ansible-core (the
+# project virtualenv's 2.19.14 among them).
+test: lint changelog-lint galaxy-check matrix e2e-versions molecule
 
 # The demo's container, one per checkout (demos of two checkouts run side by side).
 DEMO_NAME := onebox-demo-$(shell printf %s '$(TOP)' | cksum | cut -d' ' -f1)
@@ -161,5 +164,6 @@ bench: venv host collection
 # the containers named when one of them does not exist, and says nothing.
 clean:
 	for s in $(SCENARIOS); do molecule destroy -s $$s || true; done
-	podman rm -f --ignore $(DEMO_NAME) onebox-bench onebox-bench-traefik
-	rm -rf $(COLL) $(SANITY_ROOT) $(CACHE)/consumer
+	podman rm -f --ignore $(DEMO_NAME) onebox-bench onebox-bench-traefik $(E2E_VERSIONS:%=onebox-e2e-%)
+	podman network rm $(E2E_VERSIONS:%=onebox-e2e-%) >/dev/null 2>&1 || true
+	rm -rf $(COLL) $(CACHE)/consumer $(or $(TMPDIR),/tmp)/onebox-deploy-sanity-$(shell printf %s '$(TOP)' | cksum | cut -d' ' -f1)-*

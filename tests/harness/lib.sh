@@ -1,11 +1,12 @@
 # shellcheck shell=bash
-# Shared by demo.sh and bench-roll.sh (sourced, not run).
+# Shared by demo.sh, the bench scripts and e2e-versions.sh (sourced, not run).
 
 # Start a fresh systemd container NAME and wait until systemd has booted.
+# Further arguments are options for podman run (e.g. --network NET).
 onebox_container_up() {
   local name=$1 image=${ONEBOX_TEST_IMAGE:-localhost/onebox-systemd:bookworm} state
   podman rm -f "$name" >/dev/null 2>&1 || true
-  podman run -d --name "$name" --systemd=always "$image" /usr/local/sbin/onebox-init >/dev/null
+  podman run -d --name "$name" --systemd=always "${@:2}" "$image" /usr/local/sbin/onebox-init >/dev/null
   for _ in $(seq 50); do
     state=$(podman exec "$name" systemctl is-system-running 2>/dev/null || true)
     [[ $state == running || $state == degraded ]] && return 0

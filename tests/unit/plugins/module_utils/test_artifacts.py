@@ -10,6 +10,8 @@ error says which member and why.
 
 from __future__ import absolute_import, division, print_function
 
+__metaclass__ = type
+
 import hashlib
 import io
 import os

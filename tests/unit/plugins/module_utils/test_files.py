@@ -10,6 +10,8 @@ tests spy on the system calls it makes (``os.write``, ``os.fchmod``,
 
 from __future__ import absolute_import, division, print_function
 
+__metaclass__ = type
+
 import errno
 import json
 import os

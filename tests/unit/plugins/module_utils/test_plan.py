@@ -6,6 +6,8 @@ rollback does (rollback_plan)."""
 
 from __future__ import absolute_import, division, print_function
 
+__metaclass__ = type
+
 import json
 import os
 import tarfile

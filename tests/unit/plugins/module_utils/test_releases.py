@@ -5,6 +5,8 @@ records of ``current`` for the diff of stage_releases."""
 
 from __future__ import absolute_import, division, print_function
 
+__metaclass__ = type
+
 import os
 
 import pytest

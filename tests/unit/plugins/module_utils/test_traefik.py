@@ -11,6 +11,8 @@ ONEBOX_UPDATE_GOLDEN=1 pytest tests/unit/plugins/module_utils/test_traefik.py an
 
 from __future__ import absolute_import, division, print_function
 
+__metaclass__ = type
+
 import importlib.util
 import json
 import os

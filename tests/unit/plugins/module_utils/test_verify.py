@@ -7,6 +7,8 @@ module that runs it is tested in plugins/modules/test_preflight.py."""
 
 from __future__ import absolute_import, division, print_function
 
+__metaclass__ = type
+
 import os
 
 import pytest

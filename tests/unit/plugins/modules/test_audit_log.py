@@ -5,6 +5,8 @@ querying them. The module runs in-process on real files under tmp_path.
 
 from __future__ import absolute_import, division, print_function
 
+__metaclass__ = type
+
 import json
 import os
 import re

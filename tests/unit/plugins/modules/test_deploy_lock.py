@@ -8,6 +8,8 @@ waits for a TTL to expire.
 
 from __future__ import absolute_import, division, print_function
 
+__metaclass__ = type
+
 import json
 import os
 import re

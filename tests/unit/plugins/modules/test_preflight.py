@@ -7,6 +7,8 @@ the units verified with ``systemd-analyze verify`` before anything changes
 
 from __future__ import absolute_import, division, print_function
 
+__metaclass__ = type
+
 import contextlib
 import grp
 import json
@@ -86,7 +88,9 @@ def test_same_content_does_not_differ(tmp_path, current):
 # --------------------------------------------------------------------------
 
 MARKER = "onebox.deploy site account"
-TEST_ACCOUNT = "oneboxtest"
+# One name per test process: test runs of several checkouts or ansible-core
+# versions (make matrix) may share a machine and its accounts.
+TEST_ACCOUNT = "oneboxtest%d" % os.getpid()
 
 
 def run_accounts(tmp_path, user, group=None, site_dir=None):
@@ -138,7 +142,7 @@ can_make_accounts = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("us
 
 @contextlib.contextmanager
 def throwaway_account(comment, home):
-    """The system account ``oneboxtest`` (with its own group) for the duration of a test."""
+    """The system account ``TEST_ACCOUNT`` (with its own group) for the duration of a test."""
     if _exists(pwd.getpwnam, TEST_ACCOUNT) or _exists(grp.getgrnam, TEST_ACCOUNT):
         pytest.fail("the account or group %s exists already; remove it (userdel %s)" % (TEST_ACCOUNT, TEST_ACCOUNT))
     subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", str(home),

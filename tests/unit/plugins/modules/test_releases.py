@@ -5,6 +5,8 @@ the releases of a site. The module runs in-process on real files under tmp_path.
 
 from __future__ import absolute_import, division, print_function
 
+__metaclass__ = type
+
 import os
 
 import pytest

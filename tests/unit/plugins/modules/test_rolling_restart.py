@@ -10,6 +10,8 @@ per-unit state machine driven by timed events, so the module sees realistic
 
 from __future__ import absolute_import, division, print_function
 
+__metaclass__ = type
+
 import os
 import subprocess
 import sys

@@ -13,6 +13,8 @@ The units are verified by ``onebox.deploy.preflight`` before this module runs
 
 from __future__ import absolute_import, division, print_function
 
+__metaclass__ = type
+
 import base64
 import json
 import os

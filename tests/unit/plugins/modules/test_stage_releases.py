@@ -6,6 +6,8 @@ like the action plugin builds it."""
 
 from __future__ import absolute_import, division, print_function
 
+__metaclass__ = type
+
 import io
 import json
 import os
