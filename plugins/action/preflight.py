@@ -10,7 +10,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.plugins.action import ActionBase
-from ansible_collections.onebox.deploy.plugins.plugin_utils.render import SiteRenderer
+from ansible_collections.onebox.deploy.plugins.plugin_utils._render import SiteRenderer
 
 MODULE = "onebox.deploy.preflight"
 
@@ -24,7 +24,7 @@ class ActionModule(ActionBase):
         del tmp
         args = dict(self._task.args)
         if args.get("verify_units", True) and args.get("sites"):
-            renderer = SiteRenderer(self, task_vars or {}, args.get("marker"))
+            renderer = SiteRenderer.for_action(self, task_vars or {}, args.get("marker"))
             args["units"] = [dict(name=site["name"], socket=renderer.render("socket", site),
                                   service=renderer.render("service", site)) for site in args["sites"]]
         return self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)

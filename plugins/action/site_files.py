@@ -17,7 +17,7 @@ __metaclass__ = type
 import base64
 
 from ansible.plugins.action import ActionBase
-from ansible_collections.onebox.deploy.plugins.plugin_utils.render import SiteRenderer
+from ansible_collections.onebox.deploy.plugins.plugin_utils._render import SiteRenderer
 
 MODULE = "onebox.deploy.site_files"
 FILE_KEYS = ("name", "user", "group", "site_dir", "version", "service_file", "trigger_unit", "retired_file")
@@ -34,7 +34,7 @@ class ActionModule(ActionBase):
         sites = args.pop("sites", None) or []
         secrets = args.pop("secret_env", None) or {}
         host = args.pop("host", None) or {}
-        renderer = SiteRenderer(self, task_vars or {}, args.get("marker"))
+        renderer = SiteRenderer.for_action(self, task_vars or {}, args.get("marker"))
         files = []
         env_files = {}
         for site in sites:

@@ -16,12 +16,12 @@ import tempfile
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from ansible_collections.onebox.deploy.plugins.module_utils.artifacts import (
+from ansible_collections.onebox.deploy.plugins.plugin_utils._artifacts import (
     ArtifactError,
     pack_artifact,
     repack_tarball,
 )
-from ansible_collections.onebox.deploy.plugins.module_utils.plan import stage_plan
+from ansible_collections.onebox.deploy.plugins.plugin_utils._plan import stage_plan
 
 MODULE = "onebox.deploy.stage_releases"
 

@@ -1,13 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: onebox.deploy contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters that validate the Traefik input, build its dynamic configuration and its unit's sandboxing."""
+"""Filters that validate the Traefik input, build its dynamic configuration and its unit's sandboxing.
+The logic is ``plugin_utils/_traefik.py``'s."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.onebox.deploy.plugins.module_utils.traefik import (
+from ansible_collections.onebox.deploy.plugins.plugin_utils._traefik import (
     backends,
     readiness_services,
     routers_match,

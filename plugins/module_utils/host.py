@@ -22,6 +22,7 @@ from ansible_collections.onebox.deploy.plugins.module_utils.releases import (
     list_releases,
     previous_version,
 )
+from ansible_collections.onebox.deploy.plugins.module_utils.shared import MARKER
 from ansible_collections.onebox.deploy.plugins.module_utils.systemd import RUNNING_STATES
 
 VENDOR_UNIT_DIRS = ("/usr/lib/systemd/system", "/lib/systemd/system", "/run/systemd/system",
@@ -31,7 +32,7 @@ VENDOR_UNIT_DIRS = ("/usr/lib/systemd/system", "/lib/systemd/system", "/run/syst
 HOST_PATHS_SPEC = dict(
     unit_dir=dict(type="path", default="/etc/systemd/system"),
     env_dir=dict(type="path", default="/etc/onebox"),
-    marker=dict(type="str", default="Managed by onebox.deploy"),
+    marker=dict(type="str", default=MARKER),
 )
 #: The GECOS field of every account this collection creates.
 ACCOUNT_MARKER = "onebox.deploy site account"

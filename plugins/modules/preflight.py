@@ -114,7 +114,7 @@ options:
 EXAMPLES = r"""
 - name: Check for unit and port conflicts
   onebox.deploy.preflight:
-    sites: "{{ _onebox.selected_sites }}"
+    sites: "{{ onebox_site_plan.selected_sites }}"
   register: _onebox_preflight
 """
 

@@ -154,7 +154,7 @@ options:
 EXAMPLES = r"""
 - name: Install the units and environment files of the selected sites
   onebox.deploy.site_files:
-    sites: "{{ _onebox_selected }}"
+    sites: "{{ onebox_site_plan.selected_sites }}"
     host: "{{ _onebox_host.sites }}"
     secret_env: "{{ onebox_sites | onebox.deploy.secret_env }}"
     unit_dir: /etc/systemd/system

@@ -80,7 +80,7 @@ notes:
 EXAMPLES = r"""
 - name: Unpack the new releases of the selected sites
   onebox.deploy.stage_releases:
-    sites: "{{ _onebox_selected }}"
+    sites: "{{ onebox_site_plan.selected_sites }}"
     host: "{{ _onebox_host.sites }}"
     run_id: "{{ _onebox_lock.run_id }}"
   register: _onebox_staged

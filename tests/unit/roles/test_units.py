@@ -1,11 +1,13 @@
 # -*- coding: utf-8 -*-
-"""The units the roles write (roles/site/templates/service.j2, socket.j2,
-roles/traefik/templates/traefik.service.j2).
+"""The units the collection writes: the site units of templates/ (service.j2,
+socket.j2, env.j2), rendered by the renderer the action plugins use
+(plugins/plugin_utils/_render.py), and Traefik's unit
+(roles/traefik/templates/traefik.service.j2), rendered by the same Ansible
+template lookup its role's template task uses.
 
 Sites are normalised with the role's own defaults (roles/site/defaults/main.yml
 through ``_onebox_settings`` of roles/site/vars/main.yml, see
-``conftest.role_settings``) and rendered the way Ansible's template module does (``trim_blocks``, the file's
-``#jinja2: lstrip_blocks`` header). Where the machine has ``systemd-analyze``
+``conftest.role_settings``). Where the machine has ``systemd-analyze``
 the rendered units are also checked with ``verify`` (as the roles do) and
 scored with ``security --offline``: the exposure must stay at 2.0 or lower.
 """
@@ -17,18 +19,22 @@ import re
 import shutil
 import subprocess
 
-import jinja2
 import pytest
 import yaml
-from ansible.plugins.filter.core import FilterModule as CoreFilters
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import lookup_loader
+from ansible.template import Templar
 
-from ansible_collections.onebox.deploy.plugins.module_utils import sites as S
-from ansible_collections.onebox.deploy.plugins.module_utils import traefik as T
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _sites as S
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _traefik as T
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _units as U
+from ansible_collections.onebox.deploy.plugins.plugin_utils._render import TEMPLATES, SiteRenderer
 from conftest import REPO_ROOT as ROOT
 from conftest import role_settings
 
-# Where each role keeps its templates.
-TEMPLATE_DIRS = ("roles/site/templates", "roles/traefik/templates")
+# The templates the Traefik role's tasks render.
+ROLE_TEMPLATES = "roles/traefik/templates"
+LOADER = DataLoader()
 MAX_EXPOSURE = 2.0
 
 # Every default of a site service, as written for a site without overrides.
@@ -80,26 +86,16 @@ def normalize(raw, **defaults):
     return S.normalize_site(raw, role_settings(**defaults), ROOT)
 
 
-def _template(name):
-    paths = [os.path.join(ROOT, directory, name) for directory in TEMPLATE_DIRS
-             if os.path.isfile(os.path.join(ROOT, directory, name))]
-    assert len(paths) == 1, (name, paths)
-    with open(paths[0]) as handle:
-        source = handle.read()
-    header, _sep, body = source.partition("\n")
-    assert header == "#jinja2: lstrip_blocks: True"
-    # Ansible's template module: trim_blocks on, lstrip_blocks from the header.
-    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                             undefined=jinja2.StrictUndefined)
-    core = CoreFilters().filters()
-    env.filters.update((name, core[name]) for name in ("comment", "regex_replace", "combine"))
-    return env.from_string(body)
-
-
 def render(name, **variables):
-    variables.setdefault("ansible_managed", "Ansible managed")
-    variables.setdefault("_onebox_marker", "Managed by onebox.deploy")
-    return _template(name).render(**variables)
+    """A site template through the action plugins' renderer, or a template of
+    the Traefik role the way its template task renders it."""
+    task_vars = {"ansible_managed": "Ansible managed"}
+    keys = dict((template, key) for key, template in TEMPLATES)
+    if name in keys:
+        renderer = SiteRenderer(LOADER, Templar(loader=LOADER), task_vars)
+        return renderer.render(keys[name], variables["site"], variables.get("secret_env"))
+    lookup = lookup_loader.get("template", loader=LOADER, templar=Templar(loader=LOADER))
+    return lookup.run([os.path.join(ROOT, ROLE_TEMPLATES, name)], variables=dict(task_vars, **variables))[0]
 
 
 def render_traefik(options=None, **variables):
@@ -220,7 +216,7 @@ def test_a_list_with_an_empty_string_writes_an_empty_assignment():
 def test_the_writable_directory_follows_onebox_root():
     unit = directives(render("service.j2", site=normalize(site(), root="/data/web sites%1")))
     assert unit["ReadWritePaths"] == ['"/data/web sites%%1/blog/shared"']
-    assert S.systemd_path("/srv/a$b") == '"/srv/a$b"'
+    assert U.systemd_path("/srv/a$b") == '"/srv/a$b"'
 
 
 def test_env_file_has_the_site_env_and_only_its_own_secrets():
@@ -238,10 +234,10 @@ def test_env_file_has_the_site_env_and_only_its_own_secrets():
 
 
 def test_merge_directives():
-    merged = S.merge_directives([("A", "1"), ("B", ["x", "y"]), ("C", "")],
+    merged = U.merge_directives([("A", "1"), ("B", ["x", "y"]), ("C", "")],
                                 {"B": "z", "C": None, "D": False, "E": [1, True], "A": 2.5})
     assert merged == {"A": "2.5", "B": "z", "D": "no", "E": ["1", "yes"]}
-    assert list(S.merge_directives({"A": "1", "B": "2"}, None)) == ["A", "B"]
+    assert list(U.merge_directives({"A": "1", "B": "2"}, None)) == ["A", "B"]
 
 
 @pytest.mark.parametrize("value,message", [

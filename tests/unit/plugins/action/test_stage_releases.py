@@ -12,8 +12,9 @@ import pytest
 from ansible.errors import AnsibleActionFail
 
 from ansible_collections.onebox.deploy.plugins.action import stage_releases as action
-from ansible_collections.onebox.deploy.plugins.module_utils import artifacts as A
-from ansible_collections.onebox.deploy.plugins.module_utils import plan as P
+from ansible_collections.onebox.deploy.plugins.module_utils import artifacts as U
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _artifacts as A
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _plan as P
 from conftest import make_tree, role_settings
 
 
@@ -48,7 +49,7 @@ def test_bundle_holds_each_named_site_under_its_name(tmp_path, planned):
         dests[name] = str(tmp_path / "host" / name)
         os.makedirs(dests[name])
     with tarfile.open(path) as tar:
-        A.extract_bundle(tar, dests)
+        U.extract_bundle(tar, dests)
     assert A.sha256_of(dests["blog"]) == A.sha256_of(str(tmp_path / "blog-1.0"))
     assert os.listdir(dests["tool"]) == ["tool"] and os.stat(os.path.join(dests["tool"], "tool")).st_mode & 0o111
     # the tarball's lone top directory is gone: the command is at the release's top
@@ -92,7 +93,7 @@ def test_a_directory_changed_into_a_bad_one_is_refused_on_the_host_at_the_latest
     os.makedirs(str(tmp_path / "host" / "blog"))
     with tarfile.open(path) as tar:
         with pytest.raises(A.ArtifactError, match="blog: link 'leak' points outside the release"):
-            A.extract_bundle(tar, {"blog": str(tmp_path / "host" / "blog")})
+            U.extract_bundle(tar, {"blog": str(tmp_path / "host" / "blog")})
 
 
 def test_the_bits_an_untrusted_artifact_loses_are_reported_per_site(tmp_path):

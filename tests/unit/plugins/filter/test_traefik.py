@@ -6,7 +6,7 @@ exports and traefik_routers_match, which the role polls Traefik's API with."""
 from __future__ import absolute_import, division, print_function
 
 from ansible_collections.onebox.deploy.plugins.filter import traefik as F
-from ansible_collections.onebox.deploy.plugins.module_utils import traefik as T
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _traefik as T
 
 
 def test_filter_module_exports():

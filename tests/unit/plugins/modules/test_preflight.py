@@ -22,8 +22,8 @@ from unittest import mock
 import pytest
 
 from ansible_collections.onebox.deploy.plugins.module_utils import host as H
-from ansible_collections.onebox.deploy.plugins.module_utils import plan as P
-from ansible_collections.onebox.deploy.plugins.module_utils import sites as S
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _plan as P
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _sites as S
 from ansible_collections.onebox.deploy.plugins.module_utils.systemd import Systemctl
 from ansible_collections.onebox.deploy.plugins.modules import preflight
 from conftest import role_settings

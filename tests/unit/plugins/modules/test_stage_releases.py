@@ -15,7 +15,7 @@ import tarfile
 
 import pytest
 
-from ansible_collections.onebox.deploy.plugins.module_utils import artifacts as A
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _artifacts as A
 from ansible_collections.onebox.deploy.plugins.module_utils import releases as R
 from ansible_collections.onebox.deploy.plugins.modules import stage_releases
 from conftest import make_tree

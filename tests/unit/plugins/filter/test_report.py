@@ -7,10 +7,10 @@ from __future__ import absolute_import, division, print_function
 
 import pytest
 
-from ansible_collections.onebox.deploy.plugins.filter import deploy as D
-from ansible_collections.onebox.deploy.plugins.filter import sites as F
-from ansible_collections.onebox.deploy.plugins.module_utils import plan as P
-from ansible_collections.onebox.deploy.plugins.module_utils import sites as S
+from ansible_collections.onebox.deploy.plugins.filter import plan as F
+from ansible_collections.onebox.deploy.plugins.filter import report as D
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _plan as P
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _sites as S
 from conftest import role_settings
 
 
@@ -222,10 +222,9 @@ def test_audit_line_lock_takeover():
 def test_filter_module_exports():
     filters = D.FilterModule().filters()
     assert filters["audit_records"] is D.audit_records
-    assert filters["rollback_plan"] is D.rollback_plan
-    assert D.rollback_plan is P.rollback_plan   # the planner's, not a copy
+    assert F.FilterModule().filters()["rollback_plan"] is P.rollback_plan   # the planner's, not a copy
     assert filters["audit_line"] is D.audit_line
-    assert F.FilterModule().filters()["artifact_sums"] is F.artifact_sums
+    assert F.FilterModule().filters()["artifact_sums"] is P.artifact_sums
 
 
 # --------------------------------------------------------------------------
@@ -292,8 +291,8 @@ def test_deploy_failure_says_what_serves_now():
 
 
 def test_failed_hosts_and_the_serving_report():
-    hostvars = {"web1": {"_onebox_serving": {"blog": "2.0", "shop": "2.0"}, "_onebox_failure": ""},
-                "web2": {"_onebox_serving": {"blog": "1.0"}, "_onebox_failure": "deploy on web2 failed: x"},
+    hostvars = {"web1": {"onebox_deploy_result": {"serving": {"blog": "2.0", "shop": "2.0"}, "failure": ""}},
+                "web2": {"onebox_deploy_result": {"serving": {"blog": "1.0"}, "failure": "deploy on web2 failed: x"}},
                 "web3": {}}
     assert D.failed_hosts(hostvars, ["web1", "web2", "web3"]) == ["deploy on web2 failed: x"]
     assert D.serving_report(hostvars, ["web1", "web2", "web3"]) == [
@@ -309,8 +308,9 @@ def test_check_mode_keeps_what_serves_and_the_report_names_what_would_change():
     records = D.audit_records(result, [BLOG], preflight)
     assert records[0]["outcome"] == "would_roll" and records[0]["serving"] == "1.0.0"
     assert D.serving([BLOG], preflight, records) == {"blog": "1.0.0"}
-    hostvars = {"web1": {"_onebox_serving": {"blog": "1.0.0", "shop": "2.1.0"}, "_onebox_planned": {"blog": "1.4.2"}},
-                "web2": {"_onebox_serving": {"blog": None}, "_onebox_planned": {"blog": "1.4.2"}}}
+    hostvars = {"web1": {"onebox_deploy_result": {"serving": {"blog": "1.0.0", "shop": "2.1.0"},
+                                                  "planned": {"blog": "1.4.2"}}},
+                "web2": {"onebox_deploy_result": {"serving": {"blog": None}, "planned": {"blog": "1.4.2"}}}}
     assert D.serving_report(hostvars, ["web1", "web2"]) == [
         "web1: blog 1.0.0 (check mode: would roll to 1.4.2), shop 2.1.0",
         "web2: blog (nothing) (check mode: would roll to 1.4.2)"]

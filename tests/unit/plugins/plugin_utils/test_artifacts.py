@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
-"""Release artifacts (plugins/module_utils/artifacts.py): the checks on the
-controller (inspect_tarball, directory_problem), the bundle (pack_artifact,
-repack_tarball), unpacking it on the host (extract_bundle) and the artifact
-SHA-256 (sha256_of, also ``sites.artifact_sha256``).
+"""Release artifacts: the checks on the controller (inspect_tarball,
+directory_problem), the bundle (pack_artifact, repack_tarball) and the
+artifact SHA-256 (sha256_of) of plugins/plugin_utils/_artifacts.py, and
+unpacking the bundle on the host (extract_bundle, plugins/module_utils/artifacts.py),
+both by the rules of plugins/module_utils/shared.py.
 
 Artifacts are untrusted: every test of a refused member also checks that the
 error says which member and why.
@@ -22,8 +23,9 @@ from unittest import mock
 
 import pytest
 
-from ansible_collections.onebox.deploy.plugins.module_utils import artifacts as A
-from ansible_collections.onebox.deploy.plugins.module_utils import sites as S
+from ansible_collections.onebox.deploy.plugins.module_utils import artifacts as U
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _artifacts as A
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _sites as S
 from conftest import make_tree
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="extract_bundle chowns every file to root")
@@ -106,7 +108,8 @@ def test_inspect_refuses_an_empty_tarball(tmp_path, members):
     path = write_tarball(tmp_path / "empty.tar.gz", members)
     with pytest.raises(A.ArtifactError, match="is an empty archive"):
         A.inspect_tarball(path, "bin/app")
-    assert "is an empty archive" in S.tarball_problem(path, "bin/app")
+    site = {"name": "blog", "listen": "8001", "version": "1", "artifact": str(path), "command": "bin/app"}
+    assert "is an empty archive" in " ".join(S.validate_sites([site], str(tmp_path)))
 
 
 def test_inspect_refuses_what_is_not_a_tarball(tmp_path):
@@ -212,7 +215,7 @@ def test_directory_problem(tmp_path):
 @needs_root
 def test_extract_drops_set_id_sticky_and_group_other_write_bits(dests):
     dest = dests("blog")
-    stats = A.extract_bundle(bundle([
+    stats = U.extract_bundle(bundle([
         member("blog/bin", "dir", mode=0o3777),
         member("blog/bin/app", data=b"#!/bin/sh\n", mode=0o6777),
         member("blog/data", "dir", mode=0o1777),
@@ -232,7 +235,7 @@ def test_extract_drops_set_id_sticky_and_group_other_write_bits(dests):
 @needs_root
 def test_extract_makes_everything_root_owned(dests):
     dest = dests("blog")
-    A.extract_bundle(bundle([
+    U.extract_bundle(bundle([
         member("blog/bin", "dir", uid=4242, gid=4242),
         member("blog/bin/app", data=b"#!/bin/sh\n", mode=0o755, uid=4242, gid=4242),
         member("blog/run", "sym", link="bin/app", uid=4242, gid=4242),
@@ -251,7 +254,7 @@ def test_extract_refuses_a_member_path_through_a_symlink(dests, tmp_path):
     outside.mkdir()
     dest = dests("blog")
     with pytest.raises(A.ArtifactError, match="goes through a symlink"):
-        A.extract_bundle(bundle([
+        U.extract_bundle(bundle([
             member("blog/sub", "dir"),
             member("blog/lnk", "sym", link="sub"),
             member("blog/lnk/file", data=b"x"),
@@ -264,7 +267,7 @@ def test_extract_refuses_a_member_path_through_a_symlink(dests, tmp_path):
 def test_extract_refuses_a_member_written_over_a_symlink(dests):
     dest = dests("blog")
     with pytest.raises(A.ArtifactError, match="member 'app' appears twice"):
-        A.extract_bundle(bundle([
+        U.extract_bundle(bundle([
             member("blog/real", data=b"x"),
             member("blog/app", "sym", link="real"),
             member("blog/app", data=b"overwrite"),
@@ -283,7 +286,7 @@ def test_extract_refuses_a_member_written_over_a_symlink(dests):
 def test_extract_refuses_hardlinks_outside_the_release(dests, link, problem):
     dest = dests("blog", "shop")
     with pytest.raises(A.ArtifactError) as info:
-        A.extract_bundle(bundle([
+        U.extract_bundle(bundle([
             member("shop/file", data=b"shop"),
             member("blog/app", data=b"blog"),
             member("blog/h", "hard", link=link),
@@ -295,7 +298,7 @@ def test_extract_refuses_hardlinks_outside_the_release(dests, link, problem):
 @needs_root
 def test_extract_links_a_hardlink_inside_the_release(dests):
     dest = dests("blog")
-    A.extract_bundle(bundle([member("blog/bin/app", data=b"app", mode=0o755),
+    U.extract_bundle(bundle([member("blog/bin/app", data=b"app", mode=0o755),
                              member("blog/bin/alias", "hard", link="blog/bin/app")]), dest)
     a, b = (os.stat(os.path.join(dest["blog"], "bin", n)) for n in ("app", "alias"))
     assert a.st_ino == b.st_ino
@@ -305,14 +308,14 @@ def test_extract_links_a_hardlink_inside_the_release(dests):
 def test_extract_refuses_a_hardlink_to_a_symlink(dests):
     dest = dests("blog")
     with pytest.raises(A.ArtifactError, match="hard link 'h' does not point at a file of the release"):
-        A.extract_bundle(bundle([member("blog/app", data=b"x"), member("blog/l", "sym", link="app"),
+        U.extract_bundle(bundle([member("blog/app", data=b"x"), member("blog/l", "sym", link="app"),
                                  member("blog/h", "hard", link="blog/l")]), dest)
 
 
 @needs_root
 def test_extract_several_sites_from_one_bundle(dests):
     dest = dests("blog", "shop", "wiki")
-    stats = A.extract_bundle(bundle([
+    stats = U.extract_bundle(bundle([
         member("blog/bin/blog", data=b"blog", mode=0o755),
         member("shop/app.py", data=b"shop"),
         member("shop/static/a.css", data=b"css"),
@@ -328,13 +331,13 @@ def test_extract_several_sites_from_one_bundle(dests):
 @needs_root
 def test_extract_refuses_a_member_of_no_site(dests):
     with pytest.raises(A.ArtifactError, match="member 'evil/x' belongs to no release of this run"):
-        A.extract_bundle(bundle([member("blog/a", data=b"x"), member("evil/x", data=b"x")]), dests("blog"))
+        U.extract_bundle(bundle([member("blog/a", data=b"x"), member("evil/x", data=b"x")]), dests("blog"))
 
 
 @needs_root
 def test_extract_refuses_a_site_without_any_member(dests):
     with pytest.raises(A.ArtifactError, match="shop: the artifact is empty"):
-        A.extract_bundle(bundle([member("blog/a", data=b"x")]), dests("blog", "shop"))
+        U.extract_bundle(bundle([member("blog/a", data=b"x")]), dests("blog", "shop"))
 
 
 @needs_root
@@ -345,7 +348,7 @@ def test_extract_refuses_a_site_without_any_member(dests):
 ])
 def test_extract_checks_members_again_on_the_host(dests, bad, problem):
     with pytest.raises(A.ArtifactError) as info:
-        A.extract_bundle(bundle([member("blog/app", data=b"x"), bad]), dests("blog"))
+        U.extract_bundle(bundle([member("blog/app", data=b"x"), bad]), dests("blog"))
     assert problem in str(info.value) and str(info.value).startswith("blog")
 
 
@@ -372,7 +375,7 @@ def test_pack_directory_then_extract_round_trip(tmp_path, dests):
     path = pack(tmp_path, ("dir", tree + "/", "blog"))
     dest = dests("blog")
     with tarfile.open(path) as tar:
-        A.extract_bundle(tar, dest)
+        U.extract_bundle(tar, dest)
     out = dest["blog"]
     # Same content, same executable bits, same symlinks, same (empty) directories.
     assert A.sha256_of(out) == A.sha256_of(tree)
@@ -405,7 +408,7 @@ def test_pack_file_and_repacked_tarball_in_one_bundle(tmp_path, dests):
             assert (info.uid, info.gid, info.uname, info.gname) == (0, 0, "root", "root"), info.name
             assert not info.mode & 0o7022 or info.issym(), (info.name, oct(info.mode))
     with tarfile.open(path) as tar:
-        A.extract_bundle(tar, dest)
+        U.extract_bundle(tar, dest)
     assert sorted(os.listdir(dest["tool"])) == ["tool"]
     assert mode_of(os.path.join(dest["tool"], "tool")) == 0o755
     shop = dest["shop"]
@@ -459,7 +462,7 @@ def test_extract_never_hardlinks_a_file_from_outside_the_release(tmp_path, dests
     dest = dests("blog")
     secret.write_text("not part of any release\n")
     try:
-        A.extract_bundle(bundle([
+        U.extract_bundle(bundle([
             member("blog/app", data=b"x"),
             member("blog/s", "sym", link="."),
             member("blog/e", "sym", link="s/.."),
@@ -478,7 +481,7 @@ def test_extract_never_changes_a_directory_outside_the_release(tmp_path, dests):
     victim.mkdir()
     os.chmod(str(victim), 0o1777)
     try:
-        A.extract_bundle(bundle([
+        U.extract_bundle(bundle([
             member("blog/app", data=b"x"),
             member("blog/s", "sym", link="."),
             member("blog/e", "sym", link="s/../victim"),      # lexically inside, really ../victim
@@ -492,18 +495,14 @@ def test_extract_never_changes_a_directory_outside_the_release(tmp_path, dests):
 @needs_root
 def test_extract_error_through_a_symlink_names_the_site(dests):
     with pytest.raises(A.ArtifactError) as info:
-        A.extract_bundle(bundle([member("blog/sub", "dir"), member("blog/lnk", "sym", link="sub"),
+        U.extract_bundle(bundle([member("blog/sub", "dir"), member("blog/lnk", "sym", link="sub"),
                                  member("blog/lnk/file", data=b"x")]), dests("blog"))
     assert str(info.value).startswith("blog: ")
 
 
 # --------------------------------------------------------------------------
-# sha256_of (sites.artifact_sha256)
+# sha256_of
 # --------------------------------------------------------------------------
-
-def test_sites_artifact_sha256_is_sha256_of():
-    assert S.artifact_sha256 is A.sha256_of
-
 
 def test_sha256_same_tree_in_two_places(trees):
     a, b = trees

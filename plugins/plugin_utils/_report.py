@@ -1,13 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: onebox.deploy contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters that turn a roll's result into audit log records."""
+"""What a run did, on the controller: the audit records of a roll, a rollback
+or a removal, an audit record as a line of text, what each host serves after
+its run, the message of a failed roll, and the report the playbooks print.
+Used by the ``onebox.deploy`` report filters (``plugins/filter/report.py``).
+"""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
-
-from ansible_collections.onebox.deploy.plugins.module_utils.plan import rollback_plan
 
 PROBE_KEYS = ("sent", "failed", "errors", "p50_ms", "p99_ms", "max_ms")
 
@@ -90,10 +92,11 @@ def deploy_failure(result, host, scope="site"):
 
 
 def failed_hosts(hostvars, hosts):
-    """The hosts of *hosts* whose deploy failed in this run, with the message."""
+    """The hosts of *hosts* whose deploy failed in this run, with the message
+    (the ``failure`` of each host's ``onebox_deploy_result``)."""
     out = []
     for host in hosts:
-        failure = (hostvars[host] or {}).get("_onebox_failure")
+        failure = ((hostvars[host] or {}).get("onebox_deploy_result") or {}).get("failure")
         if failure:
             out.append(failure)
     return out
@@ -101,13 +104,14 @@ def failed_hosts(hostvars, hosts):
 
 def serving_report(hostvars, hosts):
     """One line per host: the release each of its sites serves after the run
-    (the ``_onebox_serving`` fact each host notes), or why there is none; in
-    check mode also the release each site would roll to (``_onebox_planned``)."""
+    (the ``serving`` of the ``onebox_deploy_result`` fact each host notes), or
+    why there is none; in check mode also the release each site would roll to
+    (its ``planned``)."""
     lines = []
     for host in hosts:
-        facts = hostvars[host] or {}
-        serving = facts.get("_onebox_serving")
-        planned = facts.get("_onebox_planned") or {}
+        result = (hostvars[host] or {}).get("onebox_deploy_result") or {}
+        serving = result.get("serving")
+        planned = result.get("planned") or {}
         if serving is None:
             lines.append("%s: not deployed in this run (it failed before its roll, or was not reached)" % host)
             continue
@@ -161,8 +165,5 @@ def audit_line(record):
     return ", ".join(parts)
 
 
-class FilterModule(object):
-    def filters(self):
-        return {"audit_records": audit_records, "rollback_plan": rollback_plan, "audit_line": audit_line,
-                "removal_records": removal_records, "serving": serving, "serving_report": serving_report,
-                "deploy_failure": deploy_failure, "failed_hosts": failed_hosts}
+__all__ = ["PROBE_KEYS", "audit_line", "audit_records", "deploy_failure", "failed_hosts", "removal_records",
+           "serving", "serving_report"]

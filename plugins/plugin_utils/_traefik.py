@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: onebox.deploy contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Traefik v3 dynamic configuration (file provider) built from ``onebox_sites``.
+"""Traefik v3 dynamic configuration (file provider) built from the normalised
+sites (the ``sites`` of ``onebox_site_plan``, see ``_sites.py``).
 
 Pure functions, no side effects. Used by the ``onebox.deploy.traefik_*``
 filters on the controller and by the golden-file unit tests.
@@ -24,14 +25,8 @@ __metaclass__ = type
 import os
 import re
 
-from ansible_collections.onebox.deploy.plugins.module_utils.sites import (
-    DIRECTIVE_RE,
-    SANDBOX_DEFAULTS,
-    format_listen,
-    merge_directives,
-    parse_listen,
-    url_host,
-)
+from ansible_collections.onebox.deploy.plugins.plugin_utils._sites import DIRECTIVE_RE, WILDCARD_HOSTS, format_listen, url_host
+from ansible_collections.onebox.deploy.plugins.plugin_utils._units import SANDBOX_DEFAULTS, merge_directives
 
 PREFIX = "onebox-"
 RETRY_MIDDLEWARE = PREFIX + "retry"
@@ -41,7 +36,6 @@ DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a
 DURATION_RE = re.compile(r"^[0-9]+(\.[0-9]+)?(ms|s|m)$")
 MIDDLEWARE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(@[a-z][a-z0-9-]*)?$")
 ENTRYPOINT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 # The entry point Traefik reserves for its API, dashboard and ping.
 API_ENTRYPOINT = "traefik"
 SITE_OPTION_KEYS = frozenset(["entrypoints", "middlewares", "tls", "cert_resolver", "priority"])
@@ -294,8 +288,8 @@ def traefik_errors(sites, options=None):
                 owners.setdefault(domain, label)
         # Health endpoint Traefik can reach: it dials the server's own host
         # and can change the port only.
-        listen = parse_listen(site["listen"])
-        health = parse_listen(site["health_listen"])
+        listen = (site["listen_ip"], site["listen_port"])
+        health = (site["health_ip"], site["health_port"])
         if site_backends(site, opts):
             for field, addr in (("listen", listen), ("health_listen", health)):
                 if addr[0] not in WILDCARD_HOSTS and not (field == "health_listen" and health == listen):
@@ -383,7 +377,7 @@ def uses_readiness(site, opts):
 def server_urls(site, opts):
     """The load balancer's servers of *site*: one per backend that runs it,
     without the hosts out of rotation (unless that would leave none)."""
-    listen = parse_listen(site["listen"])
+    listen = (site["listen_ip"], site["listen_port"])
     backends = site_backends(site, opts)
     if not backends:
         return ["http://%s:%d" % (url_host(listen[0]), listen[1])]
@@ -392,8 +386,8 @@ def server_urls(site, opts):
 
 
 def service_for(site, opts):
-    listen = parse_listen(site["listen"])
-    health = parse_listen(site["health_listen"])
+    listen = (site["listen_ip"], site["listen_port"])
+    health = (site["health_ip"], site["health_port"])
     check = {
         "path": site["readiness_path"] if uses_readiness(site, opts) else site["liveness_path"],
         "interval": str(opts["health_interval"]),

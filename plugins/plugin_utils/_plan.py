@@ -2,8 +2,9 @@
 # Copyright: onebox.deploy contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What a run does, decided on the controller from the input and from what
-the host reported: validated, normalised sites (once per run), the selected
-sites, the roll, the rollback plan.
+the host reported: the role settings checked, the sites validated and
+normalised (once per run, ``_sites.py``), the selection, the roll, the
+rollback, what is staged, and each unit's timing from the site's history.
 
 Pure functions; only :func:`plan_sites` reads the controller's artifacts.
 Used by the ``onebox.deploy`` filters.
@@ -18,21 +19,17 @@ import os
 import posixpath
 import re
 
-from ansible_collections.onebox.deploy.plugins.module_utils.artifacts import (
-    ArtifactError,
-    inspect_tarball,
-    sha256_of,
-)
-from ansible_collections.onebox.deploy.plugins.module_utils.sites import (
+from ansible_collections.onebox.deploy.plugins.plugin_utils._artifacts import sha256_of
+from ansible_collections.onebox.deploy.plugins.plugin_utils._sites import (
     PATH_SETTINGS,
-    normalize_absent,
     SERVICE_TYPES,
     SITE_SETTINGS,
     STRATEGIES,
+    env_value,
+    normalize_absent,
     normalize_site,
+    parse_sites,
     resolve_artifact,
-    roll_unit,
-    validate_sites,
 )
 
 ROLLBACK_SCOPES = ("site", "all", "none")
@@ -167,17 +164,18 @@ def plan_sites(sites, settings):
     ``sites`` holds every site normalised (no secret values, only their
     names); each selected site also has ``sha256`` (its artifact's, hashed
     once here) and, for a tarball, ``artifact_strip`` (a lone top directory
-    to leave out, see ``artifacts``). With errors, ``sites`` is empty.
+    to leave out, see ``_artifacts.py``). With errors, ``sites`` is empty.
     """
     settings = dict(settings or {})
     base = settings.get("artifact_base") or os.getcwd()
     errors = settings_errors(settings)
     if sites is None:
         return dict(errors=errors + [undefined_sites(settings.get("variables"))], sites=[], selected=[], names=[],
-                    absent=[])
+                    selected_sites=[], absent=[])
     if not isinstance(sites, list):
         return dict(errors=errors + ["onebox_sites must be a list of site mappings, got %s"
-                                     % type(sites).__name__], sites=[], selected=[], names=[], absent=[])
+                                     % type(sites).__name__], sites=[], selected=[], names=[], selected_sites=[],
+                    absent=[])
     entries = [s for s in sites if isinstance(s, dict) and isinstance(s.get("name"), str)]
     names = [s["name"] for s in entries if s.get("state") != "absent"]
     field = settings.get("select_field") or "onebox_deploy_sites"
@@ -200,27 +198,42 @@ def plan_sites(sites, settings):
                 sums[site["name"]] = sha256_of(path)
             except (IOError, OSError):
                 pass
-    errors.extend(validate_sites(sites, base, check_artifacts, settings.get("strategy") or "restart", sums=sums))
+    site_errors, parsed = parse_sites(sites, base, check_artifacts, settings.get("strategy") or "restart", sums=sums)
+    errors.extend(site_errors)
     if errors:
-        return dict(errors=errors, sites=[], selected=[], names=names, absent=[])
+        return dict(errors=errors, sites=[], selected=[], names=names, selected_sites=[], absent=[])
     defaults = dict((key, settings[key]) for key in SITE_SETTINGS + PATH_SETTINGS)
     out = []
-    for site in sites:
+    for index, site in enumerate(sites):
         if site.get("state") == "absent":
             continue
-        norm = normalize_site(site, defaults, base)
+        norm = normalize_site(site, defaults, base, parsed[index])
         if norm["name"] in selected and check_artifacts:
             norm["sha256"] = sums.get(norm["name"])
-            norm["artifact_strip"] = ""
-            if norm["artifact_kind"] == "tarball":
-                exe = norm["command_argv0"] if not norm["command_argv0"].startswith("/") else None
-                try:
-                    norm["artifact_strip"] = inspect_tarball(norm["artifact_path"], exe)["strip"]
-                except ArtifactError as exc:  # pragma: no cover - validated above
-                    errors.append("site %s: field 'artifact' %s" % (norm["name"], exc))
+            norm["artifact_strip"] = (parsed[index]["artifact"] or {}).get("strip") or ""
         out.append(norm)
     return dict(errors=errors, sites=out, selected=selected, names=names,
+                selected_sites=[site for site in out if site["name"] in selected],
                 absent=[normalize_absent(site, defaults) for site in absent])
+
+
+def secret_env(sites):
+    """``{site name: {KEY: value as the environment file writes it}}`` of the
+    sites' ``secret_env``; for the environment file only, never for display."""
+    out = {}
+    for site in sites or []:
+        if isinstance(site, dict) and isinstance(site.get("secret_env"), dict):
+            out[site.get("name")] = dict((str(k), env_value(v)) for k, v in site["secret_env"].items())
+    return out
+
+
+def artifact_sums(sites, artifact_base=None):
+    """``{name: sha256}`` of the artifacts of sites (raw or normalised), read on the controller."""
+    out = {}
+    for site in sites:
+        path = site.get("artifact_path") or resolve_artifact(site["artifact"], artifact_base)
+        out[site["name"]] = sha256_of(path)
+    return out
 
 
 #: A site's start grace (rolling_restart's liveness_grace) without history.
@@ -311,8 +324,7 @@ def rollback_plan(sites, preflight, to=None, restore=None):
     fails: a list of ``{path, backup}``, or the site's entry in the ``sites``
     result of ``onebox.deploy.site_files`` (its ``installed``)."""
     plan = dict(errors=[], targets={}, units=[], sites=[], unchanged=[])
-    restore = dict((name, value.get("installed") or [] if isinstance(value, dict) else value)
-                   for name, value in (restore or {}).items()) or None
+    restore = restore_entries(restore)
     for site in sites:
         name = site["name"]
         state = (preflight or {}).get(name) or {}
@@ -338,6 +350,24 @@ def rollback_plan(sites, preflight, to=None, restore=None):
     return plan
 
 
+def restore_entries(restore):
+    """``{site name: [{path, backup}]}`` from a mapping of site names to such
+    lists or to the site's entry in the ``sites`` of a
+    ``onebox.deploy.site_files`` result (its ``installed``); None for none."""
+    return dict((name, value.get("installed") or [] if isinstance(value, dict) else value)
+                for name, value in (restore or {}).items()) or None
+
+
+def rollback_units(plan, files=None):
+    """The ``rolling_restart`` units of a :func:`rollback_plan` made before
+    the environment files of the rollback were installed, each with the files
+    to put back when its rollback fails: *files*, the ``sites`` of the
+    ``onebox.deploy.site_files`` result (their ``installed``)."""
+    restore = restore_entries(files) or {}
+    return [dict(unit, restore=list(restore.get(site["name"]) or []))
+            for unit, site in zip(plan.get("units") or [], plan.get("sites") or [])]
+
+
 def stage_plan(sites, host, by="unknown"):
     """The ``releases`` of ``onebox.deploy.stage_releases``: per selected site,
     whether its release must be sent (not installed, or installed with other
@@ -358,5 +388,39 @@ def stage_plan(sites, host, by="unknown"):
     return out
 
 
-__all__ = ["is_fresh", "plan_sites", "undefined_sites", "roll_plan", "rollback_plan", "root_problem", "select_sites",
-           "settings_errors", "stage_plan", "start_grace"]
+def roll_unit(site, switch_current=False, version=None, restore=None, fresh=False):
+    """The ``units`` entry of ``onebox.deploy.rolling_restart`` for a normalised site.
+
+    With ``switch_current`` the module points ``current`` at the site's
+    release (or at ``version``, for a rollback) right before it restarts the site (and back if it fails), so the
+    sites after a failing one keep serving their old release.
+
+    ``socket`` always names the site's socket unit; with ``fresh`` (no release
+    of the site served before this run) a failed rollout stops and disables
+    the socket and service instead of restarting a previous release.
+    """
+    strategy = site["strategy"]
+    unit = {
+        "name": site["name"] if strategy == "overlap" else "%s.service" % site["name"],
+        "readiness_url": site["readiness_url"],
+        "liveness_url": site["liveness_url"],
+        "timeout": float(site["ready_timeout"]),
+        "strategy": strategy,
+        "socket": "%s.socket" % site["name"],
+    }
+    if fresh:
+        unit["fresh"] = True
+    if strategy == "overlap":
+        unit["instances"] = list(site["instances"])
+    if switch_current:
+        unit["link"] = os.path.join(site["site_dir"], "current")
+        unit["link_target"] = os.path.join(site["site_dir"], "releases", version or site["version"])
+    if restore:
+        # {site name: [{path, backup}]}: the files a rollback puts back
+        unit["restore"] = list(restore.get(site["name"]) or [])
+    return unit
+
+
+__all__ = ["ROLLBACK_SCOPES", "START_GRACE_DEFAULT", "START_GRACE_FLOOR", "artifact_sums", "is_fresh", "plan_sites",
+           "restore_entries", "roll_plan", "roll_unit", "rollback_plan", "rollback_units", "root_problem",
+           "secret_env", "select_sites", "settings_errors", "stage_plan", "start_grace", "undefined_sites"]

@@ -16,8 +16,9 @@ from unittest import mock
 
 import pytest
 
-from ansible_collections.onebox.deploy.plugins.module_utils import plan as P
-from ansible_collections.onebox.deploy.plugins.module_utils import sites as S
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _artifacts as A
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _plan as P
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _sites as S
 from conftest import REPO_ROOT, role_settings
 
 APP = "files/reference-app"   # a directory artifact of this repository, relative to REPO_ROOT
@@ -151,7 +152,7 @@ def test_plan_sites_normalises_and_selects():
     assert result["names"] == ["blog", "shop"] and result["selected"] == ["shop"]
     assert [s["name"] for s in result["sites"]] == ["blog", "shop"]     # every site, normalised
     blog, shop = result["sites"]
-    assert shop["sha256"] == S.artifact_sha256(os.path.join(REPO_ROOT, APP))
+    assert shop["sha256"] == A.sha256_of(os.path.join(REPO_ROOT, APP))
     assert shop["artifact_strip"] == ""
     assert "sha256" not in blog                                            # not selected: not hashed
     assert shop["site_dir"] == "/srv/onebox/shop" and shop["exec_start"] == "/srv/onebox/shop/current/bin/onebox-app"
@@ -541,9 +542,8 @@ def test_plan_sites_without_artifact_checks_reads_and_hashes_no_artifact(tmp_pat
                       checksum="sha256:" + "0" * 64),                                # a tarball, wrong checksum
              raw_site("wiki", 8003, artifact="files/gone.tar.gz"),                   # no longer on the controller
              raw_site("tool", 8004, artifact="files/gone")]
-    with mock.patch.object(P, "sha256_of", _never), mock.patch.object(P, "inspect_tarball", _never), \
-            mock.patch.object(S, "artifact_sha256", _never), mock.patch.object(S, "inspect_tarball", _never), \
-            mock.patch.object(S, "directory_problem", _never):
+    with mock.patch.object(P, "sha256_of", _never), mock.patch.object(S, "sha256_of", _never), \
+            mock.patch.object(S, "inspect_tarball", _never), mock.patch.object(S, "directory_problem", _never):
         result = plan_of(sites, check_artifacts=check_artifacts)
     assert result["errors"] == []
     assert result["selected"] == ["blog", "shop", "wiki", "tool"]

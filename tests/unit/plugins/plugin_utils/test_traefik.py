@@ -22,8 +22,8 @@ import pytest
 import yaml
 from ansible.plugins.filter.core import comment, to_nice_json
 
-from ansible_collections.onebox.deploy.plugins.module_utils import plan as P
-from ansible_collections.onebox.deploy.plugins.module_utils import traefik as T
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _plan as P
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _traefik as T
 from conftest import REPO_ROOT as ROOT
 from conftest import UNIT_DIR, role_settings
 

@@ -17,9 +17,10 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.onebox.deploy.plugins.filter import sites as F
-from ansible_collections.onebox.deploy.plugins.module_utils import plan as P
-from ansible_collections.onebox.deploy.plugins.module_utils import sites as S
+from ansible_collections.onebox.deploy.plugins.filter import plan as F
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _artifacts as A
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _plan as P
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _sites as S
 from conftest import REPO_ROOT, role_settings
 
 ROLES = ("site", "traefik")
@@ -48,23 +49,23 @@ SITE_FIELD_SPECS = SITE_OPTIONS["onebox_sites"]["options"]
 
 def test_filter_module_exports():
     filters = F.FilterModule().filters()
-    assert filters == {"site_plan": F.site_plan, "secret_env": F.secret_env, "artifact_sums": F.artifact_sums,
-                       "roll_plan": P.roll_plan}
+    assert filters == {"site_plan": P.plan_sites, "secret_env": P.secret_env, "artifact_sums": P.artifact_sums,
+                       "roll_plan": P.roll_plan, "rollback_plan": P.rollback_plan, "rollback_units": P.rollback_units}
 
 
 def test_site_plan_is_plan_sites():
     site = {"name": "blog", "listen": "127.0.0.1:8001", "version": "1.0", "artifact": "files/reference-app",
             "command": "bin/onebox-app"}
     settings = role_settings(artifact_base=REPO_ROOT)
-    assert F.site_plan([site], settings) == P.plan_sites([site], settings)
-    assert F.site_plan([site], settings)["errors"] == []
+    assert P.plan_sites([site], settings) == P.plan_sites([site], settings)
+    assert P.plan_sites([site], settings)["errors"] == []
 
 
 def test_secret_env_renders_values_like_the_env_file():
     sites = [{"name": "blog", "secret_env": {"DB_KEY": "hunter2", "ON": True, "OFF": False, "N": 3, 7: "x"}},
              {"name": "shop"}, {"name": "wiki", "secret_env": None}, "not a site"]
-    assert F.secret_env(sites) == {"blog": {"DB_KEY": "hunter2", "ON": "true", "OFF": "false", "N": "3", "7": "x"}}
-    assert F.secret_env(None) == {} and F.secret_env([]) == {}
+    assert P.secret_env(sites) == {"blog": {"DB_KEY": "hunter2", "ON": "true", "OFF": "false", "N": "3", "7": "x"}}
+    assert P.secret_env(None) == {} and P.secret_env([]) == {}
 
 
 def test_artifact_sums_filter(trees, tmp_path):
@@ -76,15 +77,15 @@ def test_artifact_sums_filter(trees, tmp_path):
     cli = S.normalize_site({"name": "tool", "listen": "8002", "version": "1", "artifact": str(tool)}, role_settings(),
                            str(tmp_path))
     assert blog["artifact_path"].endswith("/")
-    sums = F.artifact_sums([blog, cli])
-    assert sums == {"blog": S.artifact_sha256(a), "tool": hashlib.sha256(b"\x7fELF fake").hexdigest()}
-    assert F.artifact_sums([]) == {}
+    sums = P.artifact_sums([blog, cli])
+    assert sums == {"blog": A.sha256_of(a), "tool": hashlib.sha256(b"\x7fELF fake").hexdigest()}
+    assert P.artifact_sums([]) == {}
 
 
 def test_artifact_sums_filter_of_raw_sites(trees, tmp_path):
     raw = [{"name": "blog", "artifact": "one/blog-1.4.2"}, {"name": "copy", "artifact": trees[1]}]
-    assert F.artifact_sums(raw, str(tmp_path)) == {"blog": S.artifact_sha256(trees[0]),
-                                                   "copy": S.artifact_sha256(trees[0])}
+    assert P.artifact_sums(raw, str(tmp_path)) == {"blog": A.sha256_of(trees[0]),
+                                                   "copy": A.sha256_of(trees[0])}
 
 
 # --------------------------------------------------------------------------
@@ -111,17 +112,17 @@ def checksum_errors(errors):
 
 
 def test_checksum_via_site_plan_filter(base):
-    digest = S.artifact_sha256(os.path.join(base, "one", "blog-1.4.2"))
-    assert F.site_plan([site(checksum="sha256:" + digest)], role_settings(artifact_base=base))["errors"] == []
-    assert len(checksum_errors(F.site_plan([site(checksum="sha256:" + "f" * 64)],
-                                           role_settings(artifact_base=base))["errors"])) == 1
+    digest = A.sha256_of(os.path.join(base, "one", "blog-1.4.2"))
+    assert P.plan_sites([site(checksum="sha256:" + digest)], role_settings(artifact_base=base))["errors"] == []
+    assert len(checksum_errors(P.plan_sites([site(checksum="sha256:" + "f" * 64)],
+                                            role_settings(artifact_base=base))["errors"])) == 1
 
 
 def test_checksum_of_a_site_left_out_of_the_run_is_not_compared(base):
     # Only the selected sites' artifacts are hashed (once); the others are still validated otherwise.
     sites = [site(checksum="sha256:" + "f" * 64), site(name="shop", listen="8002", health_listen="127.0.0.1:19002")]
-    assert F.site_plan(sites, role_settings(artifact_base=base, select="shop"))["errors"] == []
-    errors = F.site_plan(sites, role_settings(artifact_base=base, select="blog"))["errors"]
+    assert P.plan_sites(sites, role_settings(artifact_base=base, select="shop"))["errors"] == []
+    errors = P.plan_sites(sites, role_settings(artifact_base=base, select="blog"))["errors"]
     assert len(checksum_errors(errors)) == 1 and errors[0].startswith("site 'blog'")
 
 
@@ -211,5 +212,5 @@ def test_every_documented_option_has_a_role_default(role):
 
 
 def test_secret_values_are_never_in_a_site_plan(base):
-    result = F.site_plan([site(secret_env={"K": "hunter2"})], role_settings(artifact_base=base))
+    result = P.plan_sites([site(secret_env={"K": "hunter2"})], role_settings(artifact_base=base))
     assert result["errors"] == [] and "hunter2" not in json.dumps(result)

@@ -13,7 +13,10 @@ import tarfile
 
 import pytest
 
-from ansible_collections.onebox.deploy.plugins.module_utils import sites as S
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _artifacts as A
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _plan as P
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _sites as S
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _units as U
 from conftest import role_settings
 
 
@@ -159,10 +162,10 @@ def test_normalize_absolute_command_and_single_file(base):
 
 
 def test_systemd_quote():
-    assert S.systemd_quote("a b") == '"a b"'
-    assert S.systemd_quote("100%") == "100%%"
-    assert S.systemd_quote("$HOME") == "$$HOME"
-    assert S.systemd_quote('say "hi"') == '"say \\"hi\\""'
+    assert U.systemd_quote("a b") == '"a b"'
+    assert U.systemd_quote("100%") == "100%%"
+    assert U.systemd_quote("$HOME") == "$$HOME"
+    assert U.systemd_quote('say "hi"') == '"say \\"hi\\""'
 
 
 def test_ipv6_and_wildcard_urls(base):
@@ -200,7 +203,7 @@ def test_normalize_overlap_names_instances_after_health_ports(base):
     assert out["trigger_unit"] == "blog@19001.service"
     assert out["retired_file"] == "blog.service"
     assert out["readiness_url"] == "http://[::1]:{instance}/readyz"
-    unit = S.roll_unit(out, True)
+    unit = P.roll_unit(out, True)
     assert unit["name"] == "blog" and unit["strategy"] == "overlap" and unit["instances"] == ["19001", "19002"]
     assert unit["link"] == "/srv/onebox/blog/current" and unit["link_target"] == "/srv/onebox/blog/releases/1.4.2"
 
@@ -209,16 +212,16 @@ def test_normalize_restart_retires_the_overlap_template(base):
     out = S.normalize_site(site(), role_settings(strategy="restart"), base)
     assert out["service_units"] == ["blog.service"] and out["trigger_unit"] == "blog.service"
     assert out["retired_file"] == "blog@.service"
-    assert "link" not in S.roll_unit(out) and S.roll_unit(out)["name"] == "blog.service"
+    assert "link" not in P.roll_unit(out) and P.roll_unit(out)["name"] == "blog.service"
 
 
 def test_roll_unit_names_the_socket_and_marks_a_fresh_site(base):
     for strategy in ("restart", "overlap"):
         out = S.normalize_site(site(strategy=strategy), role_settings(), base)
-        unit = S.roll_unit(out)
+        unit = P.roll_unit(out)
         assert unit["socket"] == "blog.socket" and "fresh" not in unit
-        assert "fresh" not in S.roll_unit(out, True, None, {"blog": []}, fresh=False)
-        fresh = S.roll_unit(out, True, None, {"blog": [{"path": "/x", "backup": None}]}, fresh=True)
+        assert "fresh" not in P.roll_unit(out, True, None, {"blog": []}, fresh=False)
+        fresh = P.roll_unit(out, True, None, {"blog": [{"path": "/x", "backup": None}]}, fresh=True)
         assert fresh["fresh"] is True and fresh["socket"] == "blog.socket"
         assert fresh["link_target"] == "/srv/onebox/blog/releases/1.4.2"     # positionals still work
         assert fresh["restore"] == [{"path": "/x", "backup": None}]
@@ -281,7 +284,7 @@ def test_valid_site_without_checksum(tree_base):
 
 
 def test_checksum_match_has_no_error(tree_base):
-    digest = S.artifact_sha256(os.path.join(tree_base, "one", "blog-1.4.2"))
+    digest = A.sha256_of(os.path.join(tree_base, "one", "blog-1.4.2"))
     assert S.validate_sites([tree_site(checksum="sha256:" + digest)], tree_base) == []
 
 
@@ -311,7 +314,7 @@ def test_checksum_wrong_format(tree_base, value):
 
 
 def test_checksum_mismatch_names_site_field_and_actual_sum(tree_base):
-    digest = S.artifact_sha256(os.path.join(tree_base, "one", "blog-1.4.2"))
+    digest = A.sha256_of(os.path.join(tree_base, "one", "blog-1.4.2"))
     wrong = "sha256:" + "0" * 64
     errs = S.validate_sites([tree_site(checksum=wrong)], tree_base)
     assert len(errs) == 1, errs
@@ -324,7 +327,7 @@ def test_checksum_mismatch_names_site_field_and_actual_sum(tree_base):
 
 def test_checksum_mismatch_after_content_change(tree_base):
     path = os.path.join(tree_base, "one", "blog-1.4.2")
-    pinned = "sha256:" + S.artifact_sha256(path)
+    pinned = "sha256:" + A.sha256_of(path)
     with open(os.path.join(path, "README"), "a") as handle:
         handle.write("changed\n")
     errs = checksum_errors(S.validate_sites([tree_site(checksum=pinned)], tree_base))
@@ -333,7 +336,7 @@ def test_checksum_mismatch_after_content_change(tree_base):
 
 
 def test_checksum_mismatch_in_second_site_names_that_site(tree_base):
-    digest = S.artifact_sha256(os.path.join(tree_base, "one", "blog-1.4.2"))
+    digest = A.sha256_of(os.path.join(tree_base, "one", "blog-1.4.2"))
     sites = [tree_site(checksum="sha256:" + digest),
              tree_site(name="shop", listen="8002", health_listen="127.0.0.1:19002", checksum="sha256:" + "1" * 64)]
     errs = S.validate_sites(sites, tree_base)
