@@ -98,69 +98,10 @@ waited:
   type: float
 """
 
-import json
-import os
-import time
 import uuid
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.onebox.deploy.plugins.module_utils.files import (
-    append_json_lines,
-    create_file,
-    write_file,
-)
-
-
-def utc(ts):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-def read_lock(path):
-    """The lock's JSON content, ``{}`` for an unreadable one, None when absent."""
-    try:
-        with open(path) as handle:
-            data = handle.read()
-    except (IOError, OSError):
-        return None if not os.path.lexists(path) else {}
-    try:
-        value = json.loads(data)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def heartbeat(holder):
-    """The holder's last heartbeat; 0 (long abandoned) when it cannot be read."""
-    try:
-        return float((holder or {}).get("heartbeat") or 0)
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def describe(holder, now, ttl):
-    if not holder:
-        return "an unreadable lock file"
-    age = now - heartbeat(holder)
-    return "%s since %s (run %s; last heartbeat %ds ago, taken over after %ds)" % (
-        holder.get("owner", "unknown"), holder.get("started", "?"), holder.get("run_id", "?"), int(age), ttl)
-
-
-def lock_text(record):
-    return json.dumps(record, sort_keys=True) + "\n"
-
-
-def write_new(path, record):
-    """Create the lock file; False when it already exists."""
-    return create_file(path, lock_text(record), mode=0o644, owner=None, group=None)
-
-
-def replace(path, record):
-    write_file(path, lock_text(record), mode=0o644, owner=None, group=None)
-
-
-def audit(path, entry):
-    if path:
-        append_json_lines(path, [entry])
+from ansible_collections.onebox.deploy.plugins.module_utils.lock import DeployLock, LockError
 
 
 def main():
@@ -178,92 +119,17 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    path = params["path"]
-    ttl = params["ttl"]
-    if ttl < 1 or params["wait"] < 0:
+    if params["ttl"] < 1 or params["wait"] < 0:
         module.fail_json(msg="deploy lock %s: ttl must be >= 1 and wait >= 0 (ttl=%d, wait=%d)"
-                         % (path, ttl, params["wait"]))
-    run_id = params["run_id"] or uuid.uuid4().hex[:16]
-    began = time.time()
-    result = dict(changed=False, run_id=run_id, holder=None, taken_over=False, waited=0.0)
-    directory = os.path.dirname(path)
-
-    if params["state"] == "released":
-        holder = read_lock(path)
-        result["holder"] = holder
-        if holder is not None and holder.get("run_id") == run_id:
-            result["changed"] = True
-            if not module.check_mode:
-                os.unlink(path)
-        module.exit_json(**result)
-
-    if params["state"] == "refreshed":
-        holder = read_lock(path)
-        result["holder"] = holder
-        if holder is None and module.check_mode:
-            module.exit_json(**result)  # a check-mode acquire wrote nothing
-        if holder is None or holder.get("run_id") != run_id:
-            module.fail_json(msg="deploy lock %s is no longer held by run %s: it is now held by %s; "
-                             "stopping before anything else changes" % (
-                                 path, run_id, describe(holder, time.time(), ttl) if holder is not None
-                                 else "nobody (the lock file is gone)"), **result)
-        if not module.check_mode:
-            replace(path, dict(holder, heartbeat=time.time()))
-        module.exit_json(**result)
-
-    # acquired
-    if not os.path.isdir(directory):
-        if module.check_mode:
-            result["changed"] = True
-            module.exit_json(**result)
-        os.makedirs(directory, 0o755)
-    deadline = began + params["wait"]
-    while True:
-        now = time.time()
-        holder = read_lock(path)
-        result["holder"] = holder
-        if holder is not None and holder.get("run_id") == run_id:
-            module.exit_json(**result)  # already ours
-        record = dict(owner=params["owner"], run_id=run_id, started=utc(now), heartbeat=now, ttl=ttl)
-        if holder is None:
-            if module.check_mode:
-                result["changed"] = True
-                module.exit_json(**result)
-            if write_new(path, record):
-                result["changed"] = True
-                result["waited"] = round(now - began, 3)
-                module.exit_json(**result)
-            continue  # another run created it just now
-        age = now - heartbeat(holder)
-        if age > ttl:
-            if module.check_mode:
-                result.update(changed=True, taken_over=True)
-                module.exit_json(**result)
-            # Move the abandoned lock aside first: of two runs taking over at
-            # once only one rename succeeds, the other loops and finds it held.
-            stale = "%s.stale-%s" % (path, run_id)
-            try:
-                os.rename(path, stale)
-            except OSError:
-                continue
-            abandoned = read_lock(stale) or holder
-            os.unlink(stale)
-            if not write_new(path, record):
-                continue
-            note = "deploy lock %s: took over the abandoned lock of %s" % (path, describe(abandoned, now, ttl))
-            module.warn(note)
-            audit(params["audit_log"], dict(
-                event="lock_takeover", time=utc(now), by=params["owner"], run_id=run_id,
-                previous_owner=abandoned.get("owner"), previous_run_id=abandoned.get("run_id"),
-                previous_started=abandoned.get("started"), heartbeat_age_s=round(age, 1)))
-            result.update(changed=True, taken_over=True, holder=abandoned, waited=round(now - began, 3))
-            module.exit_json(**result)
-        if now >= deadline or module.check_mode:
-            result["waited"] = round(now - began, 3)
-            module.fail_json(msg="deploy lock %s is held by %s; another deploy is running. Wait for it, or set "
-                             "onebox_lock_wait to queue behind it" % (path, describe(holder, now, ttl))
-                             + (" (waited %ds)" % params["wait"] if params["wait"] else ""), **result)
-        time.sleep(min(1.0, max(0.05, deadline - now)))
+                         % (params["path"], params["ttl"], params["wait"]))
+    lock = DeployLock(params["path"], params["run_id"] or uuid.uuid4().hex[:16], owner=params["owner"],
+                      ttl=params["ttl"], wait=params["wait"], audit_log=params["audit_log"],
+                      check_mode=module.check_mode, warn=module.warn)
+    step = {"acquired": lock.acquire, "refreshed": lock.refresh, "released": lock.release}[params["state"]]
+    try:
+        module.exit_json(**step())
+    except LockError as exc:
+        module.fail_json(msg=exc.msg, **exc.result)
 
 
 if __name__ == "__main__":

@@ -523,22 +523,9 @@ journal:
   elements: str
 """
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.onebox.deploy.plugins.module_utils.readiness import (
-    Probe,
-    probe_failures,
-    validate_url,
-)
-from ansible_collections.onebox.deploy.plugins.module_utils.rolling import (
-    RollFailed,
-    Rollback,
-    Roller,
-    choose_instance,
-    failure_message,
-    rollback_message,
-)
+from ansible_collections.onebox.deploy.plugins.module_utils.rolling import choose_instance
+from ansible_collections.onebox.deploy.plugins.module_utils.rollout import RollingRestart
 
 __all__ = ['choose_instance', 'main']
 
@@ -587,102 +574,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    began = time.monotonic()
-    params = module.params
-    if not params['units']:
-        module.fail_json(msg='units must not be empty')
-    if params['interval'] <= 0 or params['passes'] < 1 or params['timeout'] < 0 or params['request_timeout'] <= 0:
-        module.fail_json(msg='interval and request_timeout must be > 0, passes >= 1, timeout >= 0')
-    if params['liveness_grace'] < 0:
-        module.fail_json(msg='liveness_grace must be >= 0')
-
-    for spec in params['units']:
-        for key in ('readiness_url', 'liveness_url'):
-            problem = validate_url(spec[key], spec['instances'] if spec['strategy'] == 'overlap' else None)
-            if problem:
-                module.fail_json(msg='units[%s].%s: %s' % (spec['name'], key, problem))
-    if params['probe']:
-        for url in params['probe']['urls'] or []:
-            problem = validate_url(url)
-            if problem:
-                module.fail_json(msg='probe.urls: %s' % problem)
-        labels = params['probe']['labels']
-        if labels is not None and len(labels) != len(params['probe']['urls'] or []):
-            module.fail_json(msg='probe.labels must name each of probe.urls (%d labels for %d URLs)' % (
-                len(labels), len(params['probe']['urls'] or [])))
-        if params['probe']['request_timeout'] is not None and params['probe']['request_timeout'] <= 0:
-            module.fail_json(msg='probe.request_timeout must be > 0')
-
-    roller = Roller(module)
-
-    def finish(**extra):
-        out = dict(changed=roller.changed, results=roller.results, rolled=roller.rolled,
-                   duration=round(time.monotonic() - began, 3))
-        out.update(extra)
-        return out
-
-    if module.check_mode:
-        try:
-            for spec in params['units']:
-                roller.plan(spec)
-        except RollFailed as exc:
-            module.fail_json(msg=exc.msg, **finish(**exc.extra))
-        module.exit_json(**finish())
-
-    probe = None
-    probe_cfg = params['probe']
-    if probe_cfg and probe_cfg['urls']:
-        try:
-            probe_timeout = probe_cfg['request_timeout']
-            probe = Probe(probe_cfg['urls'], concurrency=probe_cfg['concurrency'], headers=probe_cfg['headers'],
-                          request_timeout=probe_timeout if probe_timeout is not None else params['request_timeout'],
-                          labels=probe_cfg['labels'])
-        except ValueError as exc:
-            module.fail_json(msg='probe: %s' % exc)
-        probe.start()
-
-    failure = None
-    rollback = None
-    try:
-        for spec in params['units']:
-            roller.roll(spec)
-    except RollFailed as exc:
-        failure = exc
-        if params['rollback'] != 'none' and roller.results:
-            try:
-                rollback = Rollback(roller).run(params['units'], len(roller.results) - 1, params['rollback'])
-            except Exception:
-                if probe is not None:
-                    probe.stop()
-                raise
-    except Exception:
-        if probe is not None:
-            probe.stop()
-        raise
-    probe_summary = probe.stop() if probe is not None else None
-    extra = {}
-    if probe_summary is not None:
-        extra['probe'] = probe_summary
-
-    if failure is not None:
-        result = roller.results[-1] if roller.results else {}
-        journal = roller.journal(failure.unit) if failure.unit else []
-        extra.update(failure.extra)
-        extra['journal'] = journal
-        msg = failure_message(failure, result, journal)
-        if rollback is not None:
-            extra['rollback'] = rollback
-            msg = rollback_message(rollback) + '\n' + msg
-        module.fail_json(msg=msg, **finish(**extra))
-
-    if probe_summary is not None and probe_summary['failed'] > probe_cfg['max_failed']:
-        module.fail_json(
-            msg='probe saw %d failed of %d requests (max_failed=%d): %s' % (
-                probe_summary['failed'], probe_summary['sent'], probe_cfg['max_failed'],
-                probe_failures(probe_summary)),
-            **finish(**extra))
-
-    module.exit_json(**finish(**extra))
+    RollingRestart(module).run()
 
 
 if __name__ == '__main__':
