@@ -533,3 +533,18 @@ def test_overlap_strategy_starts_new_instance_before_stopping_old(host, sites, p
     assert host.service("wiki.service").is_running
     assert "\nService=wiki.service\n" in host.file("/etc/systemd/system/wiki.socket").content_string
     assert _served(host, wiki)[0] == "3.0.0"
+
+
+def test_a_deploy_shows_as_many_task_banners_for_one_site_as_for_three(sites, playbook):
+    """One pass per host: the tasks do not grow with the sites (docs/how-it-works.md#one-pass-per-host)."""
+    import re
+
+    banners = {}
+    for selection in ([], ["blog"]):
+        new = [dict(s, version="9.9.9") for s in sites]
+        rc, out = playbook({"onebox_sites": new, "onebox_deploy_sites": selection}, playbook="deploy.yml",
+                           args=["--check"])
+        assert rc == 0, out[-3000:]
+        banners[len(selection) or len(sites)] = len(re.findall(r"^TASK \[", out, re.M))
+    print("task banners of a deploy (check mode): %s" % banners)
+    assert banners == {3: 30, 1: 30}, banners
