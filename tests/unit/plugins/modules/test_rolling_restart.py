@@ -1481,8 +1481,8 @@ def test_workers_that_keep_dying_fail_the_unit_at_once(servers, fake, monkeypatc
 
 
 @pytest.mark.parametrize('case', ['workers keep dying', 'master exited', 'answered 503'])
-def test_a_failed_release_that_never_served_and_still_runs_is_killed_not_drained(servers, fake, tmp_path, monkeypatch,
-                                                                                  case):
+def test_a_failed_release_that_never_served_and_still_runs_is_killed_not_drained(
+        servers, fake, tmp_path, monkeypatch, case):
     """A pre-fork master whose workers keep dying served nothing: the rollback kills it (in a crash loop
     gunicorn 20.1 may never finish its drain). A master that exited already leaves nothing to kill, and
     one that answered (503) is stopped the usual way, with its drain."""
