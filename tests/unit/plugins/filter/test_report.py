@@ -10,32 +10,17 @@ import pytest
 from ansible_collections.onebox.deploy.plugins.filter import plan as F
 from ansible_collections.onebox.deploy.plugins.filter import report as D
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _plan as P
-from ansible_collections.onebox.deploy.plugins.plugin_utils import _sites as S
-from conftest import role_settings
+from conftest import normalized_site, sample_preflight
 
 
 # --------------------------------------------------------------------------
 # sites and rolling_restart results
 # --------------------------------------------------------------------------
 
-def normalized(name, port, version, strategy="restart", root="/srv/onebox"):
-    raw = {"name": name, "listen": "127.0.0.1:%d" % port, "health_listen": "127.0.0.1:%d" % (port + 10000),
-           "version": version, "artifact": "/opt/artifacts/%s-%s/" % (name, version), "command": "bin/app",
-           "strategy": strategy, "root": root}
-    return S.normalize_site(raw, role_settings(), "/opt/artifacts")
-
-
-BLOG = normalized("blog", 8001, "1.4.2")
-SHOP = normalized("shop", 8002, "2.1.0")
-WIKI = normalized("wiki", 8003, "3.0.0", strategy="overlap")
-
-PREFLIGHT = {
-    "blog": {"current_release": "1.4.1", "previous_release": "1.4.0",
-             "releases": [{"version": "1.3.9"}, {"version": "1.4.0"}, {"version": "1.4.1"}]},
-    "shop": {"current_release": "2.0.0", "previous_release": None, "releases": [{"version": "2.0.0"}]},
-    "wiki": {"current_release": "2.9.0", "previous_release": "2.8.0",
-             "releases": [{"version": "2.8.0"}, {"version": "2.9.0"}]},
-}
+BLOG = normalized_site("blog", 8001, "1.4.2")
+SHOP = normalized_site("shop", 8002, "2.1.0")
+WIKI = normalized_site("wiki", 8003, "3.0.0", strategy="overlap")
+PREFLIGHT = sample_preflight()
 
 PROBE = {"sent": 1200, "failed": 0, "errors": {}, "p50_ms": 1.2, "p99_ms": 8.5, "max_ms": 20.1, "duration": 4.1}
 

@@ -1441,15 +1441,9 @@ while True:
 """
 
 
-def test_workers_that_keep_dying_fail_the_unit_at_once(servers, fake, monkeypatch):
-    """The master lives, systemd sees an active unit, the public socket queues:
-    only the worker churn in the unit's cgroup tells, and it tells at once."""
+def crash_loop_master(fake, monkeypatch):
+    """Start CRASH_LOOP; the worker watch reads its process and children as the unit's cgroup."""
     from ansible_collections.onebox.deploy.plugins.module_utils import workers
-    import socket as _socket
-    listener = _socket.socket()
-    listener.bind(('127.0.0.1', 0))
-    listener.listen(64)
-    url = 'http://127.0.0.1:%d' % listener.getsockname()[1]
     master = subprocess.Popen([sys.executable, '-c', CRASH_LOOP])
     fake.procs.append(master)
 
@@ -1461,6 +1455,18 @@ def test_workers_that_keep_dying_fail_the_unit_at_once(servers, fake, monkeypatc
             return set()
     monkeypatch.setattr(workers, 'procs_path', lambda group, roots=None: group and '/fake/cgroup.procs')
     monkeypatch.setattr(workers, 'read_pids', children)
+    return master
+
+
+def test_workers_that_keep_dying_fail_the_unit_at_once(servers, fake, monkeypatch):
+    """The master lives, systemd sees an active unit, the public socket queues:
+    only the worker churn in the unit's cgroup tells, and it tells at once."""
+    import socket as _socket
+    listener = _socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(64)
+    url = 'http://127.0.0.1:%d' % listener.getsockname()[1]
+    master = crash_loop_master(fake, monkeypatch)
     fake.unit('blog.service', ActiveState='active', SubState='running')
 
     def restart(f, unit):
@@ -1484,7 +1490,6 @@ def test_a_failed_release_that_never_served_and_still_runs_is_killed_not_drained
     """A pre-fork master whose workers keep dying served nothing: the rollback kills it (in a crash loop
     gunicorn 20.1 may never finish its drain). A master that exited already leaves nothing to kill, and
     one that answered (503) is stopped the usual way, with its drain."""
-    from ansible_collections.onebox.deploy.plugins.module_utils import workers
     app = HealthApp()
     link, target = _releases(tmp_path, 'blog')
     app.route('/readyz', _ready_on_v1(link))
@@ -1493,17 +1498,7 @@ def test_a_failed_release_that_never_served_and_still_runs_is_killed_not_drained
     if case == 'answered 503':
         servers(app, port)                    # answers 503 for v2, 200 for v1
     fake.with_process('blog.service')
-    master = subprocess.Popen([sys.executable, '-c', CRASH_LOOP])
-    fake.procs.append(master)
-
-    def children(_path):
-        try:
-            with open('/proc/%d/task/%d/children' % (master.pid, master.pid)) as handle:
-                return set([master.pid] + [int(p) for p in handle.read().split()])
-        except (IOError, OSError):
-            return set()
-    monkeypatch.setattr(workers, 'procs_path', lambda group, roots=None: group and '/fake/cgroup.procs')
-    monkeypatch.setattr(workers, 'read_pids', children)
+    master = crash_loop_master(fake, monkeypatch)
     calls = []
 
     def restart(f, unit):

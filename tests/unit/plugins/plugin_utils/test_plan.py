@@ -19,7 +19,7 @@ import pytest
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _artifacts as A
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _plan as P
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _sites as S
-from conftest import REPO_ROOT, role_settings
+from conftest import REPO_ROOT, normalized_site, role_settings, sample_preflight
 
 APP = "files/reference-app"   # a directory artifact of this repository, relative to REPO_ROOT
 
@@ -35,24 +35,10 @@ def plan_of(sites, **settings):
     return P.plan_sites(sites, role_settings(artifact_base=REPO_ROOT, **settings))
 
 
-def normalized(name, port, version, strategy="restart", root="/srv/onebox"):
-    raw = {"name": name, "listen": "127.0.0.1:%d" % port, "health_listen": "127.0.0.1:%d" % (port + 10000),
-           "version": version, "artifact": "/opt/artifacts/%s-%s/" % (name, version), "command": "bin/app",
-           "strategy": strategy, "root": root}
-    return S.normalize_site(raw, role_settings(), "/opt/artifacts")
-
-
-BLOG = normalized("blog", 8001, "1.4.2")
-SHOP = normalized("shop", 8002, "2.1.0")
-WIKI = normalized("wiki", 8003, "3.0.0", strategy="overlap")
-
-PREFLIGHT = {
-    "blog": {"current_release": "1.4.1", "previous_release": "1.4.0",
-             "releases": [{"version": "1.3.9"}, {"version": "1.4.0"}, {"version": "1.4.1"}]},
-    "shop": {"current_release": "2.0.0", "previous_release": None, "releases": [{"version": "2.0.0"}]},
-    "wiki": {"current_release": "2.9.0", "previous_release": "2.8.0",
-             "releases": [{"version": "2.8.0"}, {"version": "2.9.0"}]},
-}
+BLOG = normalized_site("blog", 8001, "1.4.2")
+SHOP = normalized_site("shop", 8002, "2.1.0")
+WIKI = normalized_site("wiki", 8003, "3.0.0", strategy="overlap")
+PREFLIGHT = sample_preflight()
 
 
 # --------------------------------------------------------------------------
@@ -345,7 +331,7 @@ def test_roll_plan_probe_timeout_is_the_longest_wait_of_the_rolling_sites():
 
 def test_stage_plan_sends_what_the_host_lacks_and_points_current_when_nothing_serves():
     blog, shop, wiki, tool = (dict(BLOG, sha256="a" * 64), dict(SHOP, sha256="b" * 64), dict(WIKI, sha256="c" * 64),
-                              dict(normalized("tool", 8004, "1"), sha256="d" * 64))
+                              dict(normalized_site("tool", 8004, "1"), sha256="d" * 64))
     host = {
         "blog": serving("1.4.1", release_installed=False),                                  # new release
         "shop": serving("2.1.0", release_installed=True, release_differs=False),            # already there
@@ -592,7 +578,7 @@ def test_start_grace_follows_the_site_history():
 
 
 def test_roll_and_rollback_units_carry_the_grace_and_the_stop_timeout():
-    site = normalized("blog", 8001, "2.0.0")
+    site = normalized_site("blog", 8001, "2.0.0")
     state = {"blog": {"current_release": "1.0.0", "previous_release": "0.9.0", "service_active": True,
                       "units_present": True, "releases": [{"version": "0.9.0"}, {"version": "1.0.0"}],
                       "ready_history": [[2.0, 0.5], [2.5, 0.5]]}}
