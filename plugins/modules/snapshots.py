@@ -16,8 +16,8 @@ description:
   - One call for every site of a host whose release is about to change. For each site, a consistent copy of each
     declared data file (C(data), SQLite databases inside the site's C(shared/)) is taken with SQLite's online backup
     API while the old release still serves, into C(<site_dir>/snapshots/<time>-<from>-to-<to>/).
-  - The live database is opened read-only (C(file:...?mode=ro)), and copied in one step inside one read transaction:
-    the copy is consistent while the app writes, and the content of a WAL database's C(-wal) file is in it. With
+  - The live database is opened read-only (C(file:...?mode=ro)), and copied in one step inside one read transaction,
+    so the copy is consistent while the app writes, and the content of a WAL database's C(-wal) file is in it. With
     WAL, the app's writers go on meanwhile; with a rollback journal they wait for the copy (up to the app's own busy
     timeout).
   - A snapshot belongs to the site's user and nobody else can read it, not even while it is written. Its files are
@@ -28,7 +28,7 @@ description:
     seconds).
   - A declared file that does not exist yet is skipped and reported in RV(sites) (C(not_created)). A file that is a
     symbolic link, lies under one, is not a regular file, or is replaced while it is copied fails the module, as does
-    a backup that fails (for example a file that is not a SQLite database): nothing else has changed then.
+    a backup that fails (for example a file that is not a SQLite database); nothing else has changed then.
   - Old snapshots are pruned with the releases (M(onebox.deploy.releases)).
 author: onebox.deploy contributors (!UNKNOWN)
 attributes:
