@@ -339,7 +339,14 @@ class Snapshots(object):
             entry["bytes"] = sum(f["bytes"] for f in entry["files"])
             entry["would"] = True
             return entry
-        uid, gid = owner_ids(site["user"], site.get("group"))
+        try:
+            uid, gid = owner_ids(site["user"], site.get("group"))
+        except DataError as exc:
+            if site.get("from_version"):
+                raise
+            # a first release, with data put in place before the site's account exists
+            entry["skipped"] = "no snapshot before the first release: %s" % exc
+            return entry
         base = ensure_dir(os.path.join(site["site_dir"], SNAPSHOTS), 0o711)
         when = self.clock()
         name = snapshot_name(site.get("from_version"), site.get("to_version"), when)

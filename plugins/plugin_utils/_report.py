@@ -40,6 +40,8 @@ def deploy_data(site, snapshot, unit, outcome, hooks):
     snapshot = snapshot or {}
     out = dict(files=list(site.get("data") or []), restored=False, not_created=list(snapshot.get("not_created") or []),
                snapshot=dict((k, snapshot.get(k)) for k in SNAPSHOT_KEYS) if snapshot.get("taken") else None)
+    if snapshot.get("skipped"):
+        out["skipped"] = snapshot["skipped"]
     if outcome not in ("success", "would_roll"):
         out["before_roll_hooks"] = len(hooks or [])
         out["new_release"] = new_release_ran(unit)
@@ -253,6 +255,8 @@ def snapshot_text(entry, check_mode=False):
     if entry.get("not_created"):
         text += "%sdata %s not created yet, nothing to snapshot" % ("; " if text else "",
                                                                    ", ".join(entry["not_created"]))
+    if entry.get("skipped"):
+        text += "%s%s" % ("; " if text else "", entry["skipped"])
     return text
 
 

@@ -124,6 +124,15 @@ def test_a_file_not_created_yet_is_skipped_and_said(site):
     assert nothing["taken"] is False and nothing["path"] is None and nothing["not_created"] == ["shared/later.db"]
 
 
+def test_a_first_release_before_the_account_exists_skips_the_snapshot_and_says_why(site):
+    first = dict(site, from_version=None, user="onebox-no-such-user", group="onebox-no-such-group")
+    entry = take(first)
+    assert entry["taken"] is False and entry["skipped"].startswith(
+        "no snapshot before the first release: the account onebox-no-such-user:onebox-no-such-group does not exist")
+    with pytest.raises(D.DataError, match="does not exist"):
+        take(dict(first, from_version="1.0.0"))          # once a release served, the account must be there
+
+
 def test_check_mode_says_what_it_would_copy_and_writes_nothing(site):
     entry = take(site, check_mode=True)
     assert entry["would"] and not entry["taken"]
