@@ -34,7 +34,9 @@ author: onebox.deploy contributors (!UNKNOWN)
 attributes:
   check_mode:
     support: full
-    description: Reports which files would be copied and their size (the database and its C(-wal)) without copying.
+    description:
+      - Reports which files would be copied and how much they hold on disk (each database and its C(-wal), an upper
+        bound of the copy's size) without copying or opening them.
   diff_mode:
     support: none
     description: Returns no diff.

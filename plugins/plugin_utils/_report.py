@@ -246,7 +246,8 @@ def snapshot_text(entry, check_mode=False):
     if not entry:
         return ""
     if entry.get("would"):
-        return "after a snapshot of %s (%s)" % (", ".join(f["path"] for f in entry.get("files") or []),
+        # what the files and their -wal hold on disk: the copy is no larger
+        return "after a snapshot of %s (at most %s)" % (", ".join(f["path"] for f in entry.get("files") or []),
                                                megabytes(entry.get("bytes")))
     if entry.get("taken"):
         text = "data snapshot before it: %s in %.2f s" % (megabytes(entry.get("bytes")), entry.get("seconds") or 0)

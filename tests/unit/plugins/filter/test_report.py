@@ -438,5 +438,5 @@ def test_the_report_shows_the_snapshot_and_in_check_mode_what_would_be_taken():
                     site="notes", taken=False, not_created=["shared/notes.db"])}}}}
     assert D.serving_report(hostvars, ["web1", "web2", "web3"]) == [
         "web1: notes 2.0.0 (data snapshot before it: 105.0 MB in 0.41 s)",
-        "web2: notes 1.0.0 (check mode: would roll to 2.0.0 after a snapshot of shared/notes.db (105.0 MB))",
+        "web2: notes 1.0.0 (check mode: would roll to 2.0.0 after a snapshot of shared/notes.db (at most 105.0 MB))",
         "web3: notes 1.0.0 (data shared/notes.db not created yet, nothing to snapshot)"]
