@@ -22,7 +22,8 @@ build on each other:
 9. every snapshot and the files moved aside pass PRAGMA integrity_check;
 10. a snapshot that fails (a declared file that is no database) stops the
     deploy before anything changes;
-11. overlap is refused for a site with data; the site is removed with purge.
+11. the restore by hand of docs/data.md, its commands as written;
+12. overlap is refused for a site with data; the site is removed with purge.
 """
 
 import json
@@ -308,6 +309,27 @@ def test_a_snapshot_that_fails_stops_the_deploy_before_anything_changes(host, re
     assert host.check_output("systemctl show -p MainPID --value notes.service") == pid
     assert served(host)["version"] == "1.0.0"
     host.check_output("rm %s/shared/junk.db" % SITE_DIR)
+
+
+def test_the_restore_by_hand_of_the_docs_puts_the_snapshot_back(host):
+    """docs/data.md, "Restoring by hand": its commands, as written, with the first snapshot's name."""
+    with open(os.path.join(PROJECT, "docs", "data.md")) as handle:
+        page = handle.read()
+    block = page.split("## Restoring by hand", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    example = "20261207T014500Z-1.0.0-to-2.0.0"
+    assert "snap=$site/snapshots/%s\n" % example in block, block
+    for _ in range(5):
+        host.check_output("curl -fsS -X POST --data after %s" % public_url(NOTES))
+    assert served(host)["rows"] == FACTS["snap"]["rows"] + 5
+    out = host.run("bash -c %s" % _quote(block.replace(example, FACTS["snapshot"]["name"])))
+    print(out.stdout + out.stderr)
+    now = served(host)
+    assert (now["version"], now["schema"], now["rows"]) == ("1.0.0", 1, FACTS["snap"]["rows"]), now
+    restored = facts(host, DB)
+    assert restored["integrity"] == "ok" and restored["id_sum"] == FACTS["snap"]["id_sum"], restored
+    assert host.check_output("stat -c '%%U %%G' %s" % DB) == "notes notes"
+    by_hand = host.check_output("ls -d %s/aside/*-by-hand" % SITE_DIR)
+    assert facts(host, by_hand + "/shared/notes.db")["rows"] == FACTS["snap"]["rows"] + 5
 
 
 def test_overlap_is_refused_for_data_with_one_writer_and_purge_removes_the_site(host, releases):
