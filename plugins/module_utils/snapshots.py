@@ -425,10 +425,10 @@ class DataSwap(object):
         self.dropin_dir = os.path.join(runtime_dir, "systemd", "system", "%s.d" % spec["unit_file"])
 
     def dropin(self):
+        values = (self.spec["unit_file"], self.flock, self.lock_path)
         return ("# Managed by onebox.deploy: every start of %s waits here while the site's data is swapped.\n"
                 "# Removed right after; under /run, so a reboot clears it too.\n"
-                "[Service]\nExecStartPre=+%s --shared %s /bin/true\n" % (self.spec["unit_file"], self.flock,
-                                                                        self.lock_path))
+                "[Service]\nExecStartPre=+%s --shared %s /bin/true\n" % values)
 
     @contextlib.contextmanager
     def held(self):

@@ -247,15 +247,15 @@ def snapshot_text(entry, check_mode=False):
         return ""
     if entry.get("would"):
         # what the files and their -wal hold on disk: the copy is no larger
-        return "after a snapshot of %s (at most %s)" % (", ".join(f["path"] for f in entry.get("files") or []),
-                                               megabytes(entry.get("bytes")))
+        paths = ", ".join(f["path"] for f in entry.get("files") or [])
+        return "after a snapshot of %s (at most %s)" % (paths, megabytes(entry.get("bytes")))
     if entry.get("taken"):
         text = "data snapshot before it: %s in %.2f s" % (megabytes(entry.get("bytes")), entry.get("seconds") or 0)
     else:
         text = ""
     if entry.get("not_created"):
-        text += "%sdata %s not created yet, nothing to snapshot" % ("; " if text else "",
-                                                                   ", ".join(entry["not_created"]))
+        text += "%sdata %s not created yet, nothing to snapshot" % (
+            "; " if text else "", ", ".join(entry["not_created"]))
     if entry.get("skipped"):
         text += "%s%s" % ("; " if text else "", entry["skipped"])
     return text
@@ -306,8 +306,8 @@ def data_line(action, data):
     """The ``data`` of an audit record, for :func:`audit_line`."""
     if action == "rollback":
         if data.get("restored"):
-            return "data restored from %s (replaced files in %s)" % ((data.get("snapshot") or {}).get("name"),
-                                                                      data.get("aside"))
+            return "data restored from %s (replaced files in %s)" % (
+                (data.get("snapshot") or {}).get("name"), data.get("aside"))
         if data.get("undone"):
             return "data restore undone (the restored files are in %s)" % data["undone"]
         return "data not restored (last written by %s)" % data.get("last_written_by")
