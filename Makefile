@@ -18,7 +18,7 @@ export PY_COLORS := 0
 export ONEBOX_TEST_IMAGE ?= localhost/onebox-systemd:bookworm
 # Debian 13: the image the trixie scenario (the default scenario on trixie) runs.
 ONEBOX_TRIXIE_IMAGE ?= localhost/onebox-systemd:trixie
-SCENARIOS ?= default trixie multihost rollback apps traefik quickstart
+SCENARIOS ?= default trixie multihost rollback apps traefik quickstart rbdata
 
 .PHONY: help venv host host-demo demo-deps collection lint changelog-lint sanity galaxy-check unit matrix e2e-versions molecule test demo bench-roll bench-traefik bench bench-scale clean
 

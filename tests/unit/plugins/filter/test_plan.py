@@ -50,7 +50,8 @@ SITE_FIELD_SPECS = SITE_OPTIONS["onebox_sites"]["options"]
 def test_filter_module_exports():
     filters = F.FilterModule().filters()
     assert filters == {"site_plan": P.plan_sites, "secret_env": P.secret_env, "artifact_sums": P.artifact_sums,
-                       "roll_plan": P.roll_plan, "rollback_plan": P.rollback_plan, "rollback_units": P.rollback_units}
+                       "roll_plan": P.roll_plan, "rollback_plan": P.rollback_plan, "rollback_units": P.rollback_units,
+                       "snapshot_plan": P.snapshot_plan}
 
 
 def test_site_plan_is_plan_sites():
@@ -129,10 +130,15 @@ def test_rollback_scope_choices():
     assert SITE_OPTIONS["onebox_rollback_scope"]["choices"] == list(P.ROLLBACK_SCOPES)
 
 
+def test_data_writers_choices():
+    assert SITE_FIELD_SPECS["data_writers"]["choices"] == list(S.DATA_WRITERS)
+    assert SITE_FIELD_SPECS["data_writers"]["default"] == S.DATA_WRITERS[0]
+
+
 def test_every_choice_in_the_site_specs_is_checked_in_python():
     """No other option has choices that the code does not know about."""
     checked = {("onebox_sites", "service_type"), ("onebox_sites", "strategy"), ("onebox_sites", "state"),
-               ("onebox_service_type",),
+               ("onebox_sites", "data_writers"), ("onebox_service_type",),
                ("onebox_strategy",), ("onebox_rollback_scope",)}
     found = set()
     for spec in specs("site").values():

@@ -1546,3 +1546,108 @@ def test_a_failed_release_that_never_served_and_still_runs_is_killed_not_drained
     else:
         assert res['results'][0]['answered'] is (case == 'answered 503')
         assert verbs == ['restart', 'restart'] and 'killed' not in res['rollback'][0]
+
+
+# --------------------------------------------------------------------------
+# a rollback that restores data (units[].data)
+# --------------------------------------------------------------------------
+
+def _data_site(tmp_path, monkeypatch):
+    """notes serving v2 on its own data (content 'v2 data'), a snapshot taken when v1 was replaced ('v1 data')."""
+    import grp
+    import json
+    import pwd
+    from ansible_collections.onebox.deploy.plugins.module_utils import snapshots as D
+    monkeypatch.setattr(D, 'RUNTIME_DIR', str(tmp_path / 'run'))
+    site = tmp_path / 'notes'
+    for version in ('v1', 'v2'):
+        (site / 'releases' / version).mkdir(parents=True)
+    os.symlink(str(site / 'releases' / 'v2'), str(site / 'current'))
+    (site / 'shared').mkdir()
+    (site / 'shared' / 'notes.db').write_text('v2 data')
+    (site / 'shared' / 'notes.db-wal').write_text('v2 wal')
+    snap = site / 'snapshots' / 'S-v1-to-v2'
+    (snap / 'shared').mkdir(parents=True)
+    (snap / 'shared' / 'notes.db').write_text('v1 data')
+    (snap / 'snapshot.json').write_text(json.dumps(dict(files=[dict(path='shared/notes.db')], not_created=[],
+                                                        from_version='v1', to_version='v2', taken_at=1.0)))
+    data = dict(site='notes', site_dir=str(site), user=pwd.getpwuid(os.getuid()).pw_name,
+                group=grp.getgrgid(os.getgid()).gr_name, unit_file='notes.service', files=['shared/notes.db'],
+                snapshot=str(snap), written_by='v2', target='v1')
+    return site, data
+
+
+def test_a_unit_with_data_is_stopped_swapped_and_started_with_every_start_held(servers, fake, tmp_path, monkeypatch):
+    site, data = _data_site(tmp_path, monkeypatch)
+    app = HealthApp()
+    app.route('/readyz', const(200))
+    srv = servers(app)
+    fake.with_process('notes.service')
+    held = []
+
+    def stop(f, unit):
+        dropin = tmp_path / 'run' / 'systemd' / 'system' / 'notes.service.d' / '50-onebox-data-hold.conf'
+        held.append((dropin.exists(), (site / 'shared' / 'notes.db').read_text()))
+        f.default_stop(f, unit)
+    fake.on('stop', 'notes.service', stop)
+
+    failed, res, _took = run_module(module_args([dict(
+        name='notes.service', readiness_url=srv.url('/readyz'), link=str(site / 'current'),
+        link_target=str(site / 'releases' / 'v1'), data=data)], rollback='site'), fake)
+
+    assert not failed, res['msg']
+    # held before the stop, the live data still the old one then; one stop and one start, no restart
+    assert held == [(True, 'v2 data')]
+    assert fake.mutations == [('stop', 'notes.service'), ('start', 'notes.service')]
+    assert [c for c in fake.calls if c == ['daemon-reload']] == [['daemon-reload']] * 2
+    assert (site / 'shared' / 'notes.db').read_text() == 'v1 data'
+    assert not (site / 'shared' / 'notes.db-wal').exists()
+    swap = res['results'][0]['data']
+    assert open(os.path.join(swap['aside'], 'shared', 'notes.db')).read() == 'v2 data'
+    assert open(os.path.join(swap['aside'], 'shared', 'notes.db-wal')).read() == 'v2 wal'
+    assert os.readlink(str(site / 'current')).endswith('/v1')
+    assert not (tmp_path / 'run' / 'systemd' / 'system' / 'notes.service.d').exists()
+
+
+def test_a_unit_with_data_that_does_not_come_ready_gets_its_own_data_back(servers, fake, tmp_path, monkeypatch):
+    site, data = _data_site(tmp_path, monkeypatch)
+    app = HealthApp()
+    app.route('/readyz', lambda n: 200 if os.readlink(str(site / 'current')).endswith('/v2') else 503)
+    srv = servers(app)
+    fake.with_process('notes.service')
+
+    failed, res, _took = run_module(module_args([dict(
+        name='notes.service', readiness_url=srv.url('/readyz'), link=str(site / 'current'),
+        link_target=str(site / 'releases' / 'v1'), data=data)], timeout=0.5, rollback='site'), fake)
+
+    assert failed
+    assert fake.mutations == [('stop', 'notes.service'), ('start', 'notes.service'),
+                              ('stop', 'notes.service'), ('start', 'notes.service')]
+    assert os.readlink(str(site / 'current')).endswith('/v2')
+    assert (site / 'shared' / 'notes.db').read_text() == 'v2 data'
+    assert (site / 'shared' / 'notes.db-wal').read_text() == 'v2 wal'
+    entry = res['rollback'][0]
+    assert entry['status'] == 'ready' and entry['version'] == 'v2'
+    assert open(os.path.join(entry['data']['aside'], 'shared', 'notes.db')).read() == 'v1 data'
+    assert res['msg'].startswith('rolled back notes.service to v2, which is serving again (ready in ')
+    assert 'with its own data files back (the restored ones are kept in %s)' % entry['data']['aside'] in res['msg']
+
+
+def test_a_snapshot_that_cannot_be_restored_fails_the_unit_before_it_is_stopped(servers, fake, tmp_path,
+                                                                                monkeypatch):
+    site, data = _data_site(tmp_path, monkeypatch)
+    os.unlink(os.path.join(data['snapshot'], 'shared', 'notes.db'))
+    app = HealthApp()
+    app.route('/readyz', const(200))
+    srv = servers(app)
+    fake.with_process('notes.service')
+
+    failed, res, _took = run_module(module_args([dict(
+        name='notes.service', readiness_url=srv.url('/readyz'), link=str(site / 'current'),
+        link_target=str(site / 'releases' / 'v1'), data=data)], rollback='site'), fake)
+
+    assert failed and 'notes.service: data: ' in res['msg']
+    assert ('stop', 'notes.service') not in fake.mutations
+    assert (site / 'shared' / 'notes.db').read_text() == 'v2 data'     # nothing moved
+    assert os.readlink(str(site / 'current')).endswith('/v2')
+    assert res['rollback'][0]['status'] == 'ready' and 'data' not in res['rollback'][0]

@@ -406,3 +406,58 @@ def test_normalize_absent():
     assert S.normalize_absent({"name": "wiki", "state": "absent", "purge": True, "user": "app"}, defaults) == dict(
         name="wiki", state="absent", purge=True, user="app", group="app", site_dir="/srv/apps/wiki")
     assert S.normalize_absent({"name": "wiki", "user": "app", "group": "www"}, defaults)["group"] == "www"
+
+
+# --------------------------------------------------------------------------
+# data and data_writers
+# --------------------------------------------------------------------------
+
+def test_data_paths_inside_shared_are_fine_and_normalised(base):
+    sites = [site(data=["shared/app.db", "shared/db/queue.sqlite3"])]
+    assert errors(sites, base) == []
+    norm = S.normalize_site(sites[0], role_settings(), base)
+    assert norm["data"] == ["shared/app.db", "shared/db/queue.sqlite3"] and norm["data_writers"] == "one"
+    assert S.normalize_site(site(), role_settings(), base)["data"] == []
+
+
+@pytest.mark.parametrize("value,needle", [
+    ("shared/app.db", "must be a list of paths inside the site's shared/ directory, such as [shared/app.db], got str"),
+    ({"path": "shared/app.db"}, "got dict"),
+    (["app.db"], "'app.db' is not a path inside shared/"),
+    (["/srv/onebox/blog/shared/app.db"], "is not a path inside shared/"),
+    (["shared"], "'shared' is not a path inside shared/"),
+    (["shared/"], "is not a path inside shared/"),
+    (["shared/../etc/passwd"], "'shared/../etc/passwd' is not a path inside shared/"),
+    (["shared/./app.db"], "is not a path inside shared/"),
+    (["shared//app.db"], "is not a path inside shared/"),
+    (["shared/.hidden.db"], "no part that starts with '.'"),
+    (["shared/my app.db"], "is not a path inside shared/"),
+    (["releases/1.0/app.db"], "is not a path inside shared/"),
+    ([42], "42 is not a path inside shared/"),
+    (["shared/app.db-wal"], "'shared/app.db-wal' is a file SQLite keeps next to a database"),
+    (["shared/app.db", "shared/app.db"], "names shared/app.db twice"),
+])
+def test_bad_data_names_the_site_and_the_field(base, value, needle):
+    errs = errors([site(data=value)], base)
+    assert len(errs) == 1 and errs[0].startswith("site 'blog' (onebox_sites[0]): field 'data' "), errs
+    assert needle in errs[0], errs
+
+
+def test_data_writers_choices(base):
+    assert errors([site(data_writers="many")], base) == []
+    errs = errors([site(data_writers="two")], base)
+    assert errs == ["site 'blog' (onebox_sites[0]): field 'data_writers' must be one of one, many, got 'two'"]
+
+
+@pytest.mark.parametrize("default_strategy", ["restart", "overlap"])
+def test_overlap_with_data_of_one_writer_is_refused_with_the_reason(base, default_strategy):
+    entry = site(data=["shared/app.db"], strategy="overlap")
+    errs = S.validate_sites([entry], base, default_strategy=default_strategy)
+    assert errs == ["site 'blog' (onebox_sites[0]): field 'strategy' overlap runs the old and the new release at once "
+                    "for a moment, so two processes would write shared/app.db; a SQLite file allows one writer process "
+                    "at a time. Use strategy restart, or set data_writers: many if the app allows two writers"]
+    # the default strategy counts as the site's own
+    assert S.validate_sites([site(data=["shared/app.db"])], base, default_strategy="overlap")[0].startswith(
+        "site 'blog' (onebox_sites[0]): field 'strategy' overlap runs")
+    assert S.validate_sites([dict(entry, data_writers="many")], base, default_strategy=default_strategy) == []
+    assert S.validate_sites([site(strategy="overlap")], base) == []          # no data, no question
