@@ -7,6 +7,8 @@ the user running the tests."""
 
 from __future__ import absolute_import, division, print_function
 
+__metaclass__ = type
+
 import fcntl
 import grp
 import json

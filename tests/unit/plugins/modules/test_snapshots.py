@@ -5,6 +5,8 @@ and the field. In-process, on real SQLite files under tmp_path."""
 
 from __future__ import absolute_import, division, print_function
 
+__metaclass__ = type
+
 import grp
 import os
 import pwd
