@@ -216,3 +216,28 @@ def remove_file(path):
         if os.path.lexists(path):
             raise
         return False
+
+
+def read_json_object(path):
+    """The JSON object in the file *path*; None when it cannot be read or holds no object."""
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except (IOError, OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def subdirectories(base):
+    """(name, path) of each directory in *base* that is neither hidden nor a symlink, in no order;
+    none when *base* cannot be read."""
+    try:
+        names = os.listdir(base)
+    except (IOError, OSError):
+        return []
+    out = []
+    for name in names:
+        path = os.path.join(base, name)
+        if not name.startswith(".") and not os.path.islink(path) and os.path.isdir(path):
+            out.append((name, path))
+    return out

@@ -52,7 +52,9 @@ import time
 
 from ansible_collections.onebox.deploy.plugins.module_utils.files import (
     WriteError,
+    read_json_object,
     remove_file,
+    subdirectories,
     write_file,
     write_stream,
 )
@@ -215,26 +217,13 @@ def data_state(site_dir, paths):
 
 
 def read_metadata(path):
-    try:
-        with open(os.path.join(path, METADATA)) as handle:
-            data = json.load(handle)
-    except (IOError, OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_json_object(os.path.join(path, METADATA))
 
 
 def list_snapshots(site_dir):
     """The site's snapshots, oldest first: their metadata with ``name`` and ``path``."""
-    base = os.path.join(site_dir, SNAPSHOTS)
-    try:
-        names = os.listdir(base)
-    except OSError:
-        return []
     out = []
-    for name in names:
-        path = os.path.join(base, name)
-        if name.startswith(".") or os.path.islink(path) or not os.path.isdir(path):
-            continue
+    for name, path in subdirectories(os.path.join(site_dir, SNAPSHOTS)):
         meta = read_metadata(path)
         if meta is None:
             continue
