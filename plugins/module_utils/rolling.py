@@ -54,8 +54,9 @@ from ansible_collections.onebox.deploy.plugins.module_utils.systemd import (
 from ansible_collections.onebox.deploy.plugins.module_utils.workers import WorkerWatch
 
 #: Seconds a health request may wait while its endpoint has never answered
-#: (see :meth:`UnitWatch.poll`).
-QUEUED_TIMEOUT = 0.5
+#: (see :meth:`UnitWatch.poll`): the most a poll adds to noticing that the
+#: unit came ready or that its workers keep dying (0.5 s made it 0.6 s a poll).
+QUEUED_TIMEOUT = 0.25
 #: systemd's own stop timeout, for a unit spec that names none.
 DEFAULT_STOP_TIMEOUT = 90.0
 #: Seconds beyond a unit's stop timeout to wait for its old main process:
