@@ -24,10 +24,10 @@ ONEBOX_TRIXIE_IMAGE ?= localhost/onebox-systemd:trixie
 # last one ends soonest (about 2300 s instead of 2440 s for longest first).
 SCENARIOS ?= rollback default multihost trixie apps traefik quickstart rbdata
 
-.PHONY: help venv host host-demo demo-deps collection lint changelog-lint sanity galaxy-check unit matrix e2e-versions molecule test demo bench-roll bench-traefik bench bench-scale clean
+.PHONY: help venv host host-demo demo-deps collection lint changelog-lint sanity galaxy-check unit matrix e2e-versions controllers molecule test demo bench-roll bench-traefik bench bench-scale clean
 
 help:
-	@echo "make test           - lint, changelog-lint, galaxy-check, matrix, e2e-versions, then every Molecule scenario"
+	@echo "make test           - lint, changelog-lint, galaxy-check, then matrix and e2e-versions beside every Molecule scenario"
 	@echo "make lint           - yamllint, ansible-lint (production profile), ansible-doc, antsibull-docs lint"
 	@echo "make changelog-lint - antsibull-changelog lint of the fragments and changelogs/changelog.yaml"
 	@echo "make sanity         - ansible-test sanity (Python 3.11, ansible-core of the virtualenv) on exactly what the Galaxy build ships"
@@ -115,8 +115,9 @@ unit: venv collection
 # at a time, then one table of results and times (tests/harness/matrix.sh).
 # Virtualenvs are kept in .cache/controllers/VERSION, remade when their list changes.
 MATRIX ?= 2.16.19 2.17.14 2.18.19 2.19.14 2.20.10 2.21.5
+MATRIX_RUN = ONEBOX_TRIXIE_IMAGE=$(ONEBOX_TRIXIE_IMAGE) bash tests/harness/matrix.sh $(CACHE)/logs/matrix $(MATRIX)
 matrix: venv host collection
-	ONEBOX_TRIXIE_IMAGE=$(ONEBOX_TRIXIE_IMAGE) bash tests/harness/matrix.sh $(CACHE)/logs/matrix $(MATRIX)
+	$(MATRIX_RUN)
 
 # The reference app deployed end to end to a fresh test container with the
 # oldest and the newest ansible-core of the matrix, each from its controller
@@ -124,8 +125,9 @@ matrix: venv host collection
 # --diff, deploy of a new release with the load probe, rollback, history
 # (tests/harness/e2e-versions.sh).
 E2E_VERSIONS ?= $(firstword $(MATRIX)) $(lastword $(MATRIX))
+E2E_RUN = ONEBOX_TRIXIE_IMAGE=$(ONEBOX_TRIXIE_IMAGE) bash tests/harness/e2e-versions.sh $(CACHE)/logs/e2e $(E2E_VERSIONS)
 e2e-versions: venv host collection
-	ONEBOX_TRIXIE_IMAGE=$(ONEBOX_TRIXIE_IMAGE) bash tests/harness/e2e-versions.sh $(CACHE)/logs/e2e $(E2E_VERSIONS)
+	$(E2E_RUN)
 
 # Scenarios run side by side, at most ONEBOX_MOLECULE_JOBS (3) at a time,
 # in the order of SCENARIOS (each in containers of its own; more at once on 2 cores
@@ -136,7 +138,18 @@ molecule: venv host collection
 
 # sanity and unit run in the matrix, on every declared ansible-core (the
 # project virtualenv's 2.19.14 among them).
-test: lint changelog-lint galaxy-check matrix e2e-versions molecule
+#
+# lint, changelog-lint and galaxy-check come first (a failure there ends the
+# run within minutes). Then the controllers' checks (matrix, then
+# e2e-versions: about 6 min, CPU-bound) run beside the Molecule scenarios,
+# whose first minutes are container creation and converge; one make, so
+# `host` is prepared once for both; each prints its output when it ends.
+test: lint changelog-lint galaxy-check
+	$(MAKE) -j2 --output-sync=target controllers molecule
+
+controllers: venv host collection
+	$(MATRIX_RUN)
+	$(E2E_RUN)
 
 # The demo's container, one per checkout (demos of two checkouts run side by side).
 DEMO_NAME := onebox-demo-$(shell printf %s '$(TOP)' | cksum | cut -d' ' -f1)
