@@ -12,6 +12,7 @@ from ansible_collections.onebox.deploy.plugins.plugin_utils._traefik import (
     backends,
     gate_config,
     readiness_services,
+    rejoin_urls,
     routers_match,
     servers_match,
     static_entrypoints,
@@ -37,4 +38,5 @@ class FilterModule(object):
             "traefik_static_entrypoints": static_entrypoints,
             "traefik_gate": gate_config,
             "traefik_unit_changes": unit_changes,
+            "traefik_rejoin_urls": rejoin_urls,
         }

@@ -706,6 +706,23 @@ def backends(hostvars, hosts, address_var="onebox_traefik_backend_address"):
     return out
 
 
+def rejoin_urls(sites, options, host):
+    """Readiness URLs of the sites *host* serves with at least one other host,
+    at the address and health port Traefik dials: ``http://ADDRESS:PORT/readyz``.
+    The rotation waits for each before it puts *host* back (Traefik counts a
+    new server healthy before its first check)."""
+    opts = _options(options)
+    urls = []
+    for site in sites or []:
+        if not is_routed(site) or not uses_readiness(site, opts):
+            continue
+        for name, address in site_backends(site, opts):
+            if name == host:
+                port = site["listen_port"] if site["strategy"] == "overlap" else site["health_port"]
+                urls.append("http://%s:%d%s" % (url_host(address), port, site["readiness_path"]))
+    return urls
+
+
 def readiness_services(sites, options=None):
     """Services whose health check may use the readiness path (sites on two or more hosts)."""
     opts = _options(options)

@@ -22,6 +22,7 @@ def test_filter_module_exports():
         "traefik_static_entrypoints": T.static_entrypoints,
         "traefik_gate": T.gate_config,
         "traefik_unit_changes": T.unit_changes,
+        "traefik_rejoin_urls": T.rejoin_urls,
     }
 
 

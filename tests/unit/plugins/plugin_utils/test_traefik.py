@@ -481,3 +481,16 @@ def test_unit_changes():
     result = T.unit_changes([_slurped("traefik.service", "# Managed by onebox.deploy\nSockets=traefik-web.socket\n"),
                              _slurped("traefik-web.socket", "[Socket]\nListenStream=80\n")], sockets)
     assert result == {"foreign": ["traefik-web.socket"], "rebind": [], "legacy": False}
+
+
+def test_a_host_rejoins_once_its_shared_sites_answer_readiness_where_traefik_reaches_them():
+    sites = normalize([site("blog", 8001, listen="8001", health_listen="19001", domain="blog.x.org"),
+                       site("shop", 8002, listen="8002", health_listen="19002", domain="shop.x.org"),
+                       site("solo", 8003, listen="8003", health_listen="19003", domain="solo.x.org")])
+    backends = [{"host": "web1", "address": "10.0.0.1", "sites": ["blog", "shop", "solo"]},
+                {"host": "web2", "address": "10.0.0.2", "sites": ["blog", "shop"]}]
+    options = {"backends": backends}
+    # solo runs on web1 only: its one server never leaves, so there is nothing to wait for.
+    assert T.rejoin_urls(sites, options, "web1") == ["http://10.0.0.1:19001/readyz", "http://10.0.0.1:19002/readyz"]
+    assert T.rejoin_urls(sites, options, "web2") == ["http://10.0.0.2:19001/readyz", "http://10.0.0.2:19002/readyz"]
+    assert T.rejoin_urls(sites, {}, "web1") == []
