@@ -84,13 +84,36 @@ def sites(onebox_vars):
     return onebox_vars["onebox_sites"]
 
 
-def run_playbook(extra_vars, playbook="site.yml", args=(), drop=(), unset_env=()):
+def container_address():
+    """The container's address on the scenario's network (its only one)."""
+    info = json.loads(subprocess.check_output(["podman", "inspect", CONTAINER]))[0]
+    return next(iter(info["NetworkSettings"]["Networks"].values()))["IPAddress"]
+
+
+def alias_vars(host_vars):
+    """Inventory variables of another name for the container: its connection,
+    its address resolved here (the scenario's templates it by inventory_hostname),
+    and *host_vars*."""
+    conn = connection_vars()
+    if conn["ansible_connection"] == "ssh":
+        conn["ansible_host"] = container_address()
+    else:
+        conn["ansible_host"] = CONTAINER
+    return dict(conn, **host_vars)
+
+
+def run_playbook(extra_vars, playbook="site.yml", args=(), drop=(), unset_env=(), aliases=None):
     """Run one of the collection's playbooks against the container, connected
     the way the scenario connects (SSH and sudo, or Podman); return (rc, output).
     *drop* names scenario variables to leave out of the inventory, *unset_env*
-    environment variables to leave out of the run's environment."""
+    environment variables to leave out of the run's environment. With
+    *aliases* ({name: host_vars}), the inventory holds, instead of the
+    container's own name, one host per alias, each the container itself."""
     group_vars = dict((k, v) for k, v in dict(scenario_vars(), **extra_vars).items() if k not in drop)
-    inventory = {"onebox": {"hosts": {CONTAINER: connection_vars()}, "vars": group_vars}}
+    hosts = {CONTAINER: connection_vars()}
+    if aliases is not None:
+        hosts = dict((name, alias_vars(host_vars)) for name, host_vars in aliases.items())
+    inventory = {"onebox": {"hosts": hosts, "vars": group_vars}}
     with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as handle:
         yaml.safe_dump(inventory, handle)
         path = handle.name

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import time
 
 import pytest
@@ -342,9 +343,54 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize("case,mutate,extra,expected", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
-def test_bad_input_fails_before_the_host_changes(host, sites, playbook, snapshot, case, mutate, extra, expected):
-    """34 kinds of bad input: each fails naming the site (or variable) and the field; the host is unchanged."""
+# The cases the host itself answers (the preflight reads its units and ports,
+# under the deploy lock); all the others are refused before any host is touched.
+HOST_CASES = ("foreign unit", "system unit", "port in use")
+
+
+def failures_by_host(out):
+    """{host: its `fatal: [host]: FAILED!` entry, with the indented lines under it}."""
+    blocks, current = {}, None
+    for line in out.splitlines():
+        match = re.match(r"fatal: \[([^\]]+)\]: FAILED!", line)
+        if match:
+            current = match.group(1)
+            blocks[current] = line + "\n"
+        elif current and line.startswith(" "):
+            blocks[current] += line + "\n"
+        else:
+            current = None
+    return blocks
+
+
+def test_bad_input_fails_before_the_host_changes(host, sites, playbook, snapshot):
+    """31 kinds of bad input refused before any host is touched, in one run: each case is a host of its
+    own in the inventory (another name for this container, with the case's variables); each fails
+    naming the site (or variable) and the field; the host is unchanged."""
+    cases = [c for c in BAD_INPUTS if c[0] not in HOST_CASES]
+    aliases = dict(("bad-%02d" % n, dict({"onebox_sites": mutate(sites)}, **extra))
+                   for n, (_case, mutate, extra, _expected) in enumerate(cases))
+    before = snapshot(host)
+    rc, out = playbook({}, args=["-e", "onebox_serial=100%"], aliases=aliases)
+    after = snapshot(host)
+    assert rc != 0
+    failed = failures_by_host(out)
+    for n, (case, _mutate, _extra, expected) in enumerate(cases):
+        entry = failed.get("bad-%02d" % n)
+        assert entry, (case, out[-3000:])
+        for text in expected:
+            assert text in entry, (case, text, entry)
+    assert sorted(failed) == sorted(aliases), out[-3000:]
+    assert "line1" not in out and "line2" not in out   # a secret value is never echoed
+    assert before == after
+
+
+@pytest.mark.parametrize("case,mutate,extra,expected", [c for c in BAD_INPUTS if c[0] in HOST_CASES],
+                         ids=[c[0] for c in BAD_INPUTS if c[0] in HOST_CASES])
+def test_bad_input_the_host_answers_fails_before_the_host_changes(host, sites, playbook, snapshot, case, mutate,
+                                                                   extra, expected):
+    """A unit of the site's name that onebox.deploy did not write, a system unit's name, a port in use:
+    each fails naming the site and the field; the host is unchanged."""
     host.check_output("printf '[Service]\\nExecStart=/bin/true\\n' > /etc/systemd/system/foreign.service")
     blocker = None
     if case == "port in use":
@@ -364,7 +410,6 @@ def test_bad_input_fails_before_the_host_changes(host, sites, playbook, snapshot
     assert rc != 0
     for text in expected:
         assert text in out, (text, out[-2000:])
-    assert "line1" not in out and "line2" not in out   # a secret value is never echoed
     assert before == after
 
 
