@@ -316,6 +316,10 @@ def test_traefik_sockets_never_restart_with_traefik_and_have_no_limits():
     gate = directives(units["onebox-traefik-gate@.service"])
     # The gate holds the public sockets only: the API's stays as it is.
     assert gate["Sockets"] == ["traefik-web.socket traefik-websecure.socket"] and gate["Type"] == ["oneshot"]
+    # Root, but only what the filter and reading the ACME storage's host names need.
+    assert gate["CapabilityBoundingSet"] == ["CAP_NET_ADMIN CAP_DAC_READ_SEARCH"]
+    # systemd sets O_NONBLOCK of the shared sockets as each unit says: both must keep it.
+    assert gate["NonBlocking"] == ["yes"] and directives(render_traefik())["NonBlocking"] == ["yes"]
 
 
 def test_traefik_grace_sets_the_stop_timeout():
