@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters that plan a run on the controller: the validated, normalised sites
 (once per run), the secrets for the environment files, artifact checksums,
-the roll and the rollback. The logic is ``plugin_utils/_plan.py``'s."""
+the data snapshots, the roll and the rollback. The logic is ``plugin_utils/_plan.py``'s."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -16,6 +16,7 @@ from ansible_collections.onebox.deploy.plugins.plugin_utils._plan import (
     rollback_plan,
     rollback_units,
     secret_env,
+    snapshot_plan,
 )
 
 
@@ -28,4 +29,5 @@ class FilterModule(object):
             "roll_plan": roll_plan,
             "rollback_plan": rollback_plan,
             "rollback_units": rollback_units,
+            "snapshot_plan": snapshot_plan,
         }

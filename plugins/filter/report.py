@@ -15,6 +15,7 @@ from ansible_collections.onebox.deploy.plugins.plugin_utils._report import (
     deploy_failure,
     failed_hosts,
     removal_records,
+    rollback_data_notes,
     serving,
     serving_report,
 )
@@ -30,4 +31,5 @@ class FilterModule(object):
             "serving_report": serving_report,
             "deploy_failure": deploy_failure,
             "failed_hosts": failed_hosts,
+            "rollback_data_notes": rollback_data_notes,
         }

@@ -15,7 +15,8 @@ creates a new destination it chmods it to ``0666 & ~umask`` after the rename
 (0644 under the usual umask), which would leave an environment file with
 secrets world-readable until a later chmod.
 
-Also here: appending JSON lines (audit log) and switching a symlink.
+The same discipline streams a large file (:func:`write_stream`, a restored
+database). Also here: appending JSON lines (audit log) and switching a symlink.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -35,15 +36,10 @@ def _prefix(path):
     return ".%s.onebox-" % os.path.basename(path)
 
 
-def write_file(path, content, mode=0o644, owner=0, group=0, makedirs_mode=None):
-    """Atomically replace ``path`` with ``content`` (bytes or text).
-
-    ``mode`` and ``owner``/``group`` are applied to the temporary file before
-    anything is written to it. With ``makedirs_mode`` a missing parent
-    directory is created with that mode. Returns True.
-    """
-    if not isinstance(content, bytes):
-        content = content.encode("utf-8")
+def _write_atomically(path, fill, mode, owner, group, makedirs_mode):
+    """Create a temporary file next to ``path`` (0600), set its owner and
+    ``mode``, let ``fill(fd)`` write the content, sync it and rename it over
+    ``path``."""
     directory = os.path.dirname(path) or "."
     if makedirs_mode is not None and not os.path.isdir(directory):
         os.makedirs(directory, makedirs_mode)
@@ -56,21 +52,58 @@ def write_file(path, content, mode=0o644, owner=0, group=0, makedirs_mode=None):
             if owner is not None or group is not None:
                 os.fchown(fd, -1 if owner is None else owner, -1 if group is None else group)
             os.fchmod(fd, mode)
-            view = memoryview(content)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            fill(fd)
             os.fsync(fd)
         finally:
             os.close(fd)
         os.rename(tmp, path)
-    except OSError as exc:
+    except (OSError, IOError) as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise WriteError("cannot write %s: %s" % (path, exc))
     return True
+
+
+def write_file(path, content, mode=0o644, owner=0, group=0, makedirs_mode=None):
+    """Atomically replace ``path`` with ``content`` (bytes or text).
+
+    ``mode`` and ``owner``/``group`` are applied to the temporary file before
+    anything is written to it. With ``makedirs_mode`` a missing parent
+    directory is created with that mode. Returns True.
+    """
+    if not isinstance(content, bytes):
+        content = content.encode("utf-8")
+
+    def fill(fd):
+        view = memoryview(content)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+
+    return _write_atomically(path, fill, mode, owner, group, makedirs_mode)
+
+
+def write_stream(path, source_fd, mode=0o644, owner=0, group=0, makedirs_mode=None, chunk=1 << 20):
+    """Like :func:`write_file`, with the content read from the open file
+    descriptor ``source_fd`` (from its current offset to its end), a chunk at
+    a time: a database file is never held in memory. Returns the bytes written."""
+    count = [0]
+
+    def fill(fd):
+        while True:
+            block = os.read(source_fd, chunk)
+            if not block:
+                return
+            view = memoryview(block)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            count[0] += len(block)
+
+    _write_atomically(path, fill, mode, owner, group, makedirs_mode)
+    return count[0]
 
 
 def create_file(path, content, mode=0o644, owner=0, group=0):
@@ -183,3 +216,28 @@ def remove_file(path):
         if os.path.lexists(path):
             raise
         return False
+
+
+def read_json_object(path):
+    """The JSON object in the file *path*; None when it cannot be read or holds no object."""
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except (IOError, OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def subdirectories(base):
+    """(name, path) of each directory in *base* that is neither hidden nor a symlink, in no order;
+    none when *base* cannot be read."""
+    try:
+        names = os.listdir(base)
+    except (IOError, OSError):
+        return []
+    out = []
+    for name in names:
+        path = os.path.join(base, name)
+        if not name.startswith(".") and not os.path.islink(path) and os.path.isdir(path):
+            out.append((name, path))
+    return out

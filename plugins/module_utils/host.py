@@ -23,6 +23,7 @@ from ansible_collections.onebox.deploy.plugins.module_utils.releases import (
     previous_version,
 )
 from ansible_collections.onebox.deploy.plugins.module_utils.shared import MARKER
+from ansible_collections.onebox.deploy.plugins.module_utils.snapshots import data_state, list_snapshots
 from ansible_collections.onebox.deploy.plugins.module_utils.systemd import RUNNING_STATES
 
 VENDOR_UNIT_DIRS = ("/usr/lib/systemd/system", "/lib/systemd/system", "/run/systemd/system",
@@ -310,6 +311,8 @@ class HostState(object):
                                   "(installed sha256:%s, artifact sha256:%s); bump the version, or set "
                                   "onebox_force_release: true to replace it" % (
                                       name, site.get("version"), installed[:12], wanted_sum[:12]))
+            if site.get("data"):
+                errors.extend(self.data_errors(site, info, site_dir))
             if check_accounts and site.get("user"):
                 accounts = account_state(site["user"], site.get("group") or site["user"], site_dir)
                 info.update(accounts)
@@ -317,6 +320,25 @@ class HostState(object):
             if check_ports:
                 errors.extend(self.port_errors(site, info, ports))
         return state, errors
+
+    @staticmethod
+    def data_errors(site, info, site_dir):
+        """The state of a site's declared data (``data``: whether each file
+        exists, and its bytes), and its snapshots, into *info*; errors for a
+        file that is a link, under one or not a regular file, and for a file
+        missing although a release serves (before a first release it is only
+        "not created yet")."""
+        name = site["name"]
+        state, problems = data_state(site_dir, site["data"])
+        info["data"] = state
+        info["snapshots"] = list_snapshots(site_dir)
+        errors = ["site %s: field 'data': %s" % (name, problem) for problem in problems]
+        for rel in site["data"]:
+            if rel in state and not state[rel]["exists"] and info.get("current_release"):
+                errors.append("site %s: field 'data': %s does not exist on the host, although release %s serves: "
+                              "declare the files the app writes (a file is \"not created yet\" only before a "
+                              "first release)" % (name, os.path.join(site_dir, rel), info["current_release"]))
+        return errors
 
     @staticmethod
     def port_errors(site, info, ports):

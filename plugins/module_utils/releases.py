@@ -20,33 +20,21 @@ import tarfile
 import time
 
 from ansible_collections.onebox.deploy.plugins.module_utils.artifacts import extract_bundle
-from ansible_collections.onebox.deploy.plugins.module_utils.files import point_symlink, write_file
+from ansible_collections.onebox.deploy.plugins.module_utils.files import (
+    point_symlink, read_json_object, subdirectories, write_file)
 
 METADATA = ".onebox-release.json"
 
 
 def read_metadata(release_dir):
-    try:
-        with open(os.path.join(release_dir, METADATA)) as handle:
-            data = json.load(handle)
-        return data if isinstance(data, dict) else {}
-    except (IOError, OSError, ValueError):
-        return {}
+    return read_json_object(os.path.join(release_dir, METADATA)) or {}
 
 
 def list_releases(site_dir):
     """Releases of a site, oldest installed first: dicts with ``version``,
     ``sha256`` (None when unknown) and ``installed_at`` (epoch seconds)."""
-    base = os.path.join(site_dir, "releases")
-    try:
-        names = os.listdir(base)
-    except (IOError, OSError):
-        return []
     releases = []
-    for name in names:
-        path = os.path.join(base, name)
-        if name.startswith(".") or os.path.islink(path) or not os.path.isdir(path):
-            continue
+    for name, path in subdirectories(os.path.join(site_dir, "releases")):
         meta = read_metadata(path)
         try:
             installed = float(meta.get("installed_at"))

@@ -15,6 +15,10 @@ the rollback orchestration.
 * :class:`Rollback` puts a failed unit (and with scope ``all`` the ones rolled
   before it) back on its previous release; a site installed for the first
   time is stopped, disabled and removed instead.
+* A unit with ``data`` (a rollback that restores a site's data) is not
+  restarted but stopped, its data swapped and started, with every start held
+  meanwhile (:meth:`Roller.swap_data`, ``snapshots.py``); its rollback swaps
+  the data back.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -40,6 +44,7 @@ from ansible_collections.onebox.deploy.plugins.module_utils.readiness import (
     substitute_instance,
     wait_ready,
 )
+from ansible_collections.onebox.deploy.plugins.module_utils.snapshots import DataError, DataSwap
 from ansible_collections.onebox.deploy.plugins.module_utils.systemd import (
     RUNNING_STATES,
     SHOW_PROPS,
@@ -545,6 +550,36 @@ class Roller(object):
                 self.mutate('stop', unit)
             self.mutate('restart', spec['socket'])
 
+    def swap_data(self, spec, strategy, result, undo=None, kill=False):
+        """Restore a site's data (the unit's ``data``): with every start of
+        its service held, stop it (*kill*: take it down at once), swap its
+        data files for the snapshot's (with *undo*, the result of that swap:
+        put the files it moved aside back), then start it and wait until it is
+        ready; raises RollFailed."""
+        swap = DataSwap(self.systemd, spec['data'], flock=self.module.get_bin_path('flock', required=True))
+        try:
+            if not undo:
+                swap.check()   # a snapshot that cannot be restored never stops the site
+            with swap.held():
+                for unit in strategy.service_units():
+                    if kill:
+                        self.kill_now(unit)
+                    else:
+                        self.mutate('stop', unit)
+                self.changed = True
+                if undo:
+                    result['data_undone'] = swap.undo(undo)
+                else:
+                    result['data'] = swap.apply()
+        except RollFailed:
+            raise
+        except (DataError, WriteError, OSError, SystemdError) as exc:
+            raise RollFailed('%s: data: %s' % (spec['name'], exc), unit=spec['name'])
+        if strategy.name == 'restart':
+            strategy.start(result)
+        else:
+            strategy.apply(result)
+
     def roll(self, spec):
         result = new_result(spec)
         self.results.append(result)
@@ -557,7 +592,10 @@ class Roller(object):
                 if link['changed']:
                     self.point(link['path'], link['to'])
             self.prepare(spec, strategy)
-            strategy.apply(result)
+            if spec.get('data'):
+                self.swap_data(spec, strategy, result)
+            else:
+                strategy.apply(result)
         except RollFailed as exc:
             if result['status'] == 'pending':
                 result['status'] = 'failed'
@@ -738,7 +776,12 @@ class Rollback(object):
         attempt = new_result(spec)
         try:
             strategy = self.roller.strategy(dict(spec, restart=True))
-            if failed_here and spec['strategy'] == 'restart' and self.still_runs_never_served(spec['name'], result):
+            if spec.get('data') and result.get('data'):
+                # the data this roll restored goes aside; the files it replaced come back
+                self.roller.swap_data(spec, strategy, attempt, undo=result['data'],
+                                      kill=failed_here and self.still_runs_never_served(spec['name'], result))
+                entry['data'] = attempt.get('data_undone')
+            elif failed_here and spec['strategy'] == 'restart' and self.still_runs_never_served(spec['name'], result):
                 self.roller.kill_now(spec['name'])
                 entry['killed'] = True
                 strategy.start(attempt)
@@ -807,6 +850,8 @@ def rollback_message(entries):
                 stopping = ', %.2f s of it waiting for the failed release to stop' % entry['time_to_stop']
             parts.append('rolled back %s to %s, which is serving again (ready in %.2f s%s)' % (
                 entry['name'], entry.get('version') or 'its previous release', entry['time_to_ready'], stopping))
+            if entry.get('data'):
+                parts[-1] += ' with its own data files back (the restored ones are kept in %s)' % entry['data']['aside']
         elif entry['status'] == 'skipped':
             parts.append('did not roll back %s: %s' % (entry['name'], entry.get('reason')))
         else:

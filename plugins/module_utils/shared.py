@@ -4,7 +4,8 @@
 """The one module both sides import: the controller's plugins
 (``plugin_utils``) and the modules on the host (``module_utils``).
 
-Constants, and the rules an artifact's members follow. Artifacts are
+Constants, which data snapshot a rollback restores (the controller picks it,
+the host's pruning keeps it), and the rules an artifact's members follow. Artifacts are
 untrusted, so the same rules apply on both sides: the controller refuses an
 artifact before anything on a host changes (``plugin_utils/_artifacts.py``),
 and the host checks every member again as it unpacks (``artifacts.py``):
@@ -30,6 +31,15 @@ MARKER = "Managed by onebox.deploy"
 
 #: Mode bits kept from an artifact: no set-id/sticky bit, no group/other write.
 MODE_MASK = 0o755
+
+
+def restore_source(snapshots, target):
+    """The data snapshot to restore when the release *target* serves again:
+    the newest of *snapshots* (oldest first, each with ``from_version``)
+    taken when *target* was replaced, so the data as *target* left it; None
+    when there is none."""
+    found = [s for s in snapshots or [] if s.get("from_version") == target]
+    return found[-1] if found else None
 
 
 class ArtifactError(ValueError):
@@ -101,4 +111,5 @@ def escapes(links, name, max_hops=40):
     return False
 
 
-__all__ = ["MARKER", "MODE_MASK", "ArtifactError", "escapes", "member_kind", "member_problem", "norm_member"]
+__all__ = ["MARKER", "MODE_MASK", "ArtifactError", "escapes", "member_kind", "member_problem", "norm_member",
+           "restore_source"]

@@ -38,7 +38,10 @@ options:
     description:
       - Normalised sites, as in the C(sites) of the P(onebox.deploy.site_plan#filter) filter's result.
       - Read are C(name), C(version), C(listen), C(listen_port), C(health_port), C(instances), C(service_units),
-        C(site_dir), C(user), C(group), C(command_argv0) and C(sha256).
+        C(site_dir), C(user), C(group), C(command_argv0), C(sha256) and C(data).
+      - Each file of a site's C(data) (relative to its C(site_dir)) that is a symbolic link, lies under one, or is
+        not a regular file is an error naming the site and the field C(data); so is one that does not exist while a
+        release of the site serves (before a first release it is reported as not created yet).
       - An absolute C(command_argv0) (the site's C(command) names a program of the host) that is missing or not
         executable on the host is an error naming the site and the field C(command).
     type: list
@@ -124,6 +127,8 @@ sites:
     - Per site state found on the host, keyed by site name.
     - C(ready_history) (with O(audit_log)) lists the site's latest deploys and rollbacks that came ready, oldest first,
       each as C([time_to_ready_s, time_to_stop_s]) (the second null in records written before it was recorded).
+    - For a site with C(data), C(data) tells per declared file whether it exists and its bytes (with its C(-wal)), and
+      C(snapshots) lists the site's snapshots, oldest first (see M(onebox.deploy.snapshots)).
   returned: always
   type: dict
   sample:
@@ -140,6 +145,10 @@ sites:
       unit_files: [blog.socket, blog.service]
       units_verified: ok
       ready_history: [[1.42, 0.11], [1.38, 0.09]]
+      data: {shared/app.db: {exists: true, bytes: 105005056}}
+      snapshots: [{name: 20261207T014500Z-1.4.1-to-1.4.2, path: /srv/onebox/blog/snapshots/20261207T014500Z-1.4.1-to-1.4.2,
+                   from_version: 1.4.1, to_version: 1.4.2, taken_at: 1796608700.1, files: [shared/app.db],
+                   not_created: [], bytes: 105005056, seconds: 0.41}]
 errors:
   description: The conflicts found; the module fails when this is not empty.
   returned: always

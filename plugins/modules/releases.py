@@ -20,6 +20,10 @@ description:
   - V(pruned) deletes all but the newest O(keep) releases, and never the release C(current) points to or the one
     installed before it (the target of a rollback). Leftovers of interrupted or forced installs
     (C(releases/.<version>.partial), C(releases/.<version>.replaced-*)) are removed too.
+  - V(pruned) also keeps only the newest O(keep) data snapshots of the site (C(<site_dir>/snapshots/), see
+    M(onebox.deploy.snapshots)), and never the one a data rollback of the current release would restore (the newest
+    taken when the release installed before it was replaced); leftovers of interrupted snapshots go too. The files a
+    data restore moved aside (C(<site_dir>/aside/)) are never deleted.
 author: onebox.deploy contributors (!UNKNOWN)
 attributes:
   check_mode:
@@ -57,7 +61,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 sites:
-  description: With O(site_dirs), the result for each directory (its C(releases), C(current), C(previous), C(removed)).
+  description:
+    - With O(site_dirs), the result for each directory (its C(releases), C(current), C(previous), C(removed),
+      C(snapshots_removed)).
   returned: with O(site_dirs)
   type: dict
 releases:
@@ -79,6 +85,11 @@ removed:
   returned: with O(site_dir)
   type: list
   elements: str
+snapshots_removed:
+  description: Data snapshots deleted (or, in check mode, that would be), by name.
+  returned: with O(site_dir)
+  type: list
+  elements: str
 """
 
 import os
@@ -91,6 +102,7 @@ from ansible_collections.onebox.deploy.plugins.module_utils.releases import (
     previous_version,
     prune_plan,
 )
+from ansible_collections.onebox.deploy.plugins.module_utils.snapshots import prune as prune_snapshots
 
 
 def handle(module, site_dir):
@@ -98,7 +110,7 @@ def handle(module, site_dir):
     releases = list_releases(site_dir)
     current = current_version(site_dir)
     result = dict(changed=False, releases=releases, current=current,
-                  previous=previous_version(releases, current), removed=[])
+                  previous=previous_version(releases, current), removed=[], snapshots_removed=[])
     if module.params["state"] == "listed":
         return result, None
     base = os.path.join(site_dir, "releases")
@@ -116,6 +128,12 @@ def handle(module, site_dir):
                 shutil.rmtree(path)
             except OSError as exc:
                 return result, "releases of %s: cannot delete %s: %s" % (site_dir, path, exc)
+    try:
+        result["snapshots_removed"] = prune_snapshots(site_dir, module.params["keep"], result["previous"],
+                                                      check_mode=module.check_mode)
+    except OSError as exc:
+        return result, "snapshots of %s: cannot delete: %s" % (site_dir, exc)
+    result["changed"] = result["changed"] or bool(result["snapshots_removed"])
     return result, None
 
 

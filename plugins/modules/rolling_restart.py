@@ -164,6 +164,54 @@ options:
           - A rollback does not put the previous socket back.
         type: bool
         default: false
+      data:
+        description:
+          - Restore the site's data from a snapshot as this unit is rolled (the rollback playbook with
+            C(onebox_rollback_data)). Instead of a restart, every start of the unit's service is held (a runtime
+            drop-in under C(/run/systemd/system) makes each start wait for a lock the module holds, so a connection
+            on the socket cannot start it meanwhile), the service is stopped, the live files of O(units[].data.files)
+            and their C(-wal), C(-shm) and C(-journal) are moved to C(<site_dir>/aside/<time>-written-by-<release>/)
+            (never deleted), the snapshot's copies are written in their place (owner and mode as the replaced
+            files), the hold ends and the service is started and waited for.
+          - When the unit then does not come ready and is rolled back (see O(rollback)), the same hold and stop, the
+            restored files go aside too and the moved files come back before the previous release starts.
+          - See C(plugins/module_utils/snapshots.py) and the collection's C(docs/data.md).
+        type: dict
+        suboptions:
+          site:
+            description: The site's name (names the hold's lock, C(/run/onebox/data-<site>.lock)).
+            type: str
+            required: true
+          site_dir:
+            description: The site's directory; O(units[].data.files) are relative to it.
+            type: path
+            required: true
+          user:
+            description: The site's user, who owns the directory the moved files go to.
+            type: str
+            required: true
+          group:
+            description: The site's group; defaults to the user's name.
+            type: str
+          unit_file:
+            description: The service's unit file, V(blog.service) or V(blog@.service); its drop-in holds the starts.
+            type: str
+            required: true
+          files:
+            description: The site's declared data, relative to O(units[].data.site_dir), for example V(shared/app.db).
+            type: list
+            elements: str
+            required: true
+          snapshot:
+            description: The snapshot's directory (with its C(snapshot.json)).
+            type: path
+            required: true
+          written_by:
+            description: The release that wrote the files being replaced; names their directory under C(aside/).
+            type: str
+          target:
+            description: The release that serves the restored data.
+            type: str
   rollback:
     description:
       - What to do when a unit does not come ready.
@@ -414,6 +462,16 @@ results:
       type: dict
       sample: {path: /srv/onebox/blog/current, from: /srv/onebox/blog/releases/1.0.0,
                to: /srv/onebox/blog/releases/1.1.0, changed: true, reverted: false}
+    data:
+      description:
+        - With O(units[].data), what the swap did; V(snapshot) restored, V(aside) the directory the replaced files
+          went to (V(moved), from V(moved_from)), V(restored) the files written with their bytes, V(not_created) the
+          files the snapshot records as absent (moved aside, not written), V(kept) declared files the snapshot does
+          not know (left alone), V(seconds) the swap's time.
+      type: dict
+      sample: {snapshot: /srv/onebox/blog/snapshots/20261207T014500Z-1.0.0-to-2.0.0,
+               aside: /srv/onebox/blog/aside/20261207T020000Z-written-by-2.0.0,
+               restored: [{path: shared/app.db, bytes: 105005056}], seconds: 0.52}
 probe:
   description: Load probe statistics.
   returned: when O(probe) is given and not in check mode
@@ -516,6 +574,11 @@ rollback:
     release:
       description: Status V(removed), the release directory that is kept (O(units[].link_target)).
       type: str
+    data:
+      description:
+        - A unit with O(units[].data) whose swap is undone, what the undo did; V(aside) the directory the restored
+          files went to, V(returned) the files put back in place.
+      type: dict
 journal:
   description: Last journal lines of the unit that did not come ready.
   returned: on failure of a unit
@@ -551,6 +614,17 @@ def main():
         stop_timeout=dict(type='float'),
         stop_units=dict(type='list', elements='str', default=[]),
         restart_socket=dict(type='bool', default=False),
+        data=dict(type='dict', options=dict(
+            site=dict(type='str', required=True),
+            site_dir=dict(type='path', required=True),
+            user=dict(type='str', required=True),
+            group=dict(type='str'),
+            unit_file=dict(type='str', required=True),
+            files=dict(type='list', elements='str', required=True),
+            snapshot=dict(type='path', required=True),
+            written_by=dict(type='str'),
+            target=dict(type='str'),
+        )),
     )
     probe_spec = dict(
         urls=dict(type='list', elements='str', required=True),

@@ -19,6 +19,7 @@ import os
 import posixpath
 import re
 
+from ansible_collections.onebox.deploy.plugins.module_utils.shared import restore_source
 from ansible_collections.onebox.deploy.plugins.plugin_utils._artifacts import sha256_of
 from ansible_collections.onebox.deploy.plugins.plugin_utils._sites import (
     PATH_SETTINGS,
@@ -315,22 +316,76 @@ def roll_plan(sites, host, staged=None, files=None, restore=True):
     return dict(names=names, units=units, probe_timeout=probe_timeout)
 
 
-def rollback_plan(sites, preflight, to=None, restore=None):
+def snapshot_plan(sites, host):
+    """The sites whose data is snapshotted before this run's roll (the
+    ``sites`` of ``onebox.deploy.snapshots``): every selected site that
+    declares ``data`` and whose release changes (``current`` names another
+    release, or the same version is replaced with other content). *host* is
+    the ``sites`` of ``onebox.deploy.preflight``."""
+    out = []
+    for site in sites:
+        state = (host or {}).get(site["name"]) or {}
+        if not site.get("data"):
+            continue
+        current = state.get("current_release")
+        if current == site["version"] and not state.get("release_differs"):
+            continue
+        out.append(dict(name=site["name"], site_dir=site["site_dir"], user=site["user"], group=site["group"],
+                        data=list(site["data"]), from_version=current, to_version=site["version"]))
+    return out
+
+
+def rollback_cmd(name, target):
+    """The command that puts the data of *name* back as release *target* left it."""
+    return ("ansible-playbook onebox.deploy.rollback -e '{\"onebox_rollback_sites\": [\"%s\"]}' "
+            "-e onebox_rollback_to=%s -e onebox_rollback_data=true" % (name, target))
+
+
+def data_unit(site, snapshot, written_by, target):
+    """The ``data`` of a ``rolling_restart`` unit that restores *snapshot*."""
+    return dict(site=site["name"], site_dir=site["site_dir"], user=site["user"], group=site["group"],
+                unit_file=site["service_file"], files=list(site["data"]), snapshot=snapshot["path"],
+                written_by=written_by, target=target)
+
+
+def rollback_plan(sites, preflight, to=None, restore=None, data=False):
     """What a rollback does per site: the release it returns to (``to``, or
     the one installed before the current one), the ``rolling_restart`` units,
     and an error per site that cannot be rolled back.
 
     ``restore`` maps a site name to the files to put back when its rollback
     fails: a list of ``{path, backup}``, or the site's entry in the ``sites``
-    result of ``onebox.deploy.site_files`` (its ``installed``)."""
-    plan = dict(errors=[], targets={}, units=[], sites=[], unchanged=[])
+    result of ``onebox.deploy.site_files`` (its ``installed``).
+
+    For a site that declares ``data``, ``data`` (per site name) says what
+    happens to it: with *data* (``onebox_rollback_data``) the newest snapshot
+    taken when the target release was replaced is restored as the site
+    rolls (its unit's ``data``); a site already on the target release then
+    has only its data restored. Without *data* the data stays as the release
+    being undone left it, and ``data`` says so, with the command that would
+    restore the snapshot."""
+    plan = dict(errors=[], targets={}, units=[], sites=[], unchanged=[], data={})
     restore = restore_entries(restore)
+    data = data not in (False, None, "", "false", "False", "no")
     for site in sites:
         name = site["name"]
         state = (preflight or {}).get(name) or {}
         current = state.get("current_release")
         installed = [r["version"] for r in state.get("releases") or []]
         target = to or state.get("previous_release")
+        snapshot = None
+        if site.get("data") and target:
+            snapshot = restore_source(state.get("snapshots"), target)
+            plan["data"][name] = dict(files=list(site["data"]), requested=data, last_written_by=current,
+                                      target=target, snapshot=dict((k, snapshot.get(k)) for k in (
+                                          "name", "path", "from_version", "to_version", "time", "bytes"))
+                                      if snapshot else None, command=rollback_cmd(name, target))
+        if data and site.get("data") and target and current and snapshot is None and target in installed:
+            plan["errors"].append(
+                "site %s: field 'onebox_rollback_data': no snapshot of its data was taken when release %s was "
+                "replaced (snapshots: %s); roll back without onebox_rollback_data" % (
+                    name, target, ", ".join(s["name"] for s in state.get("snapshots") or []) or "none"))
+            continue
         if not current:
             plan["errors"].append("site %s: field 'onebox_rollback_sites': nothing is deployed (%s/current points "
                                   "nowhere)" % (name, site.get("site_dir")))
@@ -341,11 +396,14 @@ def rollback_plan(sites, preflight, to=None, restore=None):
         elif target not in installed:
             plan["errors"].append("site %s: field 'onebox_rollback_to': release %s is not installed (installed: %s)"
                                   % (name, target, ", ".join(installed) or "none"))
-        elif target == current:
+        elif target == current and not (data and snapshot is not None):
             plan["unchanged"].append(name)
         else:
             plan["targets"][name] = target
-            plan["units"].append(timing(roll_unit(site, True, target, restore), site, state))
+            unit = timing(roll_unit(site, True, target, restore), site, state)
+            if data and snapshot is not None:
+                unit["data"] = data_unit(site, snapshot, current, target)
+            plan["units"].append(unit)
             plan["sites"].append(dict(site, version=target))
     return plan
 
@@ -421,6 +479,7 @@ def roll_unit(site, switch_current=False, version=None, restore=None, fresh=Fals
     return unit
 
 
-__all__ = ["ROLLBACK_SCOPES", "START_GRACE_DEFAULT", "START_GRACE_FLOOR", "artifact_sums", "is_fresh", "plan_sites",
-           "restore_entries", "roll_plan", "roll_unit", "rollback_plan", "rollback_units", "root_problem",
-           "secret_env", "select_sites", "settings_errors", "stage_plan", "start_grace", "undefined_sites"]
+__all__ = ["ROLLBACK_SCOPES", "START_GRACE_DEFAULT", "START_GRACE_FLOOR", "artifact_sums", "data_unit", "is_fresh",
+           "plan_sites", "restore_entries", "roll_plan", "roll_unit", "rollback_cmd", "rollback_plan",
+           "rollback_units", "root_problem", "secret_env", "select_sites", "settings_errors", "snapshot_plan",
+           "stage_plan", "start_grace", "undefined_sites"]

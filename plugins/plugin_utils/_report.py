@@ -11,13 +11,71 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+
+from ansible_collections.onebox.deploy.plugins.plugin_utils._plan import rollback_cmd
+
 PROBE_KEYS = ("sent", "failed", "errors", "p50_ms", "p99_ms", "max_ms")
+SNAPSHOT_KEYS = ("name", "path", "bytes", "seconds", "files")
 
 
-def audit_records(result, sites, preflight, action="deploy", owner="unknown", run_id=None, targets=None):
+def megabytes(count):
+    return "%.1f MB" % ((count or 0) / 1e6)
+
+
+def new_release_ran(unit):
+    """Whether the release of a roll ran against the site's data, from its
+    ``rolling_restart`` result (None: the roll never reached it)."""
+    if unit is None:
+        return "never started"
+    if unit.get("status") == "ready" or unit.get("answered"):
+        return "started and answered requests"
+    return "started, never answered a request"
+
+
+def deploy_data(site, snapshot, unit, outcome, hooks):
+    """The ``data`` of a deploy's audit record: the snapshot taken before the
+    roll (or the files not created yet), never restored by a deploy; after a
+    roll that did not succeed, what ran against the data since the snapshot."""
+    snapshot = snapshot or {}
+    out = dict(files=list(site.get("data") or []), restored=False, not_created=list(snapshot.get("not_created") or []),
+               snapshot=dict((k, snapshot.get(k)) for k in SNAPSHOT_KEYS) if snapshot.get("taken") else None)
+    if snapshot.get("skipped"):
+        out["skipped"] = snapshot["skipped"]
+    if outcome not in ("success", "would_roll"):
+        out["before_roll_hooks"] = len(hooks or [])
+        out["new_release"] = new_release_ran(unit)
+    return out
+
+
+def rollback_data(plan, unit, entry, outcome):
+    """The ``data`` of a rollback's audit record: restored or not, from which
+    snapshot, where the replaced files went; after a failure whether the swap
+    was undone."""
+    plan = plan or {}
+    swap = (unit or {}).get("data")
+    out = dict(files=plan.get("files") or [], requested=bool(plan.get("requested")),
+               restored=bool(swap) and outcome == "success", last_written_by=plan.get("last_written_by"),
+               snapshot=plan.get("snapshot"))
+    if swap:
+        out["aside"] = swap.get("aside")
+        out["swap_seconds"] = swap.get("seconds")
+    if (entry or {}).get("data"):
+        out["undone"] = entry["data"].get("aside")
+    return out
+
+
+def audit_records(result, sites, preflight, action="deploy", owner="unknown", run_id=None, targets=None, data=None,
+                  hooks=None):
     """One record per site of a ``rolling_restart`` run over ``sites`` (in
     roll order): who, from and to which release, time to ready, the probe's
-    numbers, the outcome and, after a failure, what the rollback did."""
+    numbers, the outcome and, after a failure, what the rollback did.
+
+    For a site that declares ``data``, its record's ``data``: for a deploy
+    (*data* the ``sites`` of ``onebox.deploy.snapshots``, *hooks* the
+    ``before_roll`` hooks that ran) the snapshot taken before the roll and,
+    after a failure, what ran against the data since; for a rollback (*data*
+    the ``data`` of its plan) whether the data was restored."""
     result = result or {}
     if result.get("skipped") or not sites:
         return []
@@ -35,11 +93,12 @@ def audit_records(result, sites, preflight, action="deploy", owner="unknown", ru
             from_version=state.get("current_release"), to_version=targets.get(name) or site.get("version"),
             time_to_ready_s=None, time_to_stop_s=None, outcome="not_started", serving=state.get("current_release"),
         )
+        unit = entry = None
         if index < len(results):
             unit = results[index]
             record["time_to_ready_s"] = unit.get("time_to_ready")
             record["time_to_stop_s"] = unit.get("time_to_stop")
-            back = rollback.get(unit.get("name"))
+            back = entry = rollback.get(unit.get("name"))
             if unit.get("status") == "ready":
                 record["outcome"] = "success"
                 record["serving"] = record["to_version"]
@@ -59,11 +118,87 @@ def audit_records(result, sites, preflight, action="deploy", owner="unknown", ru
                 if back.get("status") == "ready":
                     record["outcome"] = "rolled_back"
                     record["serving"] = back.get("version")
+        if site.get("data"):
+            if action == "rollback":
+                record["data"] = rollback_data((data or {}).get(name), unit, entry, record["outcome"])
+            else:
+                record["data"] = deploy_data(site, (data or {}).get(name), unit, record["outcome"], hooks)
         if probe:
             record["probe"] = dict((k, probe.get(k)) for k in PROBE_KEYS)
         record["roll_duration_s"] = result.get("duration")
         records.append(record)
     return records
+
+
+def deploy_data_notes(records):
+    """What a failed deploy did to the data of its sites, one line each: never
+    restored by the deploy; what ran against it since the snapshot; the
+    command that puts the snapshot back."""
+    notes = []
+    for record in records or []:
+        data = record.get("data")
+        if not data or record.get("outcome") in ("success", "would_roll", "probe_failed"):
+            continue
+        ran = []
+        if data.get("before_roll_hooks"):
+            ran.append("the before_roll hooks")
+        if data.get("new_release") != "never started":
+            ran.append("%s (it %s)" % (record.get("to_version"), data.get("new_release")))
+        if not ran:
+            continue
+        files = ", ".join(data.get("files") or [])
+        snapshot = data.get("snapshot")
+        serving = record.get("serving") or record.get("from_version")
+        note = "%s: data not restored: since its snapshot, %s ran against %s" % (
+            record.get("site"), " and ".join(ran), files)
+        if serving:
+            note += ", which %s now serves as they left it" % serving
+        if snapshot and serving and record.get("from_version") == serving:
+            note += ". To put back the snapshot taken before the deploy (%s, %s): %s" % (
+                snapshot.get("path"), megabytes(snapshot.get("bytes")), rollback_cmd(record.get("site"), serving))
+        elif not snapshot:
+            note += "; no snapshot of it was taken (%s)" % ("not created yet" if data.get("not_created") else "none")
+        notes.append(note)
+    return notes
+
+
+def rollback_data_notes(plan, result=None):
+    """What a rollback did to the data of its sites, one line each: restored
+    from which snapshot and where the replaced files are, or, when it was not
+    asked for, that the data stays as the release rolled back wrote it and the
+    command that restores the snapshot."""
+    plan = plan or {}
+    units = dict((unit.get("name"), unit) for unit in (result or {}).get("results") or [])
+    notes = []
+    for site, target in sorted((plan.get("targets") or {}).items()):
+        data = (plan.get("data") or {}).get(site)
+        if not data:
+            continue
+        files = ", ".join(data.get("files") or [])
+        snapshot = data.get("snapshot") or {}
+        unit_name = next((u.get("name") for u in plan.get("units") or [] if (u.get("data") or {}).get("site") == site),
+                         None)
+        swap = (units.get(unit_name) or {}).get("data") if unit_name else None
+        if data.get("requested"):
+            if swap and (units.get(unit_name) or {}).get("status") == "ready":
+                notes.append("%s: data restored from the snapshot %s (taken when %s was replaced by %s); the files "
+                             "%s wrote are kept in %s" % (site, snapshot.get("path"), snapshot.get("from_version"),
+                                                          snapshot.get("to_version"), data.get("last_written_by"),
+                                                          swap.get("aside")))
+            continue
+        if data.get("last_written_by") == target:
+            continue
+        note = ("%s: data not restored: %s was last written by %s, the release rolled back; %s runs on it as it is"
+                % (site, files, data.get("last_written_by"), target))
+        if snapshot:
+            note += (". To restore the snapshot taken when %s was replaced (%s, %s, %s): %s (what was written since is "
+                     "moved to %s/aside/, not deleted)" % (target, snapshot.get("name"), snapshot.get("time"),
+                                                           megabytes(snapshot.get("bytes")), data.get("command"),
+                                                           os.path.dirname(os.path.dirname(snapshot.get("path")))))
+        else:
+            note += "; no snapshot of it was taken when %s was replaced, so it cannot be restored" % target
+        notes.append(note)
+    return notes
 
 
 def serving(sites, host, records=None):
@@ -77,8 +212,9 @@ def serving(sites, host, records=None):
     return out
 
 
-def deploy_failure(result, host, scope="site"):
-    """The message of a failed roll on *host*, saying what serves now."""
+def deploy_failure(result, host, scope="site", records=None):
+    """The message of a failed roll on *host*, saying what serves now and,
+    for sites with data (their audit *records*), what ran against it."""
     result = result or {}
     msg = "deploy on %s failed: %s" % (host, result.get("msg"))
     rolled = result.get("rolled") or []
@@ -88,6 +224,9 @@ def deploy_failure(result, host, scope="site"):
     if rolled and scope != "all":
         msg += (" Sites rolled before it keep their new release: %s (onebox_rollback_scope: all returns them too)."
                 % ", ".join(rolled))
+    notes = deploy_data_notes(records)
+    if notes:
+        msg += "\n" + "\n".join(notes)
     return msg
 
 
@@ -102,24 +241,49 @@ def failed_hosts(hostvars, hosts):
     return out
 
 
+def snapshot_text(entry, check_mode=False):
+    """A site's data snapshot of this run, for the report (empty without one)."""
+    if not entry:
+        return ""
+    if entry.get("would"):
+        # what the files and their -wal hold on disk: the copy is no larger
+        paths = ", ".join(f["path"] for f in entry.get("files") or [])
+        return "after a snapshot of %s (at most %s)" % (paths, megabytes(entry.get("bytes")))
+    if entry.get("taken"):
+        text = "data snapshot before it: %s in %.2f s" % (megabytes(entry.get("bytes")), entry.get("seconds") or 0)
+    else:
+        text = ""
+    if entry.get("not_created"):
+        text += "%sdata %s not created yet, nothing to snapshot" % (
+            "; " if text else "", ", ".join(entry["not_created"]))
+    if entry.get("skipped"):
+        text += "%s%s" % ("; " if text else "", entry["skipped"])
+    return text
+
+
 def serving_report(hostvars, hosts):
     """One line per host: the release each of its sites serves after the run
     (the ``serving`` of the ``onebox_deploy_result`` fact each host notes), or
     why there is none; in check mode also the release each site would roll to
-    (its ``planned``)."""
+    (its ``planned``); with the data snapshot taken (or not) before a roll
+    (its ``data``)."""
     lines = []
     for host in hosts:
         result = (hostvars[host] or {}).get("onebox_deploy_result") or {}
         serving = result.get("serving")
         planned = result.get("planned") or {}
+        data = result.get("data") or {}
         if serving is None:
             lines.append("%s: not deployed in this run (it failed before its roll, or was not reached)" % host)
             continue
         releases = []
         for name, release in sorted(serving.items()):
             text = "%s %s" % (name, release or "(nothing)")
+            snap = snapshot_text(data.get(name))
             if name in planned:
-                text += " (check mode: would roll to %s)" % planned[name]
+                text += " (check mode: would roll to %s%s)" % (planned[name], " " + snap if snap else "")
+            elif snap:
+                text += " (%s)" % snap
             releases.append(text)
         lines.append("%s: %s" % (host, ", ".join(releases) or "no sites"))
     return lines
@@ -136,6 +300,25 @@ def removal_records(removed, owner="unknown", run_id=None):
                             stopped=entry.get("stopped") or [], removed=entry.get("removed") or [],
                             account_deleted=bool(entry.get("account_deleted")), purged=entry.get("purged")))
     return records
+
+
+def data_line(action, data):
+    """The ``data`` of an audit record, for :func:`audit_line`."""
+    if action == "rollback":
+        if data.get("restored"):
+            return "data restored from %s (replaced files in %s)" % (
+                (data.get("snapshot") or {}).get("name"), data.get("aside"))
+        if data.get("undone"):
+            return "data restore undone (the restored files are in %s)" % data["undone"]
+        return "data not restored (last written by %s)" % data.get("last_written_by")
+    snapshot = data.get("snapshot")
+    text = ("snapshot %s in %s s" % (megabytes(snapshot.get("bytes")), snapshot.get("seconds")) if snapshot
+            else "no snapshot")
+    if data.get("not_created"):
+        text += " (%s not created yet)" % ", ".join(data["not_created"])
+    if data.get("new_release"):
+        text += ", data not restored (new release %s)" % data["new_release"]
+    return text
 
 
 def audit_line(record):
@@ -158,6 +341,9 @@ def audit_line(record):
     back = record.get("rollback")
     if back:
         parts.append("rollback %s to %s" % (back.get("status"), back.get("version")))
+    data = record.get("data")
+    if data:
+        parts.append(data_line(record.get("action"), data))
     probe = record.get("probe")
     if probe:
         parts.append("probe %s/%s failed, max %s ms" % (probe.get("failed"), probe.get("sent"), probe.get("max_ms")))
@@ -165,5 +351,5 @@ def audit_line(record):
     return ", ".join(parts)
 
 
-__all__ = ["PROBE_KEYS", "audit_line", "audit_records", "deploy_failure", "failed_hosts", "removal_records",
-           "serving", "serving_report"]
+__all__ = ["PROBE_KEYS", "audit_line", "audit_records", "data_line", "deploy_data_notes", "deploy_failure",
+           "failed_hosts", "removal_records", "rollback_data_notes", "serving", "serving_report", "snapshot_text"]

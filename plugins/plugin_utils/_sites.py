@@ -49,6 +49,7 @@ SITE_FIELDS = frozenset([
     "drain_timeout", "start_timeout", "ready_timeout", "restart_sec",
     "service_type", "strategy", "unit_directives", "service_directives",
     "socket_directives", "domain", "domains", "rule", "checksum", "state", "purge",
+    "data", "data_writers",
 ])
 STATES = ("present", "absent")
 SERVICE_TYPES = ("exec", "notify", "simple")
@@ -56,6 +57,13 @@ SERVICE_TYPES = ("exec", "notify", "simple")
 # overlap: template <name>@.service; instances named after their health port
 # (health_listen port and the next one) share the socket; see docs/units.md.
 STRATEGIES = ("restart", "overlap")
+#: ``data_writers``: ``one`` (default) when only one process may write the
+#: site's data at a time (a SQLite file), ``many`` when the app allows two.
+DATA_WRITERS = ("one", "many")
+#: A declared data path: inside the site's shared/ directory, plain names only.
+DATA_PATH_RE = re.compile(r"^shared(/[A-Za-z0-9_+-][A-Za-z0-9._+-]*)+$")
+#: Files SQLite keeps next to a database; declared data names the database itself.
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 #: Site fields whose default is a role setting of the same name with the
 #: ``onebox_`` prefix (``backlog`` <- ``onebox_backlog``). The values live in
 #: roles/site/defaults/main.yml only; the normaliser takes them as settings.
@@ -386,6 +394,38 @@ class SiteCheck(object):
                     self.error(field, "%s is also set in %s; set it in one of them" % (key, keys[key]))
                 keys.setdefault(key, field)
 
+    def check_data(self, default_strategy):
+        """``data`` (the site's SQLite files, snapshotted before each roll that
+        changes its release) and ``data_writers``; a site whose data allows one
+        writer may not overlap two processes."""
+        site = self.site
+        data = site.get("data")
+        paths = []
+        if data not in (None, []):
+            if not isinstance(data, list):
+                self.error("data", "must be a list of paths inside the site's shared/ directory, "
+                           "such as [shared/app.db], got %s" % kind_of(data))
+                data = []
+            for path in data:
+                if not isinstance(path, str) or not DATA_PATH_RE.match(path) or ".." in path.split("/"):
+                    self.error("data", "%r is not a path inside shared/: give it relative to the site's directory, "
+                               "such as shared/app.db (letters, digits, '.', '_', '+', '-'; no part that starts with '.')"
+                               % (path,))
+                elif path.endswith(SQLITE_COMPANIONS):
+                    self.error("data", "%r is a file SQLite keeps next to a database; name the database itself "
+                               "(its -wal and -shm files go with it)" % path)
+                elif path in paths:
+                    self.error("data", "names %s twice" % path)
+                else:
+                    paths.append(path)
+        writers = site.get("data_writers")
+        if writers not in (None,) + DATA_WRITERS:
+            self.error("data_writers", "must be one of %s, got %r" % (", ".join(DATA_WRITERS), writers))
+        elif paths and (site.get("strategy") or default_strategy) == "overlap" and writers != "many":
+            self.error("strategy", "overlap runs the old and the new release at once for a moment, so two processes "
+                       "would write %s; a SQLite file allows one writer process at a time. Use strategy restart, "
+                       "or set data_writers: many if the app allows two writers" % ", ".join(paths))
+
     def check_settings(self):
         """The fields that override a role setting: paths, numbers, choices, directives."""
         site = self.site
@@ -465,6 +505,7 @@ def parse_sites(sites, artifact_base=None, check_artifacts=True, default_strateg
         check.check_env()
         check.check_account()
         check.check_settings()
+        check.check_data(default_strategy)
         parsed[index] = dict(addresses=addresses, argv=argv, artifact=artifact)
     return errors, parsed
 
@@ -522,6 +563,8 @@ def normalize_site(site, defaults, artifact_base=None, parsed=None):
     # arguments and the target's journal would show them); only their names do.
     # The environment file template reads them from onebox_sites directly.
     out["secret_env_keys"] = sorted(str(k) for k in (out.pop("secret_env", None) or {}))
+    out["data"] = list(out.get("data") or [])
+    out["data_writers"] = out.get("data_writers") or "one"
     artifact = parsed.get("artifact") or {}
     path = artifact.get("path") or resolve_artifact(out["artifact"], artifact_base)
     kind = artifact.get("kind") or artifact_kind(path)
@@ -560,7 +603,7 @@ def normalize_site(site, defaults, artifact_base=None, parsed=None):
     return out
 
 
-__all__ = ["PATH_SETTINGS", "SERVICE_TYPES", "SITE_FIELDS", "SITE_SETTINGS", "STATES", "STRATEGIES",
+__all__ = ["DATA_WRITERS", "PATH_SETTINGS", "SERVICE_TYPES", "SITE_FIELDS", "SITE_SETTINGS", "STATES", "STRATEGIES",
            "WILDCARD_HOSTS", "SiteCheck", "addresses_overlap", "artifact_kind", "env_value", "format_listen",
            "ip_literal", "kind_of", "normalize_absent", "normalize_site", "parse_listen", "parse_sites",
            "resolve_artifact", "url_host", "validate_sites"]

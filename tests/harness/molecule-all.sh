@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run Molecule scenarios side by side, at most ONEBOX_MOLECULE_JOBS (3) at a
-# time, in the order given (longest first pays best); each logs to
+# time, in the order given (the order that ends the last one soonest); each logs to
 # LOGDIR/molecule-<scenario>.log. The trixie scenario runs on
 # ONEBOX_TRIXIE_IMAGE, the https scenario on ONEBOX_ACME_IMAGE. Prints every log, then one line per scenario with its
 # result and wall time; exits non-zero when a scenario failed.

@@ -107,3 +107,46 @@ def trees(tmp_path):
     a = make_tree(str(tmp_path / "one" / "blog-1.4.2"))
     b = make_tree(str(tmp_path / "two" / "elsewhere"))
     return a, b
+
+
+@pytest.fixture
+def tree_base(trees, tmp_path):
+    """The artifact base of ``trees``, with an executable file artifact ``tool`` too."""
+    tool = tmp_path / "tool"
+    tool.write_bytes(b"#!/bin/sh\nexit 0\n")
+    tool.chmod(0o755)
+    return str(tmp_path)
+
+
+def user_site(artifact="one/blog-1.4.2", command="bin/app", **kw):
+    """A site as a user writes it: blog 1.4.2 on 127.0.0.1:8001, health on 127.0.0.1:19001."""
+    out = {"name": "blog", "listen": "127.0.0.1:8001", "health_listen": "127.0.0.1:19001",
+           "version": "1.4.2", "artifact": artifact, "command": command}
+    out.update(kw)
+    return out
+
+
+def checksum_errors(errors):
+    """The errors about the field 'checksum'."""
+    return [e for e in errors if "'checksum'" in e]
+
+
+def normalized_site(name, port, version, strategy="restart", root="/srv/onebox"):
+    """A site as the planner normalises it, health on port + 10000, from /opt/artifacts."""
+    from ansible_collections.onebox.deploy.plugins.plugin_utils import _sites
+
+    raw = {"name": name, "listen": "127.0.0.1:%d" % port, "health_listen": "127.0.0.1:%d" % (port + 10000),
+           "version": version, "artifact": "/opt/artifacts/%s-%s/" % (name, version), "command": "bin/app",
+           "strategy": strategy, "root": root}
+    return _sites.normalize_site(raw, role_settings(), "/opt/artifacts")
+
+
+def sample_preflight():
+    """What preflight reports of blog, shop and wiki: their current and earlier releases."""
+    return {
+        "blog": {"current_release": "1.4.1", "previous_release": "1.4.0",
+                 "releases": [{"version": "1.3.9"}, {"version": "1.4.0"}, {"version": "1.4.1"}]},
+        "shop": {"current_release": "2.0.0", "previous_release": None, "releases": [{"version": "2.0.0"}]},
+        "wiki": {"current_release": "2.9.0", "previous_release": "2.8.0",
+                 "releases": [{"version": "2.8.0"}, {"version": "2.9.0"}]},
+    }

@@ -3,9 +3,11 @@
 import json
 import os
 import re
+import textwrap
 import time
 
 import pytest
+import yaml
 from conftest import (MAX_EXPOSURE, PROJECT, assert_past_default_start_limit, default_start_limit, exposure,
                       journal_events, print_table, process_status, public_url, site_service_units, start_paced_load,
                       stop_paced_load)
@@ -349,18 +351,31 @@ HOST_CASES = ("foreign unit", "system unit", "port in use")
 
 
 def failures_by_host(out):
-    """{host: its `fatal: [host]: FAILED!` entry, with the indented lines under it}."""
+    """{host: its `fatal: [host]: FAILED! => ...` entry, as printed and with its message decoded}.
+
+    The result is printed as JSON on one line or, with Molecule's `callback_result_format: yaml`,
+    as YAML on the indented lines under it, where a long message is folded and a quote doubled;
+    the decoded message is added so that a check reads it as the module wrote it."""
     blocks, current = {}, None
     for line in out.splitlines():
-        match = re.match(r"fatal: \[([^\]]+)\]: FAILED!", line)
+        match = re.match(r"fatal: \[([^\]]+)\]: FAILED! =>(.*)$", line)
         if match:
             current = match.group(1)
-            blocks[current] = line + "\n"
+            blocks[current] = [match.group(2)]
         elif current and line.startswith(" "):
-            blocks[current] += line + "\n"
+            blocks[current].append(line)
         else:
             current = None
-    return blocks
+    entries = {}
+    for name, lines in blocks.items():
+        printed = "\n".join(lines)
+        try:
+            result = yaml.safe_load(textwrap.dedent("\n".join(line for line in lines if line.strip())))
+        except yaml.YAMLError:
+            result = None
+        message = result.get("msg", "") if isinstance(result, dict) else ""
+        entries[name] = "%s\n%s" % (printed, message)
+    return entries
 
 
 def test_bad_input_fails_before_the_host_changes(host, sites, playbook, snapshot):
@@ -534,8 +549,12 @@ def test_never_ready_release_stops_the_roll_and_later_sites_keep_their_release(h
 
 def test_overlap_strategy_starts_new_instance_before_stopping_old(host, sites, playbook):
     """wiki switches to the overlap strategy; a deploy under load then adds far less than its warm-up."""
-    wiki = dict(next(s for s in sites if s["name"] == "wiki"), version="4.0.0",
-                strategy="overlap", health_listen="127.0.0.1:19013")
+    # A warm-up of 2 s: a restart would hold requests that long; overlap must stay far below it
+    # (half of it) also when other scenarios share the machine's two cores (with 0.7 s and a bound
+    # of 350 ms, one scheduling stall of a loaded CI machine made a 457 ms maximum).
+    warmup = 2.0
+    wiki = dict(next(s for s in sites if s["name"] == "wiki"), version="4.0.0", strategy="overlap",
+                health_listen="127.0.0.1:19013", command="bin/onebox-app --warmup %g" % warmup)
     overlap_sites = [wiki if s["name"] == "wiki" else dict(s, version="3.0.0") for s in sites]
     rc, out = playbook({"onebox_sites": overlap_sites})
     assert rc == 0, out[-3000:]
@@ -558,11 +577,11 @@ def test_overlap_strategy_starts_new_instance_before_stopping_old(host, sites, p
     since = start_paced_load(host, wiki_site)
     rc, out = playbook({"onebox_sites": [dict(wiki, version="4.1.0") if s is wiki else s for s in overlap_sites]},
                        playbook="deploy.yml")
-    rows = stop_paced_load(host, wiki_site, "overlap deploy of wiki (0.7 s warm-up) under paced load")
+    rows = stop_paced_load(host, wiki_site, "overlap deploy of wiki (%g s warm-up) under paced load" % warmup)
     assert rc == 0, out[-3000:]
     assert rows[0]["failed"] == 0 and rows[0]["requests"] > 1000, rows
-    # Restart would hold requests for the 0.7 s warm-up; overlap only for a switch.
-    assert rows[0]["max_ms"] < 350, rows
+    # Restart would hold requests for the whole warm-up; overlap only for a switch.
+    assert rows[0]["max_ms"] < warmup * 1000 / 2, rows
     assert _served(host, wiki)[0] == "4.1.0"
     events = journal_events(host, since, ["wiki@19013.service", "wiki@19014.service"])
     started_new = [t for t, u, e in events if u == "wiki@19014.service" and e == "Started"]
@@ -592,4 +611,4 @@ def test_a_deploy_shows_as_many_task_banners_for_one_site_as_for_three(sites, pl
         assert rc == 0, out[-3000:]
         banners[len(selection) or len(sites)] = len(re.findall(r"^TASK \[", out, re.M))
     print("task banners of a deploy (check mode): %s" % banners)
-    assert banners == {3: 30, 1: 30}, banners
+    assert banners == {3: 32, 1: 32}, banners

@@ -21,7 +21,7 @@ from ansible_collections.onebox.deploy.plugins.filter import plan as F
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _artifacts as A
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _plan as P
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _sites as S
-from conftest import REPO_ROOT, role_settings
+from conftest import REPO_ROOT, checksum_errors, role_settings, user_site
 
 ROLES = ("site", "traefik")
 
@@ -50,7 +50,8 @@ SITE_FIELD_SPECS = SITE_OPTIONS["onebox_sites"]["options"]
 def test_filter_module_exports():
     filters = F.FilterModule().filters()
     assert filters == {"site_plan": P.plan_sites, "secret_env": P.secret_env, "artifact_sums": P.artifact_sums,
-                       "roll_plan": P.roll_plan, "rollback_plan": P.rollback_plan, "rollback_units": P.rollback_units}
+                       "roll_plan": P.roll_plan, "rollback_plan": P.rollback_plan, "rollback_units": P.rollback_units,
+                       "snapshot_plan": P.snapshot_plan}
 
 
 def test_site_plan_is_plan_sites():
@@ -92,37 +93,18 @@ def test_artifact_sums_filter_of_raw_sites(trees, tmp_path):
 # the checksum field through site_plan (was: the site_errors filter)
 # --------------------------------------------------------------------------
 
-@pytest.fixture
-def base(trees, tmp_path):
-    tool = tmp_path / "tool"
-    tool.write_bytes(b"#!/bin/sh\nexit 0\n")
-    tool.chmod(0o755)
-    return str(tmp_path)
+def test_checksum_via_site_plan_filter(tree_base):
+    digest = A.sha256_of(os.path.join(tree_base, "one", "blog-1.4.2"))
+    assert P.plan_sites([user_site(checksum="sha256:" + digest)], role_settings(artifact_base=tree_base))["errors"] == []
+    assert len(checksum_errors(P.plan_sites([user_site(checksum="sha256:" + "f" * 64)],
+                                            role_settings(artifact_base=tree_base))["errors"])) == 1
 
 
-def site(**kw):
-    out = {"name": "blog", "listen": "127.0.0.1:8001", "health_listen": "127.0.0.1:19001",
-           "version": "1.4.2", "artifact": "one/blog-1.4.2", "command": "bin/app"}
-    out.update(kw)
-    return out
-
-
-def checksum_errors(errors):
-    return [e for e in errors if "'checksum'" in e]
-
-
-def test_checksum_via_site_plan_filter(base):
-    digest = A.sha256_of(os.path.join(base, "one", "blog-1.4.2"))
-    assert P.plan_sites([site(checksum="sha256:" + digest)], role_settings(artifact_base=base))["errors"] == []
-    assert len(checksum_errors(P.plan_sites([site(checksum="sha256:" + "f" * 64)],
-                                            role_settings(artifact_base=base))["errors"])) == 1
-
-
-def test_checksum_of_a_site_left_out_of_the_run_is_not_compared(base):
+def test_checksum_of_a_site_left_out_of_the_run_is_not_compared(tree_base):
     # Only the selected sites' artifacts are hashed (once); the others are still validated otherwise.
-    sites = [site(checksum="sha256:" + "f" * 64), site(name="shop", listen="8002", health_listen="127.0.0.1:19002")]
-    assert P.plan_sites(sites, role_settings(artifact_base=base, select="shop"))["errors"] == []
-    errors = P.plan_sites(sites, role_settings(artifact_base=base, select="blog"))["errors"]
+    sites = [user_site(checksum="sha256:" + "f" * 64), user_site(name="shop", listen="8002", health_listen="127.0.0.1:19002")]
+    assert P.plan_sites(sites, role_settings(artifact_base=tree_base, select="shop"))["errors"] == []
+    errors = P.plan_sites(sites, role_settings(artifact_base=tree_base, select="blog"))["errors"]
     assert len(checksum_errors(errors)) == 1 and errors[0].startswith("site 'blog'")
 
 
@@ -148,10 +130,15 @@ def test_rollback_scope_choices():
     assert SITE_OPTIONS["onebox_rollback_scope"]["choices"] == list(P.ROLLBACK_SCOPES)
 
 
+def test_data_writers_choices():
+    assert SITE_FIELD_SPECS["data_writers"]["choices"] == list(S.DATA_WRITERS)
+    assert SITE_FIELD_SPECS["data_writers"]["default"] == S.DATA_WRITERS[0]
+
+
 def test_every_choice_in_the_site_specs_is_checked_in_python():
     """No other option has choices that the code does not know about."""
     checked = {("onebox_sites", "service_type"), ("onebox_sites", "strategy"), ("onebox_sites", "state"),
-               ("onebox_service_type",),
+               ("onebox_sites", "data_writers"), ("onebox_service_type",),
                ("onebox_strategy",), ("onebox_rollback_scope",)}
     found = set()
     for spec in specs("site").values():
@@ -211,6 +198,6 @@ def test_every_documented_option_has_a_role_default(role):
             assert option.get("default") == known[name], (role, entry_point, name)
 
 
-def test_secret_values_are_never_in_a_site_plan(base):
-    result = P.plan_sites([site(secret_env={"K": "hunter2"})], role_settings(artifact_base=base))
+def test_secret_values_are_never_in_a_site_plan(tree_base):
+    result = P.plan_sites([user_site(secret_env={"K": "hunter2"})], role_settings(artifact_base=tree_base))
     assert result["errors"] == [] and "hunter2" not in json.dumps(result)

@@ -11,31 +11,17 @@ from ansible_collections.onebox.deploy.plugins.filter import plan as F
 from ansible_collections.onebox.deploy.plugins.filter import report as D
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _plan as P
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _sites as S
-from conftest import role_settings
+from conftest import normalized_site, role_settings, sample_preflight
 
 
 # --------------------------------------------------------------------------
 # sites and rolling_restart results
 # --------------------------------------------------------------------------
 
-def normalized(name, port, version, strategy="restart", root="/srv/onebox"):
-    raw = {"name": name, "listen": "127.0.0.1:%d" % port, "health_listen": "127.0.0.1:%d" % (port + 10000),
-           "version": version, "artifact": "/opt/artifacts/%s-%s/" % (name, version), "command": "bin/app",
-           "strategy": strategy, "root": root}
-    return S.normalize_site(raw, role_settings(), "/opt/artifacts")
-
-
-BLOG = normalized("blog", 8001, "1.4.2")
-SHOP = normalized("shop", 8002, "2.1.0")
-WIKI = normalized("wiki", 8003, "3.0.0", strategy="overlap")
-
-PREFLIGHT = {
-    "blog": {"current_release": "1.4.1", "previous_release": "1.4.0",
-             "releases": [{"version": "1.3.9"}, {"version": "1.4.0"}, {"version": "1.4.1"}]},
-    "shop": {"current_release": "2.0.0", "previous_release": None, "releases": [{"version": "2.0.0"}]},
-    "wiki": {"current_release": "2.9.0", "previous_release": "2.8.0",
-             "releases": [{"version": "2.8.0"}, {"version": "2.9.0"}]},
-}
+BLOG = normalized_site("blog", 8001, "1.4.2")
+SHOP = normalized_site("shop", 8002, "2.1.0")
+WIKI = normalized_site("wiki", 8003, "3.0.0", strategy="overlap")
+PREFLIGHT = sample_preflight()
 
 PROBE = {"sent": 1200, "failed": 0, "errors": {}, "p50_ms": 1.2, "p99_ms": 8.5, "max_ms": 20.1, "duration": 4.1}
 
@@ -321,3 +307,122 @@ def test_audit_line_of_a_first_deploy_says_so():
               "from_version": None, "to_version": "1.0.0", "time_to_ready_s": 0.5, "outcome": "success"}
     assert D.audit_line(record) == "t deploy hello (first deploy) -> 1.0.0: success, ready in 0.5 s, by alice@vm (run r)"
     assert "None" not in D.audit_line(record)
+
+
+# --------------------------------------------------------------------------
+# data: the audit records of a site with declared data, the messages, the report
+# --------------------------------------------------------------------------
+
+NOTES = S.normalize_site({"name": "notes", "listen": "127.0.0.1:8201", "version": "2.0.0", "artifact": "/opt/n/",
+                          "command": "bin/app", "data": ["shared/notes.db"]}, role_settings(), "/opt")
+NOTES_PREFLIGHT = {"notes": {"current_release": "1.0.0"}}
+SNAP = dict(site="notes", taken=True, name="20261207T014500Z-1.0.0-to-2.0.0",
+            path="/srv/onebox/notes/snapshots/20261207T014500Z-1.0.0-to-2.0.0", from_version="1.0.0",
+            to_version="2.0.0", files=[dict(path="shared/notes.db", bytes=105005056, seconds=0.412)],
+            bytes=105005056, seconds=0.415, not_created=[])
+
+
+def test_a_deploy_records_its_snapshot_with_size_and_seconds():
+    record = D.audit_records({"results": [ready("notes.service")]}, [NOTES], NOTES_PREFLIGHT, "deploy", "a", "r1",
+                             None, {"notes": SNAP}, ["/hooks/migrate.yml"])[0]
+    assert record["outcome"] == "success"
+    assert record["data"] == dict(files=["shared/notes.db"], restored=False, not_created=[], snapshot=dict(
+        name=SNAP["name"], path=SNAP["path"], bytes=105005056, seconds=0.415, files=SNAP["files"]))
+    assert "snapshot 105.0 MB in 0.415 s" in D.audit_line(dict(record, time="T"))
+    # a site without data gets no data key; a first deploy names the files not created yet
+    assert "data" not in D.audit_records({"results": [ready("blog.service")]}, [BLOG], PREFLIGHT)[0]
+    first = D.audit_records({"results": [ready("notes.service")]}, [NOTES], {}, "deploy", "a", "r1", None,
+                            {"notes": dict(site="notes", taken=False, not_created=["shared/notes.db"])})[0]
+    assert first["data"]["snapshot"] is None and first["data"]["not_created"] == ["shared/notes.db"]
+    assert "no snapshot (shared/notes.db not created yet)" in D.audit_line(dict(first, time="T"))
+
+
+@pytest.mark.parametrize("unit,hooks,ran,note", [
+    (dict(failed_unit("notes.service"), answered=False), [], "started, never answered a request",
+     "since its snapshot, 2.0.0 (it started, never answered a request) ran against shared/notes.db"),
+    (dict(failed_unit("notes.service"), answered=True), ["/h.yml"], "started and answered requests",
+     "since its snapshot, the before_roll hooks and 2.0.0 (it started and answered requests) ran against "
+     "shared/notes.db"),
+    (None, ["/h.yml"], "never started", "since its snapshot, the before_roll hooks ran against shared/notes.db"),
+])
+def test_a_failed_deploy_says_what_ran_against_the_data_and_how_to_put_the_snapshot_back(unit, hooks, ran, note):
+    result = {"failed": True, "msg": "rolled back", "results": [unit] if unit else [],
+              "rollback": [dict(name="notes.service", status="ready", version="1.0.0")] if unit else None}
+    records = D.audit_records(result, [NOTES], NOTES_PREFLIGHT, "deploy", "a", "r1", None, {"notes": SNAP}, hooks)
+    data = records[0]["data"]
+    assert data["restored"] is False and data["new_release"] == ran and data["before_roll_hooks"] == len(hooks)
+    msg = D.deploy_failure(result, "web1", "site", records)
+    assert ("notes: data not restored: %s, which 1.0.0 now serves as they left it. To put back the snapshot taken "
+            "before the deploy (%s, 105.0 MB): ansible-playbook onebox.deploy.rollback -e '{\"onebox_rollback_sites\": "
+            "[\"notes\"]}' -e onebox_rollback_to=1.0.0 -e onebox_rollback_data=true" % (note, SNAP["path"])) in msg, msg
+    assert "data not restored (new release %s)" % ran in D.audit_line(dict(records[0], time="T"))
+
+
+def test_a_failed_deploy_that_never_touched_the_data_has_no_data_note():
+    result = {"failed": True, "msg": "x", "results": [failed_unit("blog.service")]}
+    records = D.audit_records(result, [BLOG, NOTES], {"blog": {}, "notes": {"current_release": "1.0.0"}}, "deploy",
+                              "a", "r1", None, {"notes": SNAP}, [])
+    assert records[1]["data"]["new_release"] == "never started"
+    assert "data not restored" not in D.deploy_failure(result, "web1", "site", records)
+
+
+def back_plan(requested):
+    plan = P.rollback_plan([NOTES], {"notes": {
+        "current_release": "2.0.0", "previous_release": "1.0.0",
+        "releases": [{"version": "1.0.0"}, {"version": "2.0.0"}],
+        "snapshots": [dict(SNAP, time="20261207T014500Z", taken_at=1.0)]}}, None, None, requested)
+    assert plan["errors"] == []
+    return plan
+
+
+def test_a_rollback_without_data_says_who_wrote_it_and_how_to_restore_it():
+    plan = back_plan(False)
+    result = {"results": [dict(ready("notes.service"))]}
+    assert D.rollback_data_notes(plan, result) == [
+        "notes: data not restored: shared/notes.db was last written by 2.0.0, the release rolled back; 1.0.0 runs on "
+        "it as it is. To restore the snapshot taken when 1.0.0 was replaced (20261207T014500Z-1.0.0-to-2.0.0, "
+        "20261207T014500Z, 105.0 MB): ansible-playbook onebox.deploy.rollback -e '{\"onebox_rollback_sites\": "
+        "[\"notes\"]}' -e onebox_rollback_to=1.0.0 -e onebox_rollback_data=true (what was written since is moved to "
+        "/srv/onebox/notes/aside/, not deleted)"]
+    record = D.audit_records(result, plan["sites"], {"notes": {"current_release": "2.0.0"}}, "rollback", "a", "r2",
+                             plan["targets"], plan["data"])[0]
+    assert record["data"]["requested"] is False and record["data"]["restored"] is False
+    assert record["data"]["last_written_by"] == "2.0.0"
+    assert "data not restored (last written by 2.0.0)" in D.audit_line(dict(record, time="T"))
+
+
+def test_a_rollback_with_data_says_where_the_replaced_files_are():
+    plan = back_plan(True)
+    swap = dict(snapshot=SNAP["path"], aside="/srv/onebox/notes/aside/20261207T020000Z-written-by-2.0.0",
+                restored=[dict(path="shared/notes.db", bytes=105005056)], seconds=0.61)
+    result = {"results": [dict(ready("notes.service"), data=swap)]}
+    assert D.rollback_data_notes(plan, result) == [
+        "notes: data restored from the snapshot %s (taken when 1.0.0 was replaced by 2.0.0); the files 2.0.0 wrote "
+        "are kept in %s" % (SNAP["path"], swap["aside"])]
+    record = D.audit_records(result, plan["sites"], {"notes": {"current_release": "2.0.0"}}, "rollback", "a", "r2",
+                             plan["targets"], plan["data"])[0]
+    assert record["outcome"] == "success"
+    assert record["data"]["restored"] is True and record["data"]["aside"] == swap["aside"]
+    assert record["data"]["snapshot"]["name"] == SNAP["name"] and record["data"]["swap_seconds"] == 0.61
+    assert "data restored from %s (replaced files in %s)" % (SNAP["name"], swap["aside"]) in D.audit_line(
+        dict(record, time="T"))
+    # the release did not come ready: the swap was undone, the record says so
+    failed = {"failed": True, "results": [dict(failed_unit("notes.service"), data=swap)],
+              "rollback": [dict(name="notes.service", status="ready", version="2.0.0",
+                                data=dict(aside="/srv/onebox/notes/aside/x-written-by-1.0.0-failed"))]}
+    record = D.audit_records(failed, plan["sites"], {"notes": {"current_release": "2.0.0"}}, "rollback", "a", "r3",
+                             plan["targets"], plan["data"])[0]
+    assert record["data"]["restored"] is False and record["data"]["undone"].endswith("-failed")
+    assert "data restore undone" in D.audit_line(dict(record, time="T"))
+
+
+def test_the_report_shows_the_snapshot_and_in_check_mode_what_would_be_taken():
+    hostvars = {"web1": {"onebox_deploy_result": {"serving": {"notes": "2.0.0"}, "data": {"notes": SNAP}}},
+                "web2": {"onebox_deploy_result": {"serving": {"notes": "1.0.0"}, "planned": {"notes": "2.0.0"},
+                                                  "data": {"notes": dict(SNAP, taken=False, would=True)}}},
+                "web3": {"onebox_deploy_result": {"serving": {"notes": "1.0.0"}, "data": {"notes": dict(
+                    site="notes", taken=False, not_created=["shared/notes.db"])}}}}
+    assert D.serving_report(hostvars, ["web1", "web2", "web3"]) == [
+        "web1: notes 2.0.0 (data snapshot before it: 105.0 MB in 0.41 s)",
+        "web2: notes 1.0.0 (check mode: would roll to 2.0.0 after a snapshot of shared/notes.db (at most 105.0 MB))",
+        "web3: notes 1.0.0 (data shared/notes.db not created yet, nothing to snapshot)"]

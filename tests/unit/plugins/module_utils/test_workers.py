@@ -5,6 +5,8 @@ loop, and the sampling thread, on real processes where it matters."""
 
 from __future__ import absolute_import, division, print_function
 
+__metaclass__ = type
+
 import subprocess
 import sys
 import time

@@ -505,3 +505,52 @@ def test_each_site_reads_its_ready_history_from_the_audit_log(tmp_path):
     # only the tail is read: a cut first line is skipped, the newest records count
     tail = H.ready_history(str(log), ["blog", "shop"], keep=2, tail=len(log.read_text()) - 5)
     assert tail == {"blog": [[7.0, 0.1], [2.5, None]], "shop": [[9.0, None]]}
+
+
+# --------------------------------------------------------------------------
+# declared data
+# --------------------------------------------------------------------------
+
+def data_site(tmp_path, current):
+    site_dir = tmp_path / "srv" / "blog"
+    (site_dir / "shared").mkdir(parents=True)
+    (site_dir / "releases" / "1.0.0").mkdir(parents=True)
+    if current:
+        os.symlink(str(site_dir / "releases" / "1.0.0"), str(site_dir / "current"))
+    return site_dir
+
+
+def test_a_data_file_not_created_yet_is_fine_before_a_first_release(tmp_path):
+    data_site(tmp_path, current=False)
+    failed, res = run_preflight_with(tmp_path, data=["shared/app.db"])
+    assert not failed, res.get("msg")
+    assert res["sites"]["blog"]["data"] == {"shared/app.db": {"exists": False, "bytes": 0}}
+    assert res["sites"]["blog"]["snapshots"] == []
+
+
+def test_a_data_file_missing_while_a_release_serves_is_an_error(tmp_path):
+    site_dir = data_site(tmp_path, current=True)
+    failed, res = run_preflight_with(tmp_path, data=["shared/app.db"])
+    assert failed
+    assert res["errors"] == [
+        "site blog: field 'data': %s/shared/app.db does not exist on the host, although release 1.0.0 serves: "
+        "declare the files the app writes (a file is \"not created yet\" only before a first release)" % site_dir]
+
+
+def test_a_data_file_that_is_a_link_is_an_error(tmp_path):
+    site_dir = data_site(tmp_path, current=True)
+    (tmp_path / "elsewhere.db").write_text("")
+    os.symlink(str(tmp_path / "elsewhere.db"), str(site_dir / "shared" / "app.db"))
+    failed, res = run_preflight_with(tmp_path, data=["shared/app.db"])
+    assert failed and len(res["errors"]) == 1
+    assert res["errors"][0].startswith("site blog: field 'data': shared/app.db: %s/shared/app.db is a symbolic link"
+                                       % site_dir)
+
+
+def test_an_existing_data_file_is_reported_with_its_size(tmp_path):
+    site_dir = data_site(tmp_path, current=True)
+    (site_dir / "shared" / "app.db").write_bytes(b"x" * 4096)
+    (site_dir / "shared" / "app.db-wal").write_bytes(b"y" * 100)
+    failed, res = run_preflight_with(tmp_path, data=["shared/app.db"])
+    assert not failed, res.get("msg")
+    assert res["sites"]["blog"]["data"] == {"shared/app.db": {"exists": True, "bytes": 4196}}

@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
 
 import pytest
@@ -128,3 +129,25 @@ def test_module_prune_rejects_keep_below_one(site, keep):
     assert "keep must be >= 1" in res['msg']
     assert str(site) in res['msg']
     assert listing(site) == before
+
+
+def make_snapshot(site_dir, name, from_version, taken_at):
+    path = site_dir / "snapshots" / name
+    path.mkdir(parents=True)
+    (path / "snapshot.json").write_text(json.dumps(dict(from_version=from_version, to_version="x", taken_at=taken_at)))
+    return path
+
+
+def test_module_prune_keeps_the_newest_snapshots_and_the_one_a_data_rollback_needs(site):
+    # current r6, previous r5: the snapshot taken when r5 was replaced is kept however old it is
+    for i, from_version in enumerate(["r1", "r5", "r2", "r3", "r4"]):
+        make_snapshot(site, "s%d" % i, from_version, NOW + i)
+    (site / "snapshots" / ".s9.partial-x").mkdir()
+    failed, res = run_module(releases_module, dict(site_dirs=[str(site)], state="pruned", keep=2))
+    assert not failed, res.get('msg')
+    assert res['sites'][str(site)]['snapshots_removed'] == ["s0", "s2"]
+    assert sorted(os.listdir(str(site / "snapshots"))) == ["s1", "s3", "s4"]
+    aside = site / "aside" / "x-written-by-r6"
+    aside.mkdir(parents=True)
+    failed, res = run_module(releases_module, dict(site_dir=str(site), state="pruned", keep=1))
+    assert res['snapshots_removed'] == ["s3"] and aside.is_dir()        # what a restore moved aside stays

@@ -1441,15 +1441,9 @@ while True:
 """
 
 
-def test_workers_that_keep_dying_fail_the_unit_at_once(servers, fake, monkeypatch):
-    """The master lives, systemd sees an active unit, the public socket queues:
-    only the worker churn in the unit's cgroup tells, and it tells at once."""
+def crash_loop_master(fake, monkeypatch):
+    """Start CRASH_LOOP; the worker watch reads its process and children as the unit's cgroup."""
     from ansible_collections.onebox.deploy.plugins.module_utils import workers
-    import socket as _socket
-    listener = _socket.socket()
-    listener.bind(('127.0.0.1', 0))
-    listener.listen(64)
-    url = 'http://127.0.0.1:%d' % listener.getsockname()[1]
     master = subprocess.Popen([sys.executable, '-c', CRASH_LOOP])
     fake.procs.append(master)
 
@@ -1461,6 +1455,18 @@ def test_workers_that_keep_dying_fail_the_unit_at_once(servers, fake, monkeypatc
             return set()
     monkeypatch.setattr(workers, 'procs_path', lambda group, roots=None: group and '/fake/cgroup.procs')
     monkeypatch.setattr(workers, 'read_pids', children)
+    return master
+
+
+def test_workers_that_keep_dying_fail_the_unit_at_once(servers, fake, monkeypatch):
+    """The master lives, systemd sees an active unit, the public socket queues:
+    only the worker churn in the unit's cgroup tells, and it tells at once."""
+    import socket as _socket
+    listener = _socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(64)
+    url = 'http://127.0.0.1:%d' % listener.getsockname()[1]
+    master = crash_loop_master(fake, monkeypatch)
     fake.unit('blog.service', ActiveState='active', SubState='running')
 
     def restart(f, unit):
@@ -1484,7 +1490,6 @@ def test_a_failed_release_that_never_served_and_still_runs_is_killed_not_drained
     """A pre-fork master whose workers keep dying served nothing: the rollback kills it (in a crash loop
     gunicorn 20.1 may never finish its drain). A master that exited already leaves nothing to kill, and
     one that answered (503) is stopped the usual way, with its drain."""
-    from ansible_collections.onebox.deploy.plugins.module_utils import workers
     app = HealthApp()
     link, target = _releases(tmp_path, 'blog')
     app.route('/readyz', _ready_on_v1(link))
@@ -1493,17 +1498,7 @@ def test_a_failed_release_that_never_served_and_still_runs_is_killed_not_drained
     if case == 'answered 503':
         servers(app, port)                    # answers 503 for v2, 200 for v1
     fake.with_process('blog.service')
-    master = subprocess.Popen([sys.executable, '-c', CRASH_LOOP])
-    fake.procs.append(master)
-
-    def children(_path):
-        try:
-            with open('/proc/%d/task/%d/children' % (master.pid, master.pid)) as handle:
-                return set([master.pid] + [int(p) for p in handle.read().split()])
-        except (IOError, OSError):
-            return set()
-    monkeypatch.setattr(workers, 'procs_path', lambda group, roots=None: group and '/fake/cgroup.procs')
-    monkeypatch.setattr(workers, 'read_pids', children)
+    master = crash_loop_master(fake, monkeypatch)
     calls = []
 
     def restart(f, unit):
@@ -1529,8 +1524,12 @@ def test_a_failed_release_that_never_served_and_still_runs_is_killed_not_drained
         f.default_start(f, unit)
     fake.on('start', 'blog.service', start)
 
+    # The churn must be seen before the ready timeout: 4 worker exits sampled every 0.05 s took
+    # longer than 0.6 s on a machine under load (status 'timeout'); a release that answers 503
+    # is only given up at its timeout, so that case keeps it short.
+    timeout = 0.6 if case == 'answered 503' else 5
     failed, res, _took = run_module(module_args([dict(
-        name='blog.service', readiness_url=url, timeout=0.6, link=link, link_target=target,
+        name='blog.service', readiness_url=url, timeout=timeout, link=link, link_target=target,
         restore=_site_files(tmp_path, 'blog'))], rollback='site'), fake)
 
     assert failed
@@ -1547,3 +1546,108 @@ def test_a_failed_release_that_never_served_and_still_runs_is_killed_not_drained
     else:
         assert res['results'][0]['answered'] is (case == 'answered 503')
         assert verbs == ['restart', 'restart'] and 'killed' not in res['rollback'][0]
+
+
+# --------------------------------------------------------------------------
+# a rollback that restores data (units[].data)
+# --------------------------------------------------------------------------
+
+def _data_site(tmp_path, monkeypatch):
+    """notes serving v2 on its own data (content 'v2 data'), a snapshot taken when v1 was replaced ('v1 data')."""
+    import grp
+    import json
+    import pwd
+    from ansible_collections.onebox.deploy.plugins.module_utils import snapshots as D
+    monkeypatch.setattr(D, 'RUNTIME_DIR', str(tmp_path / 'run'))
+    site = tmp_path / 'notes'
+    for version in ('v1', 'v2'):
+        (site / 'releases' / version).mkdir(parents=True)
+    os.symlink(str(site / 'releases' / 'v2'), str(site / 'current'))
+    (site / 'shared').mkdir()
+    (site / 'shared' / 'notes.db').write_text('v2 data')
+    (site / 'shared' / 'notes.db-wal').write_text('v2 wal')
+    snap = site / 'snapshots' / 'S-v1-to-v2'
+    (snap / 'shared').mkdir(parents=True)
+    (snap / 'shared' / 'notes.db').write_text('v1 data')
+    (snap / 'snapshot.json').write_text(json.dumps(dict(files=[dict(path='shared/notes.db')], not_created=[],
+                                                        from_version='v1', to_version='v2', taken_at=1.0)))
+    data = dict(site='notes', site_dir=str(site), user=pwd.getpwuid(os.getuid()).pw_name,
+                group=grp.getgrgid(os.getgid()).gr_name, unit_file='notes.service', files=['shared/notes.db'],
+                snapshot=str(snap), written_by='v2', target='v1')
+    return site, data
+
+
+def test_a_unit_with_data_is_stopped_swapped_and_started_with_every_start_held(servers, fake, tmp_path, monkeypatch):
+    site, data = _data_site(tmp_path, monkeypatch)
+    app = HealthApp()
+    app.route('/readyz', const(200))
+    srv = servers(app)
+    fake.with_process('notes.service')
+    held = []
+
+    def stop(f, unit):
+        dropin = tmp_path / 'run' / 'systemd' / 'system' / 'notes.service.d' / '50-onebox-data-hold.conf'
+        held.append((dropin.exists(), (site / 'shared' / 'notes.db').read_text()))
+        f.default_stop(f, unit)
+    fake.on('stop', 'notes.service', stop)
+
+    failed, res, _took = run_module(module_args([dict(
+        name='notes.service', readiness_url=srv.url('/readyz'), link=str(site / 'current'),
+        link_target=str(site / 'releases' / 'v1'), data=data)], rollback='site'), fake)
+
+    assert not failed, res['msg']
+    # held before the stop, the live data still the old one then; one stop and one start, no restart
+    assert held == [(True, 'v2 data')]
+    assert fake.mutations == [('stop', 'notes.service'), ('start', 'notes.service')]
+    assert [c for c in fake.calls if c == ['daemon-reload']] == [['daemon-reload']] * 2
+    assert (site / 'shared' / 'notes.db').read_text() == 'v1 data'
+    assert not (site / 'shared' / 'notes.db-wal').exists()
+    swap = res['results'][0]['data']
+    assert open(os.path.join(swap['aside'], 'shared', 'notes.db')).read() == 'v2 data'
+    assert open(os.path.join(swap['aside'], 'shared', 'notes.db-wal')).read() == 'v2 wal'
+    assert os.readlink(str(site / 'current')).endswith('/v1')
+    assert not (tmp_path / 'run' / 'systemd' / 'system' / 'notes.service.d').exists()
+
+
+def test_a_unit_with_data_that_does_not_come_ready_gets_its_own_data_back(servers, fake, tmp_path, monkeypatch):
+    site, data = _data_site(tmp_path, monkeypatch)
+    app = HealthApp()
+    app.route('/readyz', lambda n: 200 if os.readlink(str(site / 'current')).endswith('/v2') else 503)
+    srv = servers(app)
+    fake.with_process('notes.service')
+
+    failed, res, _took = run_module(module_args([dict(
+        name='notes.service', readiness_url=srv.url('/readyz'), link=str(site / 'current'),
+        link_target=str(site / 'releases' / 'v1'), data=data)], timeout=0.5, rollback='site'), fake)
+
+    assert failed
+    assert fake.mutations == [('stop', 'notes.service'), ('start', 'notes.service'),
+                              ('stop', 'notes.service'), ('start', 'notes.service')]
+    assert os.readlink(str(site / 'current')).endswith('/v2')
+    assert (site / 'shared' / 'notes.db').read_text() == 'v2 data'
+    assert (site / 'shared' / 'notes.db-wal').read_text() == 'v2 wal'
+    entry = res['rollback'][0]
+    assert entry['status'] == 'ready' and entry['version'] == 'v2'
+    assert open(os.path.join(entry['data']['aside'], 'shared', 'notes.db')).read() == 'v1 data'
+    assert res['msg'].startswith('rolled back notes.service to v2, which is serving again (ready in ')
+    assert 'with its own data files back (the restored ones are kept in %s)' % entry['data']['aside'] in res['msg']
+
+
+def test_a_snapshot_that_cannot_be_restored_fails_the_unit_before_it_is_stopped(servers, fake, tmp_path,
+                                                                                monkeypatch):
+    site, data = _data_site(tmp_path, monkeypatch)
+    os.unlink(os.path.join(data['snapshot'], 'shared', 'notes.db'))
+    app = HealthApp()
+    app.route('/readyz', const(200))
+    srv = servers(app)
+    fake.with_process('notes.service')
+
+    failed, res, _took = run_module(module_args([dict(
+        name='notes.service', readiness_url=srv.url('/readyz'), link=str(site / 'current'),
+        link_target=str(site / 'releases' / 'v1'), data=data)], rollback='site'), fake)
+
+    assert failed and 'notes.service: data: ' in res['msg']
+    assert ('stop', 'notes.service') not in fake.mutations
+    assert (site / 'shared' / 'notes.db').read_text() == 'v2 data'     # nothing moved
+    assert os.readlink(str(site / 'current')).endswith('/v2')
+    assert res['rollback'][0]['status'] == 'ready' and 'data' not in res['rollback'][0]

@@ -19,7 +19,7 @@ import pytest
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _artifacts as A
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _plan as P
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _sites as S
-from conftest import REPO_ROOT, role_settings
+from conftest import REPO_ROOT, normalized_site, role_settings, sample_preflight
 
 APP = "files/reference-app"   # a directory artifact of this repository, relative to REPO_ROOT
 
@@ -35,24 +35,10 @@ def plan_of(sites, **settings):
     return P.plan_sites(sites, role_settings(artifact_base=REPO_ROOT, **settings))
 
 
-def normalized(name, port, version, strategy="restart", root="/srv/onebox"):
-    raw = {"name": name, "listen": "127.0.0.1:%d" % port, "health_listen": "127.0.0.1:%d" % (port + 10000),
-           "version": version, "artifact": "/opt/artifacts/%s-%s/" % (name, version), "command": "bin/app",
-           "strategy": strategy, "root": root}
-    return S.normalize_site(raw, role_settings(), "/opt/artifacts")
-
-
-BLOG = normalized("blog", 8001, "1.4.2")
-SHOP = normalized("shop", 8002, "2.1.0")
-WIKI = normalized("wiki", 8003, "3.0.0", strategy="overlap")
-
-PREFLIGHT = {
-    "blog": {"current_release": "1.4.1", "previous_release": "1.4.0",
-             "releases": [{"version": "1.3.9"}, {"version": "1.4.0"}, {"version": "1.4.1"}]},
-    "shop": {"current_release": "2.0.0", "previous_release": None, "releases": [{"version": "2.0.0"}]},
-    "wiki": {"current_release": "2.9.0", "previous_release": "2.8.0",
-             "releases": [{"version": "2.8.0"}, {"version": "2.9.0"}]},
-}
+BLOG = normalized_site("blog", 8001, "1.4.2")
+SHOP = normalized_site("shop", 8002, "2.1.0")
+WIKI = normalized_site("wiki", 8003, "3.0.0", strategy="overlap")
+PREFLIGHT = sample_preflight()
 
 
 # --------------------------------------------------------------------------
@@ -345,7 +331,7 @@ def test_roll_plan_probe_timeout_is_the_longest_wait_of_the_rolling_sites():
 
 def test_stage_plan_sends_what_the_host_lacks_and_points_current_when_nothing_serves():
     blog, shop, wiki, tool = (dict(BLOG, sha256="a" * 64), dict(SHOP, sha256="b" * 64), dict(WIKI, sha256="c" * 64),
-                              dict(normalized("tool", 8004, "1"), sha256="d" * 64))
+                              dict(normalized_site("tool", 8004, "1"), sha256="d" * 64))
     host = {
         "blog": serving("1.4.1", release_installed=False),                                  # new release
         "shop": serving("2.1.0", release_installed=True, release_differs=False),            # already there
@@ -592,7 +578,7 @@ def test_start_grace_follows_the_site_history():
 
 
 def test_roll_and_rollback_units_carry_the_grace_and_the_stop_timeout():
-    site = normalized("blog", 8001, "2.0.0")
+    site = normalized_site("blog", 8001, "2.0.0")
     state = {"blog": {"current_release": "1.0.0", "previous_release": "0.9.0", "service_active": True,
                       "units_present": True, "releases": [{"version": "0.9.0"}, {"version": "1.0.0"}],
                       "ready_history": [[2.0, 0.5], [2.5, 0.5]]}}
@@ -614,3 +600,90 @@ def test_a_run_without_onebox_sites_fails_naming_it_and_a_misspelling():
     assert P.undefined_sites([]).endswith("in the inventory or with -e")
     # an explicit empty list is a run without sites, not an error
     assert plan_of([])["errors"] == [] and plan_of([])["sites"] == []
+
+
+# --------------------------------------------------------------------------
+# data: snapshot_plan, and rollback_plan with data
+# --------------------------------------------------------------------------
+
+NOTES = S.normalize_site({"name": "notes", "listen": "127.0.0.1:8201", "version": "2.0.0", "artifact": "/opt/n/",
+                          "command": "bin/app", "data": ["shared/notes.db"]}, role_settings(), "/opt")
+SNAPSHOTS = [
+    dict(name="20261201T100000Z-0.9.0-to-1.0.0", path="/srv/onebox/notes/snapshots/20261201T100000Z-0.9.0-to-1.0.0",
+         from_version="0.9.0", to_version="1.0.0", time="20261201T100000Z", bytes=10, taken_at=1.0),
+    dict(name="20261202T100000Z-1.0.0-to-2.0.0", path="/srv/onebox/notes/snapshots/20261202T100000Z-1.0.0-to-2.0.0",
+         from_version="1.0.0", to_version="2.0.0", time="20261202T100000Z", bytes=20, taken_at=2.0),
+    dict(name="20261203T100000Z-1.0.0-to-2.0.0", path="/srv/onebox/notes/snapshots/20261203T100000Z-1.0.0-to-2.0.0",
+         from_version="1.0.0", to_version="2.0.0", time="20261203T100000Z", bytes=30, taken_at=3.0),
+]
+NOTES_HOST = {"current_release": "2.0.0", "previous_release": "1.0.0", "snapshots": SNAPSHOTS,
+              "releases": [{"version": "0.9.0"}, {"version": "1.0.0"}, {"version": "2.0.0"}]}
+
+
+@pytest.mark.parametrize("state,expected", [
+    (serving("1.0.0"), "1.0.0"),                                  # a new release: from the serving one
+    ({"current_release": None}, None),                            # a first release
+    ({}, None),                                                   # never seen on the host
+    (serving("2.0.0", release_differs=True), "2.0.0"),            # the same version with other content
+])
+def test_snapshot_plan_takes_the_data_of_sites_whose_release_changes(state, expected):
+    plan = P.snapshot_plan([NOTES, BLOG], {"notes": state, "blog": serving("1.4.1")})
+    assert plan == [dict(name="notes", site_dir="/srv/onebox/notes", user="notes", group="notes",
+                         data=["shared/notes.db"], from_version=expected, to_version="2.0.0")]
+
+
+def test_snapshot_plan_leaves_out_sites_without_data_or_a_new_release():
+    assert P.snapshot_plan([NOTES], {"notes": serving("2.0.0")}) == []
+    assert P.snapshot_plan([BLOG], {"blog": serving("1.4.1")}) == []
+
+
+def test_rollback_plan_without_data_says_who_wrote_it_and_which_snapshot_would_restore_it():
+    plan = P.rollback_plan([NOTES], {"notes": NOTES_HOST})
+    assert plan["errors"] == [] and plan["targets"] == {"notes": "1.0.0"}
+    assert "data" not in plan["units"][0]
+    data = plan["data"]["notes"]
+    assert data["requested"] is False and data["last_written_by"] == "2.0.0" and data["target"] == "1.0.0"
+    assert data["snapshot"]["name"] == "20261203T100000Z-1.0.0-to-2.0.0"     # the newest taken when 1.0.0 left
+    assert data["command"] == ("ansible-playbook onebox.deploy.rollback -e '{\"onebox_rollback_sites\": [\"notes\"]}' "
+                               "-e onebox_rollback_to=1.0.0 -e onebox_rollback_data=true")
+
+
+def test_rollback_plan_with_data_restores_the_newest_snapshot_taken_when_the_target_was_replaced():
+    plan = P.rollback_plan([NOTES], {"notes": NOTES_HOST}, None, None, True)
+    assert plan["errors"] == []
+    unit = plan["units"][0]
+    assert unit["link_target"] == "/srv/onebox/notes/releases/1.0.0"
+    assert unit["data"] == dict(site="notes", site_dir="/srv/onebox/notes", user="notes", group="notes",
+                                unit_file="notes.service", files=["shared/notes.db"],
+                                snapshot="/srv/onebox/notes/snapshots/20261203T100000Z-1.0.0-to-2.0.0",
+                                written_by="2.0.0", target="1.0.0")
+    assert plan["data"]["notes"]["requested"] is True
+    # a named release: the snapshot taken when that one was replaced
+    plan = P.rollback_plan([NOTES], {"notes": NOTES_HOST}, "0.9.0", None, True)
+    assert plan["units"][0]["data"]["snapshot"].endswith("20261201T100000Z-0.9.0-to-1.0.0")
+
+
+def test_rollback_plan_with_data_to_the_serving_release_restores_only_the_data():
+    host = dict(NOTES_HOST, current_release="1.0.0", previous_release="0.9.0")
+    assert P.rollback_plan([NOTES], {"notes": host}, "1.0.0")["unchanged"] == ["notes"]
+    plan = P.rollback_plan([NOTES], {"notes": host}, "1.0.0", None, True)
+    assert plan["unchanged"] == [] and plan["targets"] == {"notes": "1.0.0"}
+    unit = plan["units"][0]
+    assert unit["link_target"] == "/srv/onebox/notes/releases/1.0.0"
+    assert unit["data"]["written_by"] == "1.0.0" and unit["data"]["snapshot"].endswith("-1.0.0-to-2.0.0")
+
+
+def test_rollback_plan_with_data_but_no_snapshot_is_an_error_naming_the_field():
+    host = dict(NOTES_HOST, snapshots=SNAPSHOTS[:1])
+    plan = P.rollback_plan([NOTES], {"notes": host}, None, None, True)
+    assert plan["units"] == [] and plan["errors"] == [
+        "site notes: field 'onebox_rollback_data': no snapshot of its data was taken when release 1.0.0 was replaced "
+        "(snapshots: 20261201T100000Z-0.9.0-to-1.0.0); roll back without onebox_rollback_data"]
+    # without data the same rollback goes on, and says there is nothing to restore
+    plan = P.rollback_plan([NOTES], {"notes": host})
+    assert plan["errors"] == [] and plan["data"]["notes"]["snapshot"] is None
+
+
+def test_rollback_plan_with_data_leaves_sites_without_data_as_they_were():
+    plan = P.rollback_plan([BLOG], PREFLIGHT, None, None, True)
+    assert plan["errors"] == [] and "data" not in plan["units"][0] and plan["data"] == {}

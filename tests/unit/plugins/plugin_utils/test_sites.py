@@ -17,7 +17,7 @@ from ansible_collections.onebox.deploy.plugins.plugin_utils import _artifacts as
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _plan as P
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _sites as S
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _units as U
-from conftest import role_settings
+from conftest import checksum_errors, role_settings, user_site
 
 
 @pytest.fixture
@@ -37,10 +37,7 @@ def base(tmp_path):
 
 
 def site(**kw):
-    out = {"name": "blog", "listen": "127.0.0.1:8001", "health_listen": "127.0.0.1:19001",
-           "version": "1.4.2", "artifact": "files/blog-1.4.2/", "command": "bin/blog serve"}
-    out.update(kw)
-    return out
+    return user_site(**dict(dict(artifact="files/blog-1.4.2/", command="bin/blog serve"), **kw))
 
 
 def errors(sites, base):
@@ -259,38 +256,18 @@ def test_a_link_inside_the_release_is_fine(base):
 # validate_sites: checksum
 # --------------------------------------------------------------------------
 
-@pytest.fixture
-def tree_base(trees, tmp_path):
-    """The artifact base of ``trees``, with an executable file artifact ``tool`` too."""
-    tool = tmp_path / "tool"
-    tool.write_bytes(b"#!/bin/sh\nexit 0\n")
-    tool.chmod(0o755)
-    return str(tmp_path)
-
-
-def tree_site(**kw):
-    out = {"name": "blog", "listen": "127.0.0.1:8001", "health_listen": "127.0.0.1:19001",
-           "version": "1.4.2", "artifact": "one/blog-1.4.2", "command": "bin/app"}
-    out.update(kw)
-    return out
-
-
-def checksum_errors(errors):
-    return [e for e in errors if "'checksum'" in e]
-
-
 def test_valid_site_without_checksum(tree_base):
-    assert S.validate_sites([tree_site()], tree_base) == []
+    assert S.validate_sites([user_site()], tree_base) == []
 
 
 def test_checksum_match_has_no_error(tree_base):
     digest = A.sha256_of(os.path.join(tree_base, "one", "blog-1.4.2"))
-    assert S.validate_sites([tree_site(checksum="sha256:" + digest)], tree_base) == []
+    assert S.validate_sites([user_site(checksum="sha256:" + digest)], tree_base) == []
 
 
 def test_checksum_match_for_file_artifact(tree_base):
     digest = hashlib.sha256(b"#!/bin/sh\nexit 0\n").hexdigest()
-    assert S.validate_sites([tree_site(name="tool", artifact="tool", command=None, checksum="sha256:" + digest)],
+    assert S.validate_sites([user_site(name="tool", artifact="tool", command=None, checksum="sha256:" + digest)],
                             tree_base) == []
 
 
@@ -307,7 +284,7 @@ def test_checksum_match_for_file_artifact(tree_base):
     ["sha256:" + "a" * 64],
 ])
 def test_checksum_wrong_format(tree_base, value):
-    errs = S.validate_sites([tree_site(checksum=value)], tree_base)
+    errs = S.validate_sites([user_site(checksum=value)], tree_base)
     assert len(errs) == 1, errs
     assert errs[0].startswith("site 'blog' (onebox_sites[0]): field 'checksum'")
     assert "must be sha256:<64 lowercase hex digits>" in errs[0]
@@ -316,7 +293,7 @@ def test_checksum_wrong_format(tree_base, value):
 def test_checksum_mismatch_names_site_field_and_actual_sum(tree_base):
     digest = A.sha256_of(os.path.join(tree_base, "one", "blog-1.4.2"))
     wrong = "sha256:" + "0" * 64
-    errs = S.validate_sites([tree_site(checksum=wrong)], tree_base)
+    errs = S.validate_sites([user_site(checksum=wrong)], tree_base)
     assert len(errs) == 1, errs
     err = errs[0]
     assert err.startswith("site 'blog' (onebox_sites[0]): field 'checksum'")
@@ -330,28 +307,28 @@ def test_checksum_mismatch_after_content_change(tree_base):
     pinned = "sha256:" + A.sha256_of(path)
     with open(os.path.join(path, "README"), "a") as handle:
         handle.write("changed\n")
-    errs = checksum_errors(S.validate_sites([tree_site(checksum=pinned)], tree_base))
+    errs = checksum_errors(S.validate_sites([user_site(checksum=pinned)], tree_base))
     assert len(errs) == 1
     assert "site 'blog'" in errs[0]
 
 
 def test_checksum_mismatch_in_second_site_names_that_site(tree_base):
     digest = A.sha256_of(os.path.join(tree_base, "one", "blog-1.4.2"))
-    sites = [tree_site(checksum="sha256:" + digest),
-             tree_site(name="shop", listen="8002", health_listen="127.0.0.1:19002", checksum="sha256:" + "1" * 64)]
+    sites = [user_site(checksum="sha256:" + digest),
+             user_site(name="shop", listen="8002", health_listen="127.0.0.1:19002", checksum="sha256:" + "1" * 64)]
     errs = S.validate_sites(sites, tree_base)
     assert len(errs) == 1, errs
     assert errs[0].startswith("site 'shop' (onebox_sites[1]): field 'checksum'")
 
 
 def test_checksum_not_compared_without_artifact_checks(tree_base):
-    assert S.validate_sites([tree_site(checksum="sha256:" + "0" * 64)], tree_base, check_artifacts=False) == []
-    errs = S.validate_sites([tree_site(checksum="nope")], tree_base, check_artifacts=False)
+    assert S.validate_sites([user_site(checksum="sha256:" + "0" * 64)], tree_base, check_artifacts=False) == []
+    errs = S.validate_sites([user_site(checksum="nope")], tree_base, check_artifacts=False)
     assert len(checksum_errors(errs)) == 1
 
 
 def test_checksum_of_missing_artifact_reports_only_artifact(tree_base):
-    errs = S.validate_sites([tree_site(artifact="one/missing", checksum="sha256:" + "0" * 64)], tree_base)
+    errs = S.validate_sites([user_site(artifact="one/missing", checksum="sha256:" + "0" * 64)], tree_base)
     assert checksum_errors(errs) == []
     assert any("field 'artifact'" in e and "does not exist" in e for e in errs)
 
@@ -429,3 +406,58 @@ def test_normalize_absent():
     assert S.normalize_absent({"name": "wiki", "state": "absent", "purge": True, "user": "app"}, defaults) == dict(
         name="wiki", state="absent", purge=True, user="app", group="app", site_dir="/srv/apps/wiki")
     assert S.normalize_absent({"name": "wiki", "user": "app", "group": "www"}, defaults)["group"] == "www"
+
+
+# --------------------------------------------------------------------------
+# data and data_writers
+# --------------------------------------------------------------------------
+
+def test_data_paths_inside_shared_are_fine_and_normalised(base):
+    sites = [site(data=["shared/app.db", "shared/db/queue.sqlite3"])]
+    assert errors(sites, base) == []
+    norm = S.normalize_site(sites[0], role_settings(), base)
+    assert norm["data"] == ["shared/app.db", "shared/db/queue.sqlite3"] and norm["data_writers"] == "one"
+    assert S.normalize_site(site(), role_settings(), base)["data"] == []
+
+
+@pytest.mark.parametrize("value,needle", [
+    ("shared/app.db", "must be a list of paths inside the site's shared/ directory, such as [shared/app.db], got str"),
+    ({"path": "shared/app.db"}, "got dict"),
+    (["app.db"], "'app.db' is not a path inside shared/"),
+    (["/srv/onebox/blog/shared/app.db"], "is not a path inside shared/"),
+    (["shared"], "'shared' is not a path inside shared/"),
+    (["shared/"], "is not a path inside shared/"),
+    (["shared/../etc/passwd"], "'shared/../etc/passwd' is not a path inside shared/"),
+    (["shared/./app.db"], "is not a path inside shared/"),
+    (["shared//app.db"], "is not a path inside shared/"),
+    (["shared/.hidden.db"], "no part that starts with '.'"),
+    (["shared/my app.db"], "is not a path inside shared/"),
+    (["releases/1.0/app.db"], "is not a path inside shared/"),
+    ([42], "42 is not a path inside shared/"),
+    (["shared/app.db-wal"], "'shared/app.db-wal' is a file SQLite keeps next to a database"),
+    (["shared/app.db", "shared/app.db"], "names shared/app.db twice"),
+])
+def test_bad_data_names_the_site_and_the_field(base, value, needle):
+    errs = errors([site(data=value)], base)
+    assert len(errs) == 1 and errs[0].startswith("site 'blog' (onebox_sites[0]): field 'data' "), errs
+    assert needle in errs[0], errs
+
+
+def test_data_writers_choices(base):
+    assert errors([site(data_writers="many")], base) == []
+    errs = errors([site(data_writers="two")], base)
+    assert errs == ["site 'blog' (onebox_sites[0]): field 'data_writers' must be one of one, many, got 'two'"]
+
+
+@pytest.mark.parametrize("default_strategy", ["restart", "overlap"])
+def test_overlap_with_data_of_one_writer_is_refused_with_the_reason(base, default_strategy):
+    entry = site(data=["shared/app.db"], strategy="overlap")
+    errs = S.validate_sites([entry], base, default_strategy=default_strategy)
+    assert errs == ["site 'blog' (onebox_sites[0]): field 'strategy' overlap runs the old and the new release at once "
+                    "for a moment, so two processes would write shared/app.db; a SQLite file allows one writer process "
+                    "at a time. Use strategy restart, or set data_writers: many if the app allows two writers"]
+    # the default strategy counts as the site's own
+    assert S.validate_sites([site(data=["shared/app.db"])], base, default_strategy="overlap")[0].startswith(
+        "site 'blog' (onebox_sites[0]): field 'strategy' overlap runs")
+    assert S.validate_sites([dict(entry, data_writers="many")], base, default_strategy=default_strategy) == []
+    assert S.validate_sites([site(strategy="overlap")], base) == []          # no data, no question
