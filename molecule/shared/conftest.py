@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 
 import pytest
@@ -125,6 +126,34 @@ def run_playbook(extra_vars, playbook="site.yml", args=(), drop=(), unset_env=()
     finally:
         os.unlink(path)
     return proc.returncode, proc.stdout + proc.stderr
+
+
+def failures_by_host(out):
+    """{host: its `fatal: [host]: FAILED! => ...` entry, as printed and with its message decoded}.
+
+    The result is printed as JSON on one line or, with Molecule's `callback_result_format: yaml`,
+    as YAML on the indented lines under it, where a long message is folded and a quote doubled;
+    the decoded message is added so that a check reads it as the module wrote it."""
+    blocks, current = {}, None
+    for line in out.splitlines():
+        match = re.match(r"fatal: \[([^\]]+)\]: FAILED! =>(.*)$", line)
+        if match:
+            current = match.group(1)
+            blocks[current] = [match.group(2)]
+        elif current and line.startswith(" "):
+            blocks[current].append(line)
+        else:
+            current = None
+    entries = {}
+    for name, lines in blocks.items():
+        printed = "\n".join(lines)
+        try:
+            result = yaml.safe_load(textwrap.dedent("\n".join(line for line in lines if line.strip())))
+        except yaml.YAMLError:
+            result = None
+        message = result.get("msg", "") if isinstance(result, dict) else ""
+        entries[name] = "%s\n%s" % (printed, message)
+    return entries
 
 
 @pytest.fixture(scope="session")

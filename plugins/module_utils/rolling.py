@@ -54,8 +54,9 @@ from ansible_collections.onebox.deploy.plugins.module_utils.systemd import (
 from ansible_collections.onebox.deploy.plugins.module_utils.workers import WorkerWatch
 
 #: Seconds a health request may wait while its endpoint has never answered
-#: (see :meth:`UnitWatch.poll`).
-QUEUED_TIMEOUT = 0.5
+#: (see :meth:`UnitWatch.poll`): the most a poll adds to noticing that the
+#: unit came ready or that its workers keep dying (0.5 s made it 0.6 s a poll).
+QUEUED_TIMEOUT = 0.25
 #: systemd's own stop timeout, for a unit spec that names none.
 DEFAULT_STOP_TIMEOUT = 90.0
 #: Seconds beyond a unit's stop timeout to wait for its old main process:
@@ -63,6 +64,19 @@ DEFAULT_STOP_TIMEOUT = 90.0
 STOP_MARGIN = 5.0
 #: What a poll reads of the unit: its state, and where its processes are.
 WATCH_PROPS = SHOW_PROPS + ('ControlGroup',)
+#: The suffixes of the files systemd reads at daemon-reload: unit files, and
+#: ``.conf`` drop-ins in a ``<unit>.d/`` directory.
+UNIT_SUFFIXES = ('.service', '.socket', '.timer', '.target', '.path', '.mount', '.automount', '.swap',
+                 '.slice', '.scope')
+
+
+def read_at_reload(path):
+    """Whether systemd reads *path* at daemon-reload (a unit file or a drop-in);
+    an environment file is read at each start instead, and needs none."""
+    name = os.path.basename(path)
+    if name.endswith(UNIT_SUFFIXES):
+        return True
+    return name.endswith('.conf') and os.path.basename(os.path.dirname(path)).endswith('.d')
 
 
 class RollFailed(SystemdError):
@@ -713,7 +727,9 @@ class Rollback(object):
                 restored[spec['name']] = []
                 entries.append(dict(name=spec['name'], status='failed', reason=exc.msg, restored=[]))
                 stopped = None
-            reload_needed = reload_needed or bool(restored[spec['name']])
+            # systemd rereads unit files at a daemon-reload, which takes seconds on a
+            # loaded host; an environment file is read at the start anyway
+            reload_needed = reload_needed or any(read_at_reload(p) for p in restored[spec['name']])
             if stopped is not None:
                 entry = dict(name=spec['name'], status='removed', version=None, time_to_ready=None,
                              restored=restored[spec['name']], stopped=stopped, link_removed=None,

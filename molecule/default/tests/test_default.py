@@ -2,15 +2,12 @@
 
 import json
 import os
-import re
-import textwrap
 import time
 
 import pytest
-import yaml
 from conftest import (MAX_EXPOSURE, PROJECT, assert_past_default_start_limit, default_start_limit, exposure,
-                      journal_events, print_table, process_status, public_url, site_service_units, start_paced_load,
-                      stop_paced_load)
+                      failures_by_host, journal_events, print_table, process_status, public_url, site_service_units,
+                      start_paced_load, stop_paced_load)
 
 SECRET = "onebox-molecule-secret-5f2c"
 # Every site's secret (molecule.yml): the checks below cover each of them.
@@ -348,34 +345,6 @@ BAD_INPUTS = [
 # The cases the host itself answers (the preflight reads its units and ports,
 # under the deploy lock); all the others are refused before any host is touched.
 HOST_CASES = ("foreign unit", "system unit", "port in use")
-
-
-def failures_by_host(out):
-    """{host: its `fatal: [host]: FAILED! => ...` entry, as printed and with its message decoded}.
-
-    The result is printed as JSON on one line or, with Molecule's `callback_result_format: yaml`,
-    as YAML on the indented lines under it, where a long message is folded and a quote doubled;
-    the decoded message is added so that a check reads it as the module wrote it."""
-    blocks, current = {}, None
-    for line in out.splitlines():
-        match = re.match(r"fatal: \[([^\]]+)\]: FAILED! =>(.*)$", line)
-        if match:
-            current = match.group(1)
-            blocks[current] = [match.group(2)]
-        elif current and line.startswith(" "):
-            blocks[current].append(line)
-        else:
-            current = None
-    entries = {}
-    for name, lines in blocks.items():
-        printed = "\n".join(lines)
-        try:
-            result = yaml.safe_load(textwrap.dedent("\n".join(line for line in lines if line.strip())))
-        except yaml.YAMLError:
-            result = None
-        message = result.get("msg", "") if isinstance(result, dict) else ""
-        entries[name] = "%s\n%s" % (printed, message)
-    return entries
 
 
 def test_bad_input_fails_before_the_host_changes(host, sites, playbook, snapshot):

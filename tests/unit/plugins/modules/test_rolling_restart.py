@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from ansible_collections.onebox.deploy.plugins.module_utils import readiness
+from ansible_collections.onebox.deploy.plugins.module_utils import rolling
 from ansible_collections.onebox.deploy.plugins.modules import rolling_restart
 from module_runner import invoke
 
@@ -856,6 +857,43 @@ def _rollback_units(tmp_path, srv, app, fake, names, broken):
     return units
 
 
+def test_rollback_that_restores_only_an_environment_file_needs_no_daemon_reload(servers, fake, tmp_path):
+    """A release change rewrites the site's env file (ONEBOX_VERSION), not its
+    units: the rollback puts the env file back and starts the old release,
+    without a daemon-reload (seconds on a loaded host, in the outage)."""
+    app = HealthApp()
+    srv = servers(app)
+    link, target = _releases(tmp_path, 'u1')
+    fake.with_process('u1.service')
+    app.route('/u1/readyz', _ready_on_v1(link))
+    env_file, backup = tmp_path / 'u1.env', tmp_path / 'u1.env.previous'
+    env_file.write_text('ONEBOX_VERSION=v2\n')
+    backup.write_text('ONEBOX_VERSION=v1\n')
+    unit = dict(name='u1.service', readiness_url=srv.url('/u1/readyz'), link=link, link_target=target,
+                restore=[dict(path=str(env_file), backup=str(backup))])
+
+    failed, res, _took = run_module(module_args([unit], timeout=1, rollback='site'), fake)
+
+    assert failed
+    assert res['rollback'][0]['status'] == 'ready', res['rollback']
+    assert res['rollback'][0]['restored'] == [str(env_file)]
+    assert env_file.read_text() == 'ONEBOX_VERSION=v1\n'
+    assert ['daemon-reload'] not in fake.calls
+
+
+@pytest.mark.parametrize('path,read', [
+    ('/etc/systemd/system/blog.service', True),
+    ('/etc/systemd/system/blog.socket', True),
+    ('/etc/systemd/system/blog-backup.timer', True),
+    ('/etc/systemd/system/blog.service.d/50-onebox.conf', True),
+    ('/etc/onebox/blog.env', False),
+    ('/etc/onebox/blog.conf', False),
+    ('/srv/onebox/blog/shared/app.service.json', False),
+])
+def test_read_at_reload_knows_unit_files_and_drop_ins_from_other_files(path, read):
+    assert rolling.read_at_reload(path) is read
+
+
 def test_rollback_site_restores_files_and_restarts_the_previous_release(servers, fake, tmp_path):
     app = HealthApp()
     srv = servers(app)
@@ -1323,7 +1361,6 @@ def test_ready_timeout_counts_once_the_old_process_is_gone(servers, fake):
 
 
 def test_an_old_process_that_outlives_its_stop_timeout_fails_naming_it(servers, fake, monkeypatch):
-    from ansible_collections.onebox.deploy.plugins.module_utils import rolling
     monkeypatch.setattr(rolling, 'STOP_MARGIN', 0.2)
     app = HealthApp()
     app.route('/readyz', const(200))
