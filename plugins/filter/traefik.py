@@ -10,12 +10,17 @@ __metaclass__ = type
 
 from ansible_collections.onebox.deploy.plugins.plugin_utils._traefik import (
     backends,
+    gate_config,
     readiness_services,
+    rejoin_urls,
     routers_match,
     servers_match,
+    static_entrypoints,
     traefik_dynamic,
     traefik_errors,
+    traefik_sockets,
     traefik_unit_directives,
+    unit_changes,
 )
 
 
@@ -29,4 +34,9 @@ class FilterModule(object):
             "traefik_servers_match": servers_match,
             "traefik_backends": backends,
             "traefik_readiness_services": readiness_services,
+            "traefik_sockets": traefik_sockets,
+            "traefik_static_entrypoints": static_entrypoints,
+            "traefik_gate": gate_config,
+            "traefik_unit_changes": unit_changes,
+            "traefik_rejoin_urls": rejoin_urls,
         }

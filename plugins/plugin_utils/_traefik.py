@@ -22,6 +22,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
+import ipaddress
 import os
 import re
 
@@ -38,7 +40,19 @@ MIDDLEWARE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(@[a-z][a-z0-9-]*)?$")
 ENTRYPOINT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 # The entry point Traefik reserves for its API, dashboard and ping.
 API_ENTRYPOINT = "traefik"
-SITE_OPTION_KEYS = frozenset(["entrypoints", "middlewares", "tls", "cert_resolver", "priority"])
+SITE_OPTION_KEYS = frozenset(["entrypoints", "middlewares", "tls", "cert_resolver", "priority", "redirect_https"])
+REDIRECT_MIDDLEWARE = PREFIX + "redirect-https"
+REDIRECT_SUFFIX = "-redirect"
+# Where Traefik may write: its StateDirectory (traefik.service.j2). ACME storage lives there.
+TRAEFIK_STATE_DIR = "/var/lib/traefik"
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+CHALLENGES = ("httpChallenge", "tlsChallenge", "dnsChallenge")
+# Systemd unit of the socket of an entry point (FileDescriptorName= is the entry point's name,
+# which is how Traefik maps an inherited socket to its entry point).
+SOCKET_UNIT = "traefik-%s.socket"
+# The first comment line of every file the role writes.
+MARKER = "Managed by onebox.deploy"
+GATE_UNIT = "onebox-traefik-gate@.service"
 # Status codes the retry middleware re-sends on (Traefik >= 3.7 only; idempotent
 # methods only, retryNonIdempotentMethod stays false).
 RETRY_STATUS_MIN_VERSION = (3, 7)
@@ -71,6 +85,13 @@ DEFAULT_OPTIONS = {
     "backends": [],
     # Inventory hosts whose servers are out of rotation (a host-by-host roll).
     "exclude": [],
+    # certificatesResolvers of the static configuration (install only).
+    "cert_resolvers": {},
+    # Seconds Traefik gives requests in flight on SIGTERM (lifeCycle.graceTimeOut).
+    "grace_timeout": 10,
+    # Entry points of the redirect routers of sites with redirect_https.
+    "redirect_entrypoints": ["web"],
+    "state_dir": "/var/lib/onebox-traefik",
 }
 LOOPBACK_API_RE = re.compile(r"^(127\.[0-9]+\.[0-9]+\.[0-9]+|\[::1\]|localhost):[0-9]+$")
 DYNAMIC_FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(yml|yaml)$")
@@ -99,6 +120,9 @@ def _traefik_sandbox():
 TRAEFIK_SANDBOX = _traefik_sandbox()
 # The port at the end of a Traefik address: ":80", "0.0.0.0:443", "[::]:8443/udp".
 ADDRESS_PORT_RE = re.compile(r":([0-9]{1,5})(/(tcp|udp))?$")
+# An address systemd can hold as a socket: ":PORT", "IPv4:PORT" or "[IPv6]:PORT", optionally "/tcp".
+SOCKET_ADDRESS_RE = re.compile(r"^(?:(?P<v4>[0-9.]+)|\[(?P<v6>[0-9A-Fa-f:.]+)\])?:(?P<port>[0-9]{1,5})"
+                               r"(?:/(?P<proto>[A-Za-z]+))?$")
 
 
 def parse_version(text):
@@ -238,6 +262,48 @@ def option_errors(options):
             errors.append("onebox_traefik_binary_url needs onebox_traefik_binary_checksum (sha256:<hex>)")
         elif src and not os.path.isfile(src):
             errors.append("onebox_traefik_binary_src: %s is not a file on the controller" % src)
+        errors.extend(_install_errors(opts, entrypoints))
+    redirect = opts["redirect_entrypoints"]
+    if not isinstance(redirect, list) or not redirect:
+        errors.append("onebox_traefik_redirect_entrypoints must be a non-empty list of entry point names")
+    else:
+        for name in redirect:
+            if name not in entrypoints:
+                errors.append("onebox_traefik_redirect_entrypoints: unknown entry point %r (known: %s)" % (
+                    name, ", ".join(sorted(entrypoints))))
+    return errors
+
+
+def _install_errors(opts, entrypoints):
+    """With ``onebox_traefik_install``: every entry point (and the API) can be
+    a systemd socket, the grace of a stop is bounded, the resolvers are complete."""
+    errors = []
+    for name, conf in sorted(entrypoints.items()):
+        if not isinstance(conf, dict) or not conf.get("address"):
+            continue
+        try:
+            socket_listen(conf["address"])
+        except ValueError as exc:
+            errors.append("onebox_traefik_entrypoints.%s.address: %r cannot be a systemd socket: %s" % (
+                name, conf["address"], exc))
+        transport = conf.get("transport")
+        if isinstance(transport, dict) and "lifeCycle" in transport:
+            errors.append("onebox_traefik_entrypoints.%s.transport.lifeCycle: the role sets it from "
+                          "onebox_traefik_grace_timeout, which the unit's TimeoutStopSec= covers: set that "
+                          "instead" % name)
+    try:
+        socket_listen(opts["api_listen"])
+    except ValueError as exc:
+        errors.append("onebox_traefik_api_listen: %r cannot be a systemd socket: %s" % (opts["api_listen"], exc))
+    grace = opts["grace_timeout"]
+    if isinstance(grace, bool) or not isinstance(grace, int) or not 1 <= grace <= 3600:
+        errors.append("onebox_traefik_grace_timeout must be a whole number of seconds from 1 to 3600, got %r"
+                      % (grace,))
+    errors.extend(resolver_errors(opts["cert_resolvers"], entrypoints))
+    resolvers = opts["cert_resolvers"] if isinstance(opts["cert_resolvers"], dict) else {}
+    if opts["cert_resolver"] and opts["cert_resolver"] not in resolvers:
+        errors.append("onebox_traefik_cert_resolver: unknown resolver %r (known: %s)" % (
+            opts["cert_resolver"], ", ".join(sorted(resolvers)) or "none: set onebox_traefik_cert_resolvers"))
     return errors
 
 
@@ -331,6 +397,19 @@ def traefik_errors(sites, options=None):
         resolver = site_opts.get("cert_resolver")
         if resolver and not ENTRYPOINT_RE.match(str(resolver)):
             errors.append(_err(label, "cert_resolver", "invalid resolver name %r" % (resolver,)))
+        elif resolver and opts["install"] and resolver not in (opts["cert_resolvers"] or {}):
+            errors.append(_err(label, "cert_resolver", "unknown resolver %r (known: %s)" % (
+                resolver, ", ".join(sorted(opts["cert_resolvers"] or {})) or "none")))
+        redirect = site_opts.get("redirect_https", False)
+        if not isinstance(redirect, bool):
+            errors.append(_err(label, "redirect_https", "must be true or false, got %r" % (redirect,)))
+        elif redirect and not _tls_entrypoints(site, opts):
+            errors.append(_err(label, "redirect_https", "redirects to HTTPS, but the site's router has no TLS "
+                                                        "(set tls or cert_resolver)"))
+        elif redirect and site["name"] + REDIRECT_SUFFIX in names:
+            errors.append(_err(label, "redirect_https", "its redirect router %s%s%s would be the router of site "
+                                                        "%s%s" % (PREFIX, site["name"], REDIRECT_SUFFIX,
+                                                                  site["name"], REDIRECT_SUFFIX)))
         priority = site_opts.get("priority")
         if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int) or priority < 1):
             errors.append(_err(label, "priority", "must be a whole number >= 1, got %r" % (priority,)))
@@ -416,6 +495,22 @@ def retry_middleware(opts):
     return {"retry": retry}
 
 
+def redirect_middleware(site, opts):
+    """``(name, middleware)`` that redirects to HTTPS on the port of the site's
+    first TLS entry point (no port in the URL for 443)."""
+    port = None
+    for ep in _tls_entrypoints(site, opts):
+        match = ADDRESS_PORT_RE.search(str((opts["entrypoints"].get(ep) or {}).get("address", "")))
+        if match:
+            port = match.group(1)
+            break
+    scheme = {"scheme": "https", "permanent": True}
+    if port and port != "443":
+        scheme["port"] = port
+        return "%s-%s" % (REDIRECT_MIDDLEWARE, port), {"redirectScheme": scheme}
+    return REDIRECT_MIDDLEWARE, {"redirectScheme": scheme}
+
+
 def traefik_dynamic(sites, options=None):
     """The dynamic configuration (a dict) for every routed site of ``sites``.
 
@@ -425,12 +520,22 @@ def traefik_dynamic(sites, options=None):
     opts = _options(options)
     routers = {}
     services = {}
+    middlewares = {RETRY_MIDDLEWARE: retry_middleware(opts)}
     for site in sites:
         if not is_routed(site):
             continue
-        routers[PREFIX + site["name"]] = router_for(site, opts)
+        router = router_for(site, opts)
+        routers[PREFIX + site["name"]] = router
         services[PREFIX + site["name"]] = service_for(site, opts)
-    http = {"middlewares": {RETRY_MIDDLEWARE: retry_middleware(opts)}}
+        if (opts["site_options"].get(site["name"]) or {}).get("redirect_https"):
+            name, middleware = redirect_middleware(site, opts)
+            middlewares[name] = middleware
+            redirect = {"rule": router["rule"], "entryPoints": list(opts["redirect_entrypoints"]),
+                        "service": router["service"], "middlewares": [name]}
+            if "priority" in router:
+                redirect["priority"] = router["priority"]
+            routers[PREFIX + site["name"] + REDIRECT_SUFFIX] = redirect
+    http = {"middlewares": middlewares}
     # Traefik rejects an empty "routers: {}" ("cannot be a standalone element")
     # and would then keep the previous routes: leave empty sections out.
     if routers:
@@ -439,36 +544,142 @@ def traefik_dynamic(sites, options=None):
     return {"http": http}
 
 
-def privileged_ports(options=None):
-    """Ports below 1024 that Traefik binds itself (entry points and the API), sorted."""
-    opts = _options(options)
-    addresses = [conf.get("address") for conf in (opts["entrypoints"] or {}).values() if isinstance(conf, dict)]
-    addresses.append(opts["api_listen"])
-    ports = set()
-    for address in addresses:
-        match = ADDRESS_PORT_RE.search(str(address or ""))
-        if match and int(match.group(1)) < 1024:
-            ports.add(int(match.group(1)))
-    return sorted(ports)
-
-
 def traefik_unit_directives(options=None):
     """The sandboxing directives of the installed ``traefik.service``.
 
-    :data:`TRAEFIK_SANDBOX` with CAP_NET_BIND_SERVICE (bounding set and ambient)
-    only when :func:`privileged_ports` finds a port below 1024, then
-    ``service_directives`` applied by name (see ``sites.merge_directives``).
-    Returns an ordered dict of directive to a string or a list of strings.
+    :data:`TRAEFIK_SANDBOX`, without any capability: systemd binds every entry
+    point and Traefik inherits the sockets. Then ``service_directives`` applied
+    by name (see ``_units.merge_directives``). Returns an ordered dict of
+    directive to a string or a list of strings.
     """
     opts = _options(options)
-    privileged = bool(privileged_ports(opts))
-    defaults = []
-    for key, value in TRAEFIK_SANDBOX:
-        if key == "CapabilityBoundingSet" and privileged:
-            defaults.append((key, "CAP_NET_BIND_SERVICE"))
-            key, value = "AmbientCapabilities", "CAP_NET_BIND_SERVICE"
-        defaults.append((key, value))
-    return merge_directives(defaults, opts["service_directives"])
+    return merge_directives(list(TRAEFIK_SANDBOX), opts["service_directives"])
+
+
+def socket_listen(address):
+    """``ListenStream=`` of the socket that holds a Traefik entry point address:
+    ``":443"`` -> ``"443"`` (every address, IPv4 and IPv6), ``"127.0.0.1:8080"``,
+    ``"[::1]:8080"``. Raises ``ValueError`` saying why an address cannot be a
+    systemd socket (a host name, a port outside 1-65535, UDP)."""
+    match = SOCKET_ADDRESS_RE.match(str(address or ""))
+    if not match:
+        raise ValueError("must be :PORT, IPv4:PORT or [IPv6]:PORT (systemd binds an IP address, not a host name)")
+    proto = (match.group("proto") or "tcp").lower()
+    if proto != "tcp":
+        raise ValueError("is %s: onebox.deploy holds TCP entry points only" % proto)
+    port = int(match.group("port"))
+    if not 1 <= port <= 65535:
+        raise ValueError("port %d is outside 1-65535" % port)
+    host = match.group("v4") if match.group("v4") is not None else match.group("v6")
+    if host is None:
+        return str(port)
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError("%r is not an IP address" % host)
+    if (ip.version == 4) != (match.group("v4") is not None):
+        raise ValueError("an IPv6 address needs brackets, an IPv4 address none")
+    return ("%s:%d" if ip.version == 4 else "[%s]:%d") % (ip.compressed, port)
+
+
+def traefik_sockets(options=None):
+    """The sockets systemd holds for Traefik, one per entry point and one for
+    the API (``traefik``): ``[{entrypoint, unit, listen, public}]``, sorted by
+    entry point. ``public`` is false for the API's, which the gate leaves open."""
+    opts = _options(options)
+    addresses = dict((name, conf.get("address")) for name, conf in (opts["entrypoints"] or {}).items()
+                     if isinstance(conf, dict))
+    addresses[API_ENTRYPOINT] = opts["api_listen"]
+    return [{"entrypoint": name, "unit": SOCKET_UNIT % name, "listen": socket_listen(addresses[name]),
+             "public": name != API_ENTRYPOINT} for name in sorted(addresses)]
+
+
+def static_entrypoints(options=None):
+    """``entryPoints`` of the static configuration: the user's and the API's,
+    each with ``transport.lifeCycle``: ``graceTimeOut`` from ``grace_timeout``
+    (the unit's ``TimeoutStopSec=`` covers it) and no accept grace (the gate
+    keeps new connections out while Traefik stops)."""
+    opts = _options(options)
+    entrypoints = dict(opts["entrypoints"] or {})
+    entrypoints[API_ENTRYPOINT] = {"address": opts["api_listen"]}
+    out = {}
+    for name in sorted(entrypoints):
+        conf = dict(entrypoints[name])
+        transport = dict(conf.get("transport") or {})
+        transport["lifeCycle"] = {"graceTimeOut": "%ds" % int(opts["grace_timeout"]),
+                                  "requestAcceptGraceTimeout": "0s"}
+        conf["transport"] = transport
+        out[name] = conf
+    return out
+
+
+def _tls_entrypoints(site, opts):
+    """The entry points of *site*'s router when the router has TLS, else []."""
+    site_opts = opts["site_options"].get(site["name"], {}) or {}
+    if not (site_opts.get("tls", opts["tls"]) or site_opts.get("cert_resolver", opts["cert_resolver"])):
+        return []
+    return list(site_opts.get("entrypoints", opts["router_entrypoints"]))
+
+
+def gate_config(sites, options=None):
+    """What the gate (``roles/traefik/files/onebox-traefik-gate``) checks before
+    it lets new connections in after Traefik started: the ACME storage files
+    and, per TLS entry point, the host names whose stored certificate Traefik
+    must serve (not its default one)."""
+    opts = _options(options)
+    hosts = {}
+    for site in sites or []:
+        if not is_routed(site) or site.get("rule"):
+            continue
+        for ep in _tls_entrypoints(site, opts):
+            names = hosts.setdefault(ep, [])
+            names.extend(d for d in site_domains(site) if d not in names)
+    storages = []
+    for conf in (opts["cert_resolvers"] or {}).values():
+        acme = conf.get("acme") if isinstance(conf, dict) else None
+        storage = acme.get("storage") if isinstance(acme, dict) else None
+        if storage and storage not in storages:
+            storages.append(storage)
+    return {"tls_hosts": hosts, "acme_storage": storages}
+
+
+def resolver_errors(resolvers, entrypoints):
+    """Problems in ``certificatesResolvers`` (``onebox_traefik_cert_resolvers``), each naming its field."""
+    if not isinstance(resolvers, dict):
+        return ["onebox_traefik_cert_resolvers must be a mapping of resolver name to settings"]
+    errors = []
+    for name in sorted(resolvers, key=str):
+        where = "onebox_traefik_cert_resolvers.%s" % name
+        conf = resolvers[name]
+        if not ENTRYPOINT_RE.match(str(name)):
+            errors.append("onebox_traefik_cert_resolvers: invalid resolver name %r" % (name,))
+            continue
+        acme = conf.get("acme") if isinstance(conf, dict) else None
+        if not isinstance(acme, dict):
+            errors.append("%s.acme: is required: onebox.deploy configures ACME resolvers" % where)
+            continue
+        email = acme.get("email")
+        if not email:
+            errors.append("%s.acme.email: is required: the contact address of the ACME account (the CA writes "
+                          "there about the account and its certificates)" % where)
+        elif not EMAIL_RE.match(str(email)):
+            errors.append("%s.acme.email: %r is not an e-mail address" % (where, email))
+        storage = str(acme.get("storage") or "")
+        if not storage:
+            errors.append("%s.acme.storage: is required: a file in %s (Traefik's state directory), e.g. "
+                          "%s/acme.json" % (where, TRAEFIK_STATE_DIR, TRAEFIK_STATE_DIR))
+        elif not storage.startswith(TRAEFIK_STATE_DIR + "/") or "/." in storage or storage.endswith("/"):
+            errors.append("%s.acme.storage: %r must be a file in %s, the one directory Traefik may write "
+                          "(mode 0700, owned by Traefik's user)" % (where, storage, TRAEFIK_STATE_DIR))
+        challenges = [c for c in CHALLENGES if c in acme]
+        if len(challenges) != 1:
+            errors.append("%s.acme: needs exactly one of %s, got %s" % (
+                where, ", ".join(CHALLENGES), ", ".join(challenges) or "none"))
+        http = acme.get("httpChallenge")
+        if "httpChallenge" in acme and (not isinstance(http, dict) or http.get("entryPoint") not in entrypoints):
+            errors.append("%s.acme.httpChallenge.entryPoint: must name an entry point (known: %s), got %r" % (
+                where, ", ".join(sorted(entrypoints)), http.get("entryPoint") if isinstance(http, dict) else http))
+    return errors
 
 
 def routers_match(api_routers, dynamic):
@@ -495,6 +706,23 @@ def backends(hostvars, hosts, address_var="onebox_traefik_backend_address"):
     return out
 
 
+def rejoin_urls(sites, options, host):
+    """Readiness URLs of the sites *host* serves with at least one other host,
+    at the address and health port Traefik dials: ``http://ADDRESS:PORT/readyz``.
+    The rotation waits for each before it puts *host* back (Traefik counts a
+    new server healthy before its first check)."""
+    opts = _options(options)
+    urls = []
+    for site in sites or []:
+        if not is_routed(site) or not uses_readiness(site, opts):
+            continue
+        for name, address in site_backends(site, opts):
+            if name == host:
+                port = site["listen_port"] if site["strategy"] == "overlap" else site["health_port"]
+                urls.append("http://%s:%d%s" % (url_host(address), port, site["readiness_path"]))
+    return urls
+
+
 def readiness_services(sites, options=None):
     """Services whose health check may use the readiness path (sites on two or more hosts)."""
     opts = _options(options)
@@ -513,3 +741,32 @@ def servers_match(api_services, dynamic):
             have[name] = sorted(server.get("url") for server in
                                 (service.get("loadBalancer") or {}).get("servers") or [])
     return want == have
+
+
+def unit_changes(installed, sockets):
+    """What the installed Traefik units mean for this run.
+
+    *installed* are ``ansible.builtin.slurp`` results (``item`` the unit name,
+    ``content`` base64; none for a unit that does not exist) of
+    ``traefik.service`` and of each socket of *sockets* (:func:`traefik_sockets`).
+    Returns ``{foreign, rebind, legacy}``: units at those paths that
+    onebox.deploy did not write (never to be replaced), socket units whose
+    address changes (the one change that rebinds a socket), and whether the
+    installed ``traefik.service`` binds its ports itself (written before the
+    sockets, so Traefik holds the ports the sockets are to bind)."""
+    wanted = dict((sock["unit"], sock["listen"]) for sock in sockets or [])
+    out = {"foreign": [], "rebind": [], "legacy": False}
+    for result in installed or []:
+        unit = result.get("item")
+        if not result.get("content"):
+            continue
+        text = base64.b64decode(result["content"]).decode("utf-8", "replace")
+        if MARKER not in text:
+            out["foreign"].append(unit)
+        elif unit == "traefik.service":
+            out["legacy"] = not re.search(r"^Sockets=", text, re.M)
+        elif unit in wanted:
+            match = re.search(r"^ListenStream=(.*)$", text, re.M)
+            if match and match.group(1).strip() != wanted[unit]:
+                out["rebind"].append(unit)
+    return out

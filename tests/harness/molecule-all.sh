@@ -2,7 +2,7 @@
 # Run Molecule scenarios side by side, at most ONEBOX_MOLECULE_JOBS (3) at a
 # time, in the order given (the order that ends the last one soonest); each logs to
 # LOGDIR/molecule-<scenario>.log. The trixie scenario runs on
-# ONEBOX_TRIXIE_IMAGE. Prints every log, then one line per scenario with its
+# ONEBOX_TRIXIE_IMAGE, the https scenario on ONEBOX_ACME_IMAGE. Prints every log, then one line per scenario with its
 # result and wall time; exits non-zero when a scenario failed.
 # Usage: molecule-all.sh LOGDIR SCENARIO...
 set -uo pipefail
@@ -14,6 +14,7 @@ declare -A pid_of=() began=() rcs=() took=()
 run() {
   local s=$1 image=${ONEBOX_TEST_IMAGE:-localhost/onebox-systemd:bookworm}
   [[ $s == trixie ]] && image=${ONEBOX_TRIXIE_IMAGE:-localhost/onebox-systemd:trixie}
+  [[ $s == https ]] && image=${ONEBOX_ACME_IMAGE:-localhost/onebox-systemd:bookworm-acme}
   ONEBOX_TEST_IMAGE=$image molecule test -s "$s" > "$logdir/molecule-$s.log" 2>&1
 }
 reap() {  # wait for one job to end, note its result

@@ -13,7 +13,10 @@
 # runs wrk inside the container); the image is the same.
 #
 # The image: suite ONEBOX_TEST_SUITE (default: the tag of ONEBOX_TEST_IMAGE up to
-# its first '-', else bookworm), cached as localhost/onebox-systemd:SUITE-HASH,
+# its first '-', else bookworm); a tag ending in -acme (localhost/onebox-systemd:
+# bookworm-acme, the image of the Molecule scenario https) adds Debian's ACME
+# test server pebble and stunnel4 (a TLS client in front of wrk, which checks
+# no certificate itself). Cached as localhost/onebox-systemd:SUITE-HASH,
 # where HASH covers the suite, the package list and the recipe below, so a
 # changed list builds a new image instead of reusing a stale one. That image is
 # then also tagged ONEBOX_TEST_IMAGE (default localhost/onebox-systemd:bookworm),
@@ -47,6 +50,9 @@ image_packages=(
   openssh-server sudo      # a host reached over SSH, with become
   gunicorn uvicorn nodejs  # the app servers of molecule/apps (/usr/bin/gunicorn, /usr/bin/uvicorn, /usr/bin/node)
 )
+if [[ $image == "$repo":*-acme ]]; then
+  image_packages+=(pebble stunnel4)
+fi
 # Units that make no sense in a container and slow the boot.
 masked_units=(systemd-resolved.service systemd-timesyncd.service getty@tty1.service
               apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer)

@@ -270,6 +270,66 @@ def test_a_second_deploy_against_the_group_fails_at_once_naming_the_holder(lb, h
     assert results["first"][0] == 0, results["first"][1][-3000:]
 
 
+ROTATE = """\
+- name: Take onebox-mh2 out of Traefik's rotation or put it back (onebox_roll_phase)
+  hosts: onebox-mh2
+  gather_facts: false
+  tasks:
+    - name: Validate the sites
+      ansible.builtin.import_role:
+        name: onebox.deploy.site
+        tasks_from: validate
+        rolespec_validate: false
+      vars:
+        _onebox_check_artifacts: false
+    - name: Rotate
+      ansible.builtin.include_role:
+        name: onebox.deploy.traefik
+        tasks_from: rotate
+        rolespec_validate: false
+"""
+
+
+def test_a_host_rejoins_the_rotation_only_once_its_sites_answer_readiness(lb, hosts, sites):
+    """mh2 leaves the rotation; its blog stops and comes back 4 s later. The rotation's after phase puts mh2
+    back only once blog answers /readyz at the address Traefik dials (Traefik counts a new server healthy
+    before its first check, traefik#4544): it reappears in Traefik's API after blog's first 200, not before."""
+    playbook = os.path.join(tempfile.mkdtemp(prefix="onebox-rotate-"), "rotate.yml")
+    with open(playbook, "w") as handle:
+        handle.write(ROTATE)
+    rc, out, _took = run(playbook, {"onebox_roll_phase": "before"})
+    assert rc == 0, out[-3000:]
+    mh2 = urls(["onebox-mh2"], 8001)[0]
+    mh2_ready = "http://%s:19001/readyz" % address("onebox-mh2")
+    hosts["onebox-mh2"].check_output("systemctl stop blog.socket blog.service && "
+                                     "(nohup sh -c 'sleep 4; systemctl start blog.service' >/dev/null 2>&1 &)")
+    ready_at = []
+
+    def watch_readiness():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if lb.run("curl -fsS -o /dev/null --max-time 1 %s" % mh2_ready).rc == 0:
+                ready_at.append(time.monotonic())
+                return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch_readiness, daemon=True)
+    watcher.start()
+    with Sampler(lb) as sampler:
+        began = time.monotonic()
+        rc, out, took = run(playbook, {"onebox_roll_phase": "after"})
+    watcher.join(60)
+    assert rc == 0, out[-3000:]
+    back = [t for t, now in sampler.samples if mh2 in (now.get("onebox-blog@file") or [])]
+    assert ready_at and back, (ready_at, sampler.phases("onebox-blog@file"))
+    print("\nmh2's blog ready %.2f s after the after phase began; mh2 back in Traefik's rotation after %.2f s "
+          "(the phase took %.1f s)" % (ready_at[0] - began, back[0] - began, took))
+    assert back[0] >= ready_at[0], (back[0] - began, ready_at[0] - began)
+    assert sorted(x["url"] for x in json.loads(lb.check_output(
+        "curl -fsS --max-time 5 %s/api/http/services/onebox-blog@file" % API))["loadBalancer"]["servers"]) == \
+        list(urls(SITE_HOSTS, 8001))
+
+
 def test_zz_summary():
     print_table("requests through Traefik during multi-host deploys", RESULTS,
                 ["case", "site", "requests", "failed", "non_2xx", "max_ms"])

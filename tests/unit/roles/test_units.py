@@ -107,7 +107,23 @@ def render_traefik(options=None, **variables):
     opts.update(options or {})
     assert T.option_errors(opts) == []
     return render("traefik.service.j2", _onebox_traefik_marker="Managed by onebox.deploy",
-                  _onebox_traefik_unit_directives=T.traefik_unit_directives(opts), **variables)
+                  _onebox_traefik_unit_directives=T.traefik_unit_directives(opts),
+                  _onebox_traefik_sockets=T.traefik_sockets(opts), **variables)
+
+
+def render_traefik_sockets(**variables):
+    """Every unit file of an installed Traefik: {file name: text}, rendered as the role renders them."""
+    defaults = _yaml("roles/traefik/defaults/main.yml")
+    variables = dict(defaults, **variables)
+    opts = {"entrypoints": variables["onebox_traefik_entrypoints"], "api_listen": variables["onebox_traefik_api_listen"]}
+    sockets = T.traefik_sockets(opts)
+    common = dict(variables, _onebox_traefik_marker="Managed by onebox.deploy", _onebox_traefik_sockets=sockets,
+                  _onebox_traefik_gate="/var/lib/onebox-traefik/onebox-traefik-gate")
+    out = {"traefik.service": render_traefik(**variables),
+           "onebox-traefik-gate@.service": render("onebox-traefik-gate.service.j2", **common)}
+    for sock in sockets:
+        out[sock["unit"]] = render("traefik.socket.j2", _onebox_traefik_socket=sock, **common)
+    return out
 
 
 def directives(text, section="Service"):
@@ -256,18 +272,20 @@ def test_socket_unit_is_unchanged_by_the_sandbox():
     assert "ProtectSystem" not in unit
 
 
-@pytest.mark.parametrize("entrypoints,api,caps", [
-    ({"web": {"address": ":80"}}, "127.0.0.1:8080", True),
-    ({"web": {"address": "0.0.0.0:8000"}, "websecure": {"address": "[::]:8443/udp"}}, "127.0.0.1:8080", False),
-    ({"web": {"address": ":8000"}}, "127.0.0.1:81", True),
+@pytest.mark.parametrize("entrypoints,api", [
+    ({"web": {"address": ":80"}}, "127.0.0.1:8080"),
+    ({"web": {"address": "0.0.0.0:8000"}, "websecure": {"address": "[::]:8443/tcp"}}, "127.0.0.1:8080"),
+    ({"web": {"address": ":8000"}}, "127.0.0.1:81"),
 ])
-def test_traefik_unit_capabilities_follow_its_ports(entrypoints, api, caps):
+def test_traefik_unit_has_no_capability_and_inherits_every_entry_point(entrypoints, api):
+    """systemd binds every entry point (also below 1024): Traefik needs no capability."""
     unit = directives(render_traefik(onebox_traefik_entrypoints=entrypoints, onebox_traefik_api_listen=api))
-    if caps:
-        assert unit["CapabilityBoundingSet"] == ["CAP_NET_BIND_SERVICE"]
-        assert unit["AmbientCapabilities"] == ["CAP_NET_BIND_SERVICE"]
-    else:
-        assert unit["CapabilityBoundingSet"] == [""] and "AmbientCapabilities" not in unit
+    assert unit["CapabilityBoundingSet"] == [""] and "AmbientCapabilities" not in unit
+    sockets = ["traefik-%s.socket" % name for name in sorted(list(entrypoints) + ["traefik"])]
+    assert unit["Sockets"] == [" ".join(sockets)]
+    head = directives(render_traefik(onebox_traefik_entrypoints=entrypoints, onebox_traefik_api_listen=api), "Unit")
+    assert head["Requires"] == [" ".join(sockets)] and head["StartLimitIntervalSec"] == ["0"]
+    assert "PartOf" not in head and "BindsTo" not in head
     for key in ("NoNewPrivileges", "PrivateTmp", "ProtectHome", "PrivateDevices", "RemoveIPC", "LockPersonality",
                 "MemoryDenyWriteExecute", "RestrictSUIDSGID", "RestrictNamespaces", "PrivateMounts"):
         assert unit[key] == ["yes"], key
@@ -276,6 +294,37 @@ def test_traefik_unit_capabilities_follow_its_ports(entrypoints, api, caps):
     assert unit["SystemCallFilter"] == ["@system-service", "~@privileged @resources"]
     assert unit["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6"]
     assert unit["UMask"] == ["0077"] and unit["Type"] == ["notify"] and unit["User"] == ["traefik"]
+    # The gate around every stop and start, and a stop timeout 5 s above the lifeCycle grace.
+    assert unit["ExecStop"] == ["-+/usr/bin/systemctl start onebox-traefik-gate@close.service"]
+    assert unit["ExecStartPost"] == ["-+/usr/bin/systemctl start onebox-traefik-gate@open.service"]
+    assert unit["TimeoutStopSec"] == ["15"]
+
+
+def test_traefik_sockets_never_restart_with_traefik_and_have_no_limits():
+    units = render_traefik_sockets(onebox_traefik_entrypoints={"web": {"address": ":80"},
+                                                               "websecure": {"address": "0.0.0.0:443"}})
+    assert sorted(units) == ["onebox-traefik-gate@.service", "traefik-traefik.socket", "traefik-web.socket",
+                             "traefik-websecure.socket", "traefik.service"]
+    for name, listen in (("web", "80"), ("websecure", "0.0.0.0:443"), ("traefik", "127.0.0.1:8080")):
+        text = units["traefik-%s.socket" % name]
+        assert text.startswith("#") and "Managed by onebox.deploy" in text
+        sock = directives(text, "Socket")
+        assert sock["ListenStream"] == [listen] and sock["FileDescriptorName"] == [name]
+        assert sock["Service"] == ["traefik.service"] and sock["TriggerLimitIntervalSec"] == ["0"]
+        head = directives(text, "Unit")
+        assert head["StartLimitIntervalSec"] == ["0"] and "PartOf" not in head and "BindsTo" not in head
+    gate = directives(units["onebox-traefik-gate@.service"])
+    # The gate holds the public sockets only: the API's stays as it is.
+    assert gate["Sockets"] == ["traefik-web.socket traefik-websecure.socket"] and gate["Type"] == ["oneshot"]
+    # Root, but only what the filter and reading the ACME storage's host names need.
+    assert gate["CapabilityBoundingSet"] == ["CAP_NET_ADMIN CAP_DAC_READ_SEARCH"]
+    # systemd sets O_NONBLOCK of the shared sockets as each unit says: both must keep it.
+    assert gate["NonBlocking"] == ["yes"] and directives(render_traefik())["NonBlocking"] == ["yes"]
+
+
+def test_traefik_grace_sets_the_stop_timeout():
+    unit = directives(render_traefik(onebox_traefik_grace_timeout=30))
+    assert unit["TimeoutStopSec"] == ["35"]
 
 
 def test_traefik_unit_override_replaces_the_default():
@@ -342,9 +391,11 @@ def test_rendered_site_units_pass_systemd_analyze_verify(tmp_path, case):
 
 @needs_systemd
 def test_rendered_traefik_unit_passes_systemd_analyze_verify(tmp_path):
-    path = tmp_path / "traefik.service"
-    path.write_text(render_traefik(onebox_traefik_binary="/bin/true"))
-    proc = subprocess.run([SYSTEMD_ANALYZE, "verify", str(path)], capture_output=True, text=True, check=False)
+    paths = []
+    for name, text in render_traefik_sockets(onebox_traefik_binary="/bin/true").items():
+        (tmp_path / name).write_text(text)
+        paths.append(str(tmp_path / name))
+    proc = subprocess.run([SYSTEMD_ANALYZE, "verify"] + paths, capture_output=True, text=True, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     for needle in ("Unknown key", "Failed to parse", "ignoring", "Unknown section"):

@@ -18,6 +18,11 @@ def test_filter_module_exports():
         "traefik_servers_match": T.servers_match,
         "traefik_backends": T.backends,
         "traefik_readiness_services": T.readiness_services,
+        "traefik_sockets": T.traefik_sockets,
+        "traefik_static_entrypoints": T.static_entrypoints,
+        "traefik_gate": T.gate_config,
+        "traefik_unit_changes": T.unit_changes,
+        "traefik_rejoin_urls": T.rejoin_urls,
     }
 
 

@@ -341,3 +341,156 @@ def test_option_errors_name_the_variable(options, message):
 ])
 def test_option_errors_accept_valid_options(options):
     assert T.option_errors(options) == []
+
+
+# --------------------------------------------------------------------------
+# HTTPS: sockets of the entry points, resolvers, redirects, the gate
+# --------------------------------------------------------------------------
+
+HTTPS = {"entrypoints": {"web": {"address": ":80"}, "websecure": {"address": ":443"}},
+         "router_entrypoints": ["websecure"], "cert_resolver": "pebble",
+         "cert_resolvers": {"pebble": {"acme": {"email": "ops@example.org", "storage": "/var/lib/traefik/acme.json",
+                                                "httpChallenge": {"entryPoint": "web"}}}}}
+
+
+def installed(**extra):
+    out = dict(HTTPS, install=True, binary_url="https://example.org/traefik", binary_checksum="sha256:" + "a" * 64)
+    out.update(extra)
+    return out
+
+
+@pytest.mark.parametrize("address,listen", [
+    (":80", "80"), (":443/tcp", "443"), ("0.0.0.0:443", "0.0.0.0:443"), ("[::]:443", "[::]:443"),
+    ("127.0.0.1:8080", "127.0.0.1:8080"), ("[::1]:8080", "[::1]:8080"), ("10.0.0.05:80", None),
+])
+def test_socket_listen(address, listen):
+    if listen is None:
+        with pytest.raises(ValueError):
+            T.socket_listen(address)
+    else:
+        assert T.socket_listen(address) == listen
+
+
+@pytest.mark.parametrize("entrypoints,message", [
+    ({"web": {"address": "example.org:80"}},
+     "onebox_traefik_entrypoints.web.address: 'example.org:80' cannot be a systemd socket: must be :PORT"),
+    ({"web": {"address": ":0"}}, "onebox_traefik_entrypoints.web.address: ':0' cannot be a systemd socket: port 0"),
+    ({"web": {"address": ":53/udp"}},
+     "onebox_traefik_entrypoints.web.address: ':53/udp' cannot be a systemd socket: is udp"),
+    ({"web": {"address": "[1.2.3.4]:80"}}, "onebox_traefik_entrypoints.web.address: '[1.2.3.4]:80' cannot be"),
+    ({"web": {"address": ":80", "transport": {"lifeCycle": {"graceTimeOut": "60s"}}}},
+     "onebox_traefik_entrypoints.web.transport.lifeCycle: the role sets it from onebox_traefik_grace_timeout"),
+])
+def test_an_entry_point_that_cannot_be_a_socket_is_refused(entrypoints, message):
+    opts = installed(entrypoints=dict(HTTPS["entrypoints"], **entrypoints))
+    msgs = T.option_errors(opts)
+    assert any(m.startswith(message) for m in msgs), msgs
+    # Without install the entry points are the user's own Traefik's: not sockets of ours.
+    assert not any("cannot be a systemd socket" in m for m in T.option_errors(dict(HTTPS, **{
+        "entrypoints": dict(HTTPS["entrypoints"], **entrypoints)})))
+
+
+@pytest.mark.parametrize("acme,message", [
+    ({"storage": "/var/lib/traefik/acme.json", "httpChallenge": {"entryPoint": "web"}},
+     "onebox_traefik_cert_resolvers.pebble.acme.email: is required"),
+    ({"email": "ops", "storage": "/var/lib/traefik/acme.json", "tlsChallenge": {}},
+     "onebox_traefik_cert_resolvers.pebble.acme.email: 'ops' is not an e-mail address"),
+    ({"email": "ops@example.org", "tlsChallenge": {}}, "onebox_traefik_cert_resolvers.pebble.acme.storage: is required"),
+    ({"email": "ops@example.org", "storage": "/etc/traefik/acme.json", "tlsChallenge": {}},
+     "onebox_traefik_cert_resolvers.pebble.acme.storage: '/etc/traefik/acme.json' must be a file in /var/lib/traefik"),
+    ({"email": "ops@example.org", "storage": "/var/lib/traefik/../acme.json", "tlsChallenge": {}},
+     "onebox_traefik_cert_resolvers.pebble.acme.storage: '/var/lib/traefik/../acme.json' must be a file"),
+    ({"email": "ops@example.org", "storage": "/var/lib/traefik/acme.json"},
+     "onebox_traefik_cert_resolvers.pebble.acme: needs exactly one of httpChallenge, tlsChallenge, dnsChallenge"),
+    ({"email": "ops@example.org", "storage": "/var/lib/traefik/acme.json", "httpChallenge": {"entryPoint": "http"}},
+     "onebox_traefik_cert_resolvers.pebble.acme.httpChallenge.entryPoint: must name an entry point"),
+])
+def test_a_resolver_is_checked_field_by_field(acme, message):
+    msgs = T.option_errors(installed(cert_resolvers={"pebble": {"acme": acme}}))
+    assert any(m.startswith(message) for m in msgs), msgs
+
+
+def test_resolvers_must_exist():
+    msgs = T.option_errors(installed(cert_resolver="le"))
+    assert any(m.startswith("onebox_traefik_cert_resolver: unknown resolver 'le' (known: pebble)") for m in msgs), msgs
+    msgs = errors([site("blog", 8001, domain="blog.x.org")],
+                  installed(site_options={"blog": {"cert_resolver": "le"}}))
+    assert "site blog: field 'cert_resolver': unknown resolver 'le' (known: pebble)" in msgs
+    assert T.option_errors(installed()) == []
+
+
+def test_redirect_to_https_needs_tls_and_gets_a_router_of_its_own():
+    sites = [site("blog", 8001, domain="blog.x.org"), site("shop", 8002, domain="shop.x.org")]
+    options = dict(HTTPS, site_options={"blog": {"redirect_https": True}})
+    assert T.traefik_errors(normalize(sites), options) == []
+    doc = T.traefik_dynamic(normalize(sites), options)
+    routers = doc["http"]["routers"]
+    assert sorted(routers) == ["onebox-blog", "onebox-blog-redirect", "onebox-shop"]
+    assert routers["onebox-blog-redirect"] == {"rule": "Host(`blog.x.org`)", "entryPoints": ["web"],
+                                               "service": "onebox-blog", "middlewares": ["onebox-redirect-https"]}
+    assert doc["http"]["middlewares"]["onebox-redirect-https"] == {"redirectScheme": {"scheme": "https",
+                                                                                      "permanent": True}}
+    assert CHECK.check(doc, {"web", "websecure"}, {"/readyz"}) == []
+    # Another TLS port ends up in the redirect.
+    other = dict(options, entrypoints={"web": {"address": ":80"}, "websecure": {"address": ":8443"}})
+    doc = T.traefik_dynamic(normalize(sites), other)
+    assert doc["http"]["middlewares"]["onebox-redirect-https-8443"]["redirectScheme"]["port"] == "8443"
+    assert CHECK.check(doc, {"web", "websecure"}, {"/readyz"}) == []
+    # Without TLS there is nothing to redirect to.
+    plain = dict(options, cert_resolver="", router_entrypoints=["web"])
+    assert ("site blog: field 'redirect_https': redirects to HTTPS, but the site's router has no TLS (set tls or "
+            "cert_resolver)") in T.traefik_errors(normalize(sites), plain)
+    bad = dict(options, site_options={"blog": {"redirect_https": "yes"}})
+    assert "site blog: field 'redirect_https': must be true or false, got 'yes'" in T.traefik_errors(
+        normalize(sites), bad)
+    assert any(m.startswith("onebox_traefik_redirect_entrypoints: unknown entry point 'http'")
+               for m in T.option_errors(dict(options, redirect_entrypoints=["http"])))
+
+
+def test_sockets_static_entry_points_and_the_gate():
+    opts = installed(grace_timeout=20)
+    assert T.traefik_sockets(opts) == [
+        {"entrypoint": "traefik", "unit": "traefik-traefik.socket", "listen": "127.0.0.1:8080", "public": False},
+        {"entrypoint": "web", "unit": "traefik-web.socket", "listen": "80", "public": True},
+        {"entrypoint": "websecure", "unit": "traefik-websecure.socket", "listen": "443", "public": True}]
+    static = T.static_entrypoints(opts)
+    assert sorted(static) == ["traefik", "web", "websecure"]
+    for conf in static.values():
+        assert conf["transport"]["lifeCycle"] == {"graceTimeOut": "20s", "requestAcceptGraceTimeout": "0s"}
+    sites = normalize([site("blog", 8001, domain="blog.x.org"), site("shop", 8002, domains=["shop.x.org", "www.shop.x.org"]),
+                       site("api", 8003, rule="Host(`api.x.org`)"), site("worker", 8004)])
+    assert T.gate_config(sites, opts) == {"tls_hosts": {"websecure": ["blog.x.org", "shop.x.org", "www.shop.x.org"]},
+                                          "acme_storage": ["/var/lib/traefik/acme.json"]}
+    assert T.gate_config(sites, {}) == {"tls_hosts": {}, "acme_storage": []}
+
+
+def _slurped(unit, text):
+    import base64
+    return {"item": unit, "content": base64.b64encode(text.encode()).decode()} if text is not None else {"item": unit}
+
+
+def test_unit_changes():
+    sockets = T.traefik_sockets(installed())
+    ours = "# Managed by onebox.deploy: x\n[Socket]\nListenStream=%s\n"
+    result = T.unit_changes([
+        _slurped("traefik.service", "# Managed by onebox.deploy\n[Service]\nExecStart=/usr/local/bin/traefik\n"),
+        _slurped("traefik-web.socket", ours % "80"),
+        _slurped("traefik-websecure.socket", ours % "0.0.0.0:443"),
+        _slurped("traefik-traefik.socket", None)], sockets)
+    assert result == {"foreign": [], "rebind": ["traefik-websecure.socket"], "legacy": True}
+    result = T.unit_changes([_slurped("traefik.service", "# Managed by onebox.deploy\nSockets=traefik-web.socket\n"),
+                             _slurped("traefik-web.socket", "[Socket]\nListenStream=80\n")], sockets)
+    assert result == {"foreign": ["traefik-web.socket"], "rebind": [], "legacy": False}
+
+
+def test_a_host_rejoins_once_its_shared_sites_answer_readiness_where_traefik_reaches_them():
+    sites = normalize([site("blog", 8001, listen="8001", health_listen="19001", domain="blog.x.org"),
+                       site("shop", 8002, listen="8002", health_listen="19002", domain="shop.x.org"),
+                       site("solo", 8003, listen="8003", health_listen="19003", domain="solo.x.org")])
+    backends = [{"host": "web1", "address": "10.0.0.1", "sites": ["blog", "shop", "solo"]},
+                {"host": "web2", "address": "10.0.0.2", "sites": ["blog", "shop"]}]
+    options = {"backends": backends}
+    # solo runs on web1 only: its one server never leaves, so there is nothing to wait for.
+    assert T.rejoin_urls(sites, options, "web1") == ["http://10.0.0.1:19001/readyz", "http://10.0.0.1:19002/readyz"]
+    assert T.rejoin_urls(sites, options, "web2") == ["http://10.0.0.2:19001/readyz", "http://10.0.0.2:19002/readyz"]
+    assert T.rejoin_urls(sites, {}, "web1") == []
