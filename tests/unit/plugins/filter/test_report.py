@@ -458,7 +458,7 @@ def test_status_report_table_has_a_header_and_one_line_per_site():
 
 
 def test_status_report_json_is_every_site_as_read():
-    assert D.FilterModule().filters()["status_report"]([STATUS], "web1", "json") == {"host": "web1",
-                                                                                   "sites": [STATUS]}
+    report = D.FilterModule().filters()["status_report"]
+    assert report([STATUS], "web1", "json") == {"host": "web1", "sites": [STATUS]}
     with pytest.raises(ValueError, match="onebox_status_format must be one of table, json, got 'yaml'"):
         D.FilterModule().filters()["status_report"]([STATUS], "web1", "yaml")

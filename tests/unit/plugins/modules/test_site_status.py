@@ -25,10 +25,11 @@ def test_site_status_reads_every_unit_in_one_call_and_changes_nothing(tmp_path):
     sites = [dict(name="shop", version="2", site_dir=str(tmp_path / "shop"), service_units=["shop.service"]),
              dict(name="blog", version="1", site_dir=str(tmp_path / "blog"), service_units=["blog.service"],
                   readiness_url="http://127.0.0.1:1/readyz")]
-    failed, res, _ = invoke(site_status.main, dict(sites=sites, audit_log=str(tmp_path / "log")),
-                            check_mode=True, patches={"run_command": run_command,
-                                                      "get_bin_path": lambda self, name, required=False: "/bin/" + name})
+    patches = {"run_command": run_command, "get_bin_path": lambda self, name, required=False: "/bin/" + name}
+    failed, res, seconds = invoke(site_status.main, dict(sites=sites, audit_log=str(tmp_path / "log")),
+                                  check_mode=True, patches=patches)
     assert not failed, res
+    assert seconds < 5
     assert res["changed"] is False
     assert [s["site"] for s in res["sites"]] == ["shop", "blog"]
     assert len(calls) == 1 and calls[0][:2] == ["/bin/systemctl", "show"]
@@ -37,7 +38,8 @@ def test_site_status_reads_every_unit_in_one_call_and_changes_nothing(tmp_path):
 
 
 def test_site_status_fails_when_systemctl_does(tmp_path):
-    failed, res, _ = invoke(site_status.main, dict(sites=[dict(name="blog", service_units=["blog.service"])]),
-                            patches={"run_command": lambda self, args, **kw: (1, "", "Failed to connect to bus"),
-                                     "get_bin_path": lambda self, name, required=False: "/bin/" + name})
-    assert failed and "Failed to connect to bus" in res["msg"]
+    patches = {"run_command": lambda self, args, **kw: (1, "", "Failed to connect to bus"),
+               "get_bin_path": lambda self, name, required=False: "/bin/" + name}
+    failed, res, seconds = invoke(site_status.main, dict(sites=[dict(name="blog", service_units=["blog.service"])]),
+                                  patches=patches)
+    assert failed and "Failed to connect to bus" in res["msg"] and seconds < 5
