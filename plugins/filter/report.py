@@ -16,6 +16,8 @@ from ansible_collections.onebox.deploy.plugins.plugin_utils._report import (
     failed_hosts,
     removal_records,
     rollback_data_notes,
+    run_record,
+    run_report,
     serving,
     serving_report,
     status_report,
@@ -34,4 +36,6 @@ class FilterModule(object):
             "failed_hosts": failed_hosts,
             "rollback_data_notes": rollback_data_notes,
             "status_report": status_report,
+            "run_record": run_record,
+            "run_report": run_report,
         }

@@ -328,6 +328,11 @@ def audit_line(record):
             record.get("time"), record.get("site"), record.get("outcome"), ", ".join(record.get("stopped") or [])
             or "nothing", "deleted" if record.get("account_deleted") else "kept",
             "; purged %s" % record["purged"] if record.get("purged") else "", record.get("by"), record.get("run_id"))
+    if record.get("action") == "run":
+        return "%s run %s %s: %s exited with status %s after %s s: %s, by %s (run %s)" % (
+            record.get("time"), record.get("site"), record.get("release"), record.get("command"),
+            record.get("exit_status"),
+            record.get("seconds"), record.get("outcome"), record.get("by"), record.get("run_id"))
     if record.get("event") == "lock_takeover":
         return "%s lock takeover by %s (run %s) of %s's abandoned lock (run %s, started %s, silent %ss)" % (
             record.get("time"), record.get("by"), record.get("run_id"), record.get("previous_owner"),
@@ -400,6 +405,37 @@ def status_report(statuses, host, output="table"):
     return lines
 
 
+def run_record(result, site, owner="unknown", run_id=None):
+    """The audit record of an ``onebox.deploy.run``, from the result of
+    M(onebox.deploy.site_command): the command as it masked it, never its output."""
+    result = result or {}
+    status = result.get("exit_status")
+    record = dict(action="run", site=site, by=owner, run_id=run_id, release=result.get("release"),
+                  command=result.get("command"), exit_status=status, seconds=result.get("seconds"),
+                  outcome="success" if status == 0 and not result.get("failed") else "failed")
+    if result.get("failed") and status is None:
+        record["error"] = result.get("msg")
+    return record
+
+
+def run_report(result, site):
+    """What an ``onebox.deploy.run`` printed: a line with the exit status, then
+    the command's output (stdout, then stderr)."""
+    result = result or {}
+    if result.get("exit_status") is None:
+        head = "%s %s: %s would run (check mode)" % (site, result.get("release"), result.get("command"))
+    else:
+        head = "%s %s: %s exited with status %s after %s s" % (site, result.get("release"), result.get("command"),
+                                                               result.get("exit_status"), result.get("seconds"))
+    lines = [head]
+    for stream in ("stdout", "stderr"):
+        text = result.get(stream) or ""
+        if text:
+            lines.append("%s:" % stream)
+            lines.extend("  " + line for line in text.splitlines())
+    return lines
+
+
 __all__ = ["PROBE_KEYS", "STATUS_COLUMNS", "STATUS_FORMATS", "audit_line", "audit_records", "data_line",
-           "deploy_data_notes", "deploy_failure", "failed_hosts", "removal_records", "rollback_data_notes", "serving",
-           "serving_report", "snapshot_text", "status_report", "status_row"]
+           "deploy_data_notes", "deploy_failure", "failed_hosts", "removal_records", "rollback_data_notes", "run_record",
+           "run_report", "serving", "serving_report", "snapshot_text", "status_report", "status_row"]

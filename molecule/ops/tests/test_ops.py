@@ -7,10 +7,21 @@
    the host unchanged by it, no secret in its output;
 3. a stopped service is not started by status (no request reaches its socket);
 4. the JSON output holds the same as the table;
-5. a format it does not know is rejected before the host is read.
+5. a format it does not know is rejected before the host is read;
+6. a command run once: as the site's user, in its sandbox, with its
+   environment and secret, in `current`; it writes to shared/; its output and
+   exit status printed; the audit record holds the command with the secret
+   masked; no secret in the journal, the audit log or the output;
+7. a relative command resolves inside the release;
+8. a failing command fails the run, is recorded, and releases the lock;
+9. while a command runs, it holds the deploy lock: a deploy fails at once
+   naming the holder;
+10. bad input (an unknown site, '..', no command, an unquoted -e value) is
+    rejected before the host changes, naming the field.
 """
 
 import json
+import threading
 import time
 
 import pytest
@@ -122,3 +133,122 @@ def test_status_rejects_an_unknown_format_naming_it():
     assert rc != 0
     assert "onebox_status_format must be table or json, got \"yaml\"" in out, out[-2000:]
     assert "Read the state of every site" not in out
+
+
+# --------------------------------------------------------------------------
+# onebox.deploy.run
+# --------------------------------------------------------------------------
+
+# A shell script (absolute /bin/sh: no '..', no relative path) that reports
+# what it sees; it names blog's secret to compare it, so the command itself
+# carries a secret the record and the output must mask.
+PROBE = ("/bin/sh -c 'echo user=$(id -un); echo cwd=$(pwd -P); echo level=$LOG_LEVEL; echo version=$ONEBOX_VERSION; "
+         "[ \"$BLOG_KEY\" = onebox-ops-secret-7b1e ] && echo secret=seen; [ -z \"$SHOP_TOKEN\" ] && echo other=unseen; "
+         "grep -E \"^(NoNewPrivs|Seccomp):\" /proc/self/status | tr -d \"\\t\"; "
+         "echo ran >> /srv/onebox/blog/shared/ran-once && echo shared=written; "
+         "touch /srv/onebox/blog/current/x 2>/dev/null || echo release=read-only; "
+         "touch /etc/onebox-x 2>/dev/null || echo etc=read-only'")
+
+
+def run(command, site="blog", args=()):
+    return run_playbook({"onebox_run_site": site, "onebox_run_command": command}, playbook="run.yml", args=args)
+
+
+def run_output(out):
+    return task_result(out, "onebox.deploy.site : Show the command's output and exit status")["msg"]
+
+
+def runs(host):
+    return [r for r in audit(host) if r.get("action") == "run"]
+
+
+def test_run_once_in_the_sites_environment_sandbox_and_current(host):
+    since = host.check_output("date +%s")
+    rc, out = run(PROBE)
+    assert rc == 0, out[-3000:]
+    lines = run_output(out)
+    print("\n".join(lines))
+    assert lines[0].startswith("blog 1.0.0: /bin/sh -c ") and lines[0].endswith(" s")
+    assert " exited with status 0 after " in lines[0]
+    seen = [line.strip() for line in lines[1:]]
+    for expected in ("user=blog", "cwd=/srv/onebox/blog/releases/1.0.0", "level=info", "version=1.0.0",
+                     "secret=seen", "other=unseen", "NoNewPrivs:1", "Seccomp:2", "shared=written",
+                     "release=read-only", "etc=read-only"):
+        assert expected in seen, (expected, seen)
+    assert host.file("/srv/onebox/blog/shared/ran-once").user == "blog"
+    record = runs(host)[-1]
+    print(record)
+    assert record["site"] == "blog" and record["exit_status"] == 0 and record["outcome"] == "success"
+    assert record["release"] == "1.0.0" and "\"$BLOG_KEY\" = ******** ]" in record["command"]
+    journal = host.check_output("journalctl --no-pager --since @%s" % since)
+    assert "onebox run for site blog" in journal
+    for secret in SECRETS:
+        assert secret not in out and secret not in journal
+        assert secret not in host.file(AUDIT_LOG).content_string
+    assert host.run("systemctl list-units --all --no-legend 'onebox-run-*'").stdout.strip() == ""
+
+
+def test_run_a_relative_command_inside_the_release(host):
+    rc, out = run("bin/onebox-app --help")
+    assert rc == 0, out[-3000:]
+    lines = run_output(out)
+    assert lines[0].startswith("blog 1.0.0: bin/onebox-app --help exited with status 0")
+    assert any("usage: onebox-app" in line for line in lines), lines
+
+
+def test_a_failing_command_fails_the_run_is_recorded_and_releases_the_lock(host):
+    rc, out = run("/bin/sh -c 'echo before; echo oops >&2; exit 3'", site="shop")
+    assert rc != 0
+    lines = run_output(out)
+    print("\n".join(lines))
+    assert lines == ["shop 2.0.0: /bin/sh -c 'echo before; echo oops >&2; exit 3' exited with status 3 after %s s"
+                     % runs(host)[-1]["seconds"], "stdout:", "  before", "stderr:", "  oops"]
+    assert "Fail when the command failed" in out
+    record = runs(host)[-1]
+    assert record["site"] == "shop" and record["exit_status"] == 3 and record["outcome"] == "failed"
+    assert not host.file("/run/lock/onebox-deploy.lock").exists
+    rc, out = run("/bin/true", site="shop")
+    assert rc == 0, out[-3000:]
+
+
+def test_a_running_command_holds_the_deploy_lock(host):
+    result = {}
+
+    def slow():
+        result["rc"], result["out"] = run("/bin/sleep 8")
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if host.run("systemctl list-units --no-legend 'onebox-run-blog-*'").stdout.strip():
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the command never started: %s" % result)
+        assert host.file("/run/lock/onebox-deploy.lock").exists
+        rc, out = run_playbook({}, playbook="deploy.yml")
+        assert rc != 0
+        assert "deploy lock /run/lock/onebox-deploy.lock is held by" in out, out[-2000:]
+    finally:
+        thread.join(60)
+    assert result["rc"] == 0, result["out"][-2000:]
+    assert runs(host)[-1]["command"] == "/bin/sleep 8" and runs(host)[-1]["seconds"] >= 8
+
+
+@pytest.mark.parametrize("site,command,args,error", [
+    ("nope", "/bin/true", (), "onebox_run_site names unknown sites: nope (known: blog, shop)"),
+    ("blog", "bin/../../../../usr/bin/id", (),
+     "onebox_run_command: the argument 'bin/../../../../usr/bin/id' has a '..' path part"),
+    ("blog", "", (), "onebox_run_command is required"),
+    ("blog", "/bin/true", ("-e", "onebox_run_command=/bin/echo unquoted"),
+     "onebox_run_command: -e key=value ends a value at a space, and 'unquoted' was left over"),
+])
+def test_run_rejects_bad_input_before_the_host_changes(host, snapshot, site, command, args, error):
+    before = snapshot(host)
+    rc, out = run(command, site=site, args=args)
+    assert rc != 0
+    assert error in out, out[-2000:]
+    assert "Take the deploy lock" not in out
+    assert snapshot(host) == before

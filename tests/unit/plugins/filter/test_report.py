@@ -462,3 +462,32 @@ def test_status_report_json_is_every_site_as_read():
     assert report([STATUS], "web1", "json") == {"host": "web1", "sites": [STATUS]}
     with pytest.raises(ValueError, match="onebox_status_format must be one of table, json, got 'yaml'"):
         D.FilterModule().filters()["status_report"]([STATUS], "web1", "yaml")
+
+
+# --------------------------------------------------------------------------
+# run_record, run_report, audit_line of a run
+# --------------------------------------------------------------------------
+
+RUN = dict(changed=True, exit_status=0, stdout="migrated 3\n", stderr="warn\n", seconds=0.4, release="1.0.1",
+           command="bin/blog migrate --key ********", unit="onebox-run-blog-1.service")
+
+
+def test_run_record_holds_the_masked_command_and_never_the_output():
+    filters = D.FilterModule().filters()
+    record = filters["run_record"](RUN, "blog", "alice@laptop", "r1")
+    assert record == dict(action="run", site="blog", by="alice@laptop", run_id="r1", release="1.0.1",
+                          command="bin/blog migrate --key ********", exit_status=0, seconds=0.4, outcome="success")
+    assert filters["run_record"](dict(RUN, exit_status=2), "blog")["outcome"] == "failed"
+    refused = filters["run_record"](dict(failed=True, msg="no release", command="x"), "blog")
+    assert refused["outcome"] == "failed" and refused["error"] == "no release"
+    line = filters["audit_line"](dict(record, time="2026-12-07T06:00:00Z"))
+    assert line == ("2026-12-07T06:00:00Z run blog 1.0.1: bin/blog migrate --key ******** exited with status 0 "
+                    "after 0.4 s: success, by alice@laptop (run r1)")
+
+
+def test_run_report_prints_the_exit_status_then_the_output():
+    report = D.FilterModule().filters()["run_report"]
+    assert report(RUN, "blog") == ["blog 1.0.1: bin/blog migrate --key ******** exited with status 0 after 0.4 s",
+                                   "stdout:", "  migrated 3", "stderr:", "  warn"]
+    assert report(dict(RUN, exit_status=None, stdout="", stderr=""), "blog") == [
+        "blog 1.0.1: bin/blog migrate --key ******** would run (check mode)"]
