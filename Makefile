@@ -22,6 +22,7 @@ ONEBOX_TRIXIE_IMAGE ?= localhost/onebox-systemd:trixie
 # wall times in one `make test` (default 1248 s, trixie 1268, multihost 1407,
 # rollback 1031, traefik 780, apps 574, quickstart 232, rbdata 232) so that the
 # last one ends soonest (about 2300 s instead of 2440 s for longest first).
+# ops (309 and 335 s alone, two `molecule test -s ops` on a loaded machine) comes last.
 SCENARIOS ?= rollback default multihost trixie apps traefik quickstart rbdata ops
 
 .PHONY: help venv host host-demo demo-deps collection lint changelog-lint sanity galaxy-check unit matrix e2e-versions molecule test demo bench-roll bench-traefik bench bench-scale clean

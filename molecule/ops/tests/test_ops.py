@@ -209,6 +209,14 @@ def test_a_failing_command_fails_the_run_is_recorded_and_releases_the_lock(host)
     assert not host.file("/run/lock/onebox-deploy.lock").exists
     rc, out = run("/bin/true", site="shop")
     assert rc == 0, out[-3000:]
+    rc, out = run_playbook({"onebox_history_site": "shop"}, playbook="history.yml")
+    assert rc == 0, out[-3000:]
+    history = task_result(out, "onebox.deploy.site : Show the recent deploys and rollbacks")["msg"]
+    print("\n".join(history))
+    assert history[-2].endswith("run shop 2.0.0: /bin/sh -c 'echo before; echo oops >&2; exit 3' exited with status 3 "
+                                "after %s s: failed, by %s (run %s)" % (record["seconds"], record["by"],
+                                                                       record["run_id"])), history
+    assert " run shop 2.0.0: /bin/true exited with status 0 after " in history[-1], history
 
 
 def test_a_running_command_holds_the_deploy_lock(host):
