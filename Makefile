@@ -26,9 +26,11 @@ TRAEFIK_PREVIOUS ?= 3.7.13
 # The order the Molecule scenarios start in, three at a time: chosen from their
 # wall times in one `make test` (default 1289 s, trixie 1061, multihost 1428,
 # rollback 1026, traefik 596, apps 417, quickstart 204, rbdata 207; https 1058
-# beside two others): longest first, which of the orders that end the last one
-# soonest (about 2520 s) stays best when each time varies by -15 to +25 %.
-SCENARIOS ?= multihost default trixie https rollback traefik apps rbdata quickstart
+# beside two others; ops 309 and 335 s alone on a loaded machine; default and
+# trixie about 150 s less since their 13 real inputs run in one playbook run):
+# longest first, which of the orders that end the last one soonest (about
+# 2500 s) stays best when each time varies by -15 to +25 %.
+SCENARIOS ?= multihost default https rollback trixie traefik apps ops rbdata quickstart
 
 .PHONY: help venv host host-demo demo-deps collection lint changelog-lint sanity galaxy-check unit matrix e2e-versions controllers molecule test demo bench-roll bench-traefik bench bench-scale clean
 

@@ -18,6 +18,7 @@ import difflib
 import os
 import posixpath
 import re
+import shlex
 
 from ansible_collections.onebox.deploy.plugins.module_utils.shared import restore_source
 from ansible_collections.onebox.deploy.plugins.plugin_utils._artifacts import sha256_of
@@ -154,6 +155,57 @@ def undefined_sites(variables=None):
     return msg
 
 
+def run_argv(command):
+    """``(argv, error)`` of ``onebox_run_command``: a command line parsed as a
+    shell would split it, no argument with a ``..`` path part, no newline."""
+    field = "onebox_run_command"
+    if not isinstance(command, str) or not command.strip():
+        return [], "%s is required: the command to run once in the site's environment, such as 'bin/blog migrate'" % (
+            field)
+    if "\n" in command or "\x00" in command:
+        return [], "%s must be one line without NUL" % field
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        return [], "%s cannot be parsed: %s" % (field, exc)
+    for arg in argv:
+        if ".." in arg.split("/"):
+            return [], ("%s: the argument %r has a '..' path part; give paths inside the release (relative to "
+                        "current) or absolute ones" % (field, arg))
+    return argv, None
+
+
+def run_errors(chosen, selection, absent_names, command, leftover=""):
+    """Problems of an ``onebox.deploy.run``: exactly one site that is present,
+    and a command :func:`run_argv` accepts. *leftover* is what ``-e key=value``
+    did not take (Ansible's ``_raw_params``): ``-e onebox_run_command=bin/blog
+    migrate`` sets the command to ``bin/blog`` and leaves ``migrate``."""
+    errors = []
+    if leftover:
+        errors.append("onebox_run_command: -e key=value ends a value at a space, and %r was left over; quote the "
+                      "command: -e 'onebox_run_command=\"%s %s\"'" % (leftover, command, leftover))
+        return errors
+    if selection in (None, "", []):
+        errors.append("onebox_run_site is required: the site to run the command for")
+    elif len(chosen) > 1:
+        errors.append("onebox_run_site names %d sites (%s); give one" % (len(chosen), ", ".join(chosen)))
+    elif chosen and chosen[0] in absent_names:
+        errors.append("onebox_run_site names %s, which has state: absent" % chosen[0])
+    error = run_argv(command)[1]
+    if error:
+        errors.append(error)
+    return errors
+
+
+def run_plan(site, command):
+    """What ``onebox.deploy.site_command`` runs: the site's name and the
+    command's argv, a relative executable resolved inside ``current`` (as
+    ``command`` is for the service)."""
+    argv = run_argv(command)[0]
+    exe = argv[0] if os.path.isabs(argv[0]) else os.path.join(site["site_dir"], "current", argv[0])
+    return dict(site=site["name"], argv=[exe] + argv[1:], command=command)
+
+
 def plan_sites(sites, settings):
     """Validate and normalise ``onebox_sites`` once for the run.
 
@@ -201,6 +253,11 @@ def plan_sites(sites, settings):
                 pass
     site_errors, parsed = parse_sites(sites, base, check_artifacts, settings.get("strategy") or "restart", sums=sums)
     errors.extend(site_errors)
+    # onebox.deploy.run: one site and its command, checked with the sites.
+    running = settings.get("run") in (True, "true", "True")
+    if running:
+        errors.extend(run_errors(chosen, settings.get("select"), [s["name"] for s in absent], settings["run_command"],
+                                 settings.get("run_leftover") or ""))
     if errors:
         return dict(errors=errors, sites=[], selected=[], names=names, selected_sites=[], absent=[])
     defaults = dict((key, settings[key]) for key in SITE_SETTINGS + PATH_SETTINGS)
@@ -213,9 +270,12 @@ def plan_sites(sites, settings):
             norm["sha256"] = sums.get(norm["name"])
             norm["artifact_strip"] = (parsed[index]["artifact"] or {}).get("strip") or ""
         out.append(norm)
-    return dict(errors=errors, sites=out, selected=selected, names=names,
+    plan = dict(errors=errors, sites=out, selected=selected, names=names,
                 selected_sites=[site for site in out if site["name"] in selected],
                 absent=[normalize_absent(site, defaults) for site in absent])
+    if running:
+        plan["run"] = run_plan(plan["selected_sites"][0], settings["run_command"])
+    return plan
 
 
 def secret_env(sites):
@@ -481,5 +541,5 @@ def roll_unit(site, switch_current=False, version=None, restore=None, fresh=Fals
 
 __all__ = ["ROLLBACK_SCOPES", "START_GRACE_DEFAULT", "START_GRACE_FLOOR", "artifact_sums", "data_unit", "is_fresh",
            "plan_sites", "restore_entries", "roll_plan", "roll_unit", "rollback_cmd", "rollback_plan",
-           "rollback_units", "root_problem", "secret_env", "select_sites", "settings_errors", "snapshot_plan",
+           "rollback_units", "root_problem", "run_argv", "run_errors", "run_plan", "secret_env", "select_sites", "settings_errors", "snapshot_plan",
            "stage_plan", "start_grace", "undefined_sites"]

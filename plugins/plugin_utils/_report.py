@@ -328,6 +328,11 @@ def audit_line(record):
             record.get("time"), record.get("site"), record.get("outcome"), ", ".join(record.get("stopped") or [])
             or "nothing", "deleted" if record.get("account_deleted") else "kept",
             "; purged %s" % record["purged"] if record.get("purged") else "", record.get("by"), record.get("run_id"))
+    if record.get("action") == "run":
+        return "%s run %s %s: %s exited with status %s after %s s: %s, by %s (run %s)" % (
+            record.get("time"), record.get("site"), record.get("release"), record.get("command"),
+            record.get("exit_status"),
+            record.get("seconds"), record.get("outcome"), record.get("by"), record.get("run_id"))
     if record.get("event") == "lock_takeover":
         return "%s lock takeover by %s (run %s) of %s's abandoned lock (run %s, started %s, silent %ss)" % (
             record.get("time"), record.get("by"), record.get("run_id"), record.get("previous_owner"),
@@ -351,5 +356,86 @@ def audit_line(record):
     return ", ".join(parts)
 
 
-__all__ = ["PROBE_KEYS", "audit_line", "audit_records", "data_line", "deploy_data_notes", "deploy_failure",
-           "failed_hosts", "removal_records", "rollback_data_notes", "serving", "serving_report", "snapshot_text"]
+#: The columns of the status table, in order.
+STATUS_COLUMNS = ("site", "release", "current", "units", "since", "restarts", "memory", "last deploy", "readyz")
+STATUS_FORMATS = ("table", "json")
+
+
+def mebibytes(count):
+    return "-" if count is None else "%.1f MiB" % (count / 1048576.0)
+
+
+def status_row(status):
+    """One site's status (M(onebox.deploy.site_status)) as the table's cells."""
+    units = ", ".join("%s %s" % (u.get("unit"), u.get("sub") if u.get("active") in ("active", "inactive")
+                                 else "%s/%s" % (u.get("active"), u.get("sub")))
+                      for u in status.get("units") or [])
+    answers = status.get("readyz") or {}
+    readyz = ", ".join("%s in %s ms" % (a.get("result"), a.get("ms")) for _unit, a in sorted(answers.items()))
+    record = status.get("last_deploy")
+    last = "-"
+    if record:
+        last = "%s %s %s -> %s %s by %s" % (record.get("time"), record.get("action"),
+                                            record.get("from_version") or "(first)", record.get("to_version") or "-",
+                                            record.get("outcome"), record.get("by"))
+    current = status.get("current") or "-"
+    if status.get("current") and status.get("release") and status["current"] != status["release"]:
+        current += " (inventory: %s)" % status["release"]
+    return {"site": status.get("site"), "release": status.get("release") or "-", "current": current,
+            "units": units, "since": status.get("since") or "-",
+            "restarts": "-" if status.get("restarts") is None else str(status["restarts"]),
+            "memory": mebibytes(status.get("memory_bytes")), "last deploy": last,
+            "readyz": readyz or "not asked (no process runs)"}
+
+
+def status_report(statuses, host, output="table"):
+    """The status of a host's sites: a table as a list of lines (*output*
+    ``table``), or ``{host, sites}`` with every site's status (``json``)."""
+    if output not in STATUS_FORMATS:
+        raise ValueError("onebox_status_format must be one of %s, got %r" % (", ".join(STATUS_FORMATS), output))
+    statuses = list(statuses or [])
+    if output == "json":
+        return {"host": host, "sites": statuses}
+    rows = [status_row(status) for status in statuses]
+    widths = [max([len(c)] + [len(row[c]) for row in rows]) for c in STATUS_COLUMNS]
+    lines = ["%s: %d site(s)" % (host, len(rows)),
+             "  ".join(c.ljust(w) for c, w in zip(STATUS_COLUMNS, widths)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(row[c].ljust(w) for c, w in zip(STATUS_COLUMNS, widths)).rstrip())
+    return lines
+
+
+def run_record(result, site, owner="unknown", run_id=None):
+    """The audit record of an ``onebox.deploy.run``, from the result of
+    M(onebox.deploy.site_command): the command as it masked it, never its output."""
+    result = result or {}
+    status = result.get("exit_status")
+    record = dict(action="run", site=site, by=owner, run_id=run_id, release=result.get("release"),
+                  command=result.get("command"), exit_status=status, seconds=result.get("seconds"),
+                  outcome="success" if status == 0 and not result.get("failed") else "failed")
+    if result.get("failed") and status is None:
+        record["error"] = result.get("msg")
+    return record
+
+
+def run_report(result, site):
+    """What an ``onebox.deploy.run`` printed: a line with the exit status, then
+    the command's output (stdout, then stderr)."""
+    result = result or {}
+    if result.get("exit_status") is None:
+        head = "%s %s: %s would run (check mode)" % (site, result.get("release"), result.get("command"))
+    else:
+        head = "%s %s: %s exited with status %s after %s s" % (site, result.get("release"), result.get("command"),
+                                                               result.get("exit_status"), result.get("seconds"))
+    lines = [head]
+    for stream in ("stdout", "stderr"):
+        text = result.get(stream) or ""
+        if text:
+            lines.append("%s:" % stream)
+            lines.extend("  " + line for line in text.splitlines())
+    return lines
+
+
+__all__ = ["PROBE_KEYS", "STATUS_COLUMNS", "STATUS_FORMATS", "audit_line", "audit_records", "data_line",
+           "deploy_data_notes", "deploy_failure", "failed_hosts", "removal_records", "rollback_data_notes", "run_record",
+           "run_report", "serving", "serving_report", "snapshot_text", "status_report", "status_row"]

@@ -37,7 +37,7 @@ for path in MANIFEST.json FILES.json meta/runtime.yml README.md LICENSE \
             roles/site/meta/argument_specs.yml roles/traefik/meta/argument_specs.yml \
             plugins/modules plugins/module_utils plugins/filter plugins/action \
             templates/service.j2 templates/socket.j2 templates/env.j2 roles/traefik/templates/traefik-dynamic.yml.j2 \
-            playbooks/site.yml playbooks/deploy.yml changelogs/changelog.yaml \
+            playbooks/site.yml playbooks/deploy.yml playbooks/status.yml playbooks/run.yml changelogs/changelog.yaml \
             files/reference-app/bin/onebox-app; do
   grep -qxF "$path" "$work/contents.txt" || fail "tarball lacks $path"
 done

@@ -20,6 +20,7 @@ import yaml
 from ansible_collections.onebox.deploy.plugins.filter import plan as F
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _artifacts as A
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _plan as P
+from ansible_collections.onebox.deploy.plugins.plugin_utils import _report as R
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _sites as S
 from conftest import REPO_ROOT, checksum_errors, role_settings, user_site
 
@@ -135,11 +136,15 @@ def test_data_writers_choices():
     assert SITE_FIELD_SPECS["data_writers"]["default"] == S.DATA_WRITERS[0]
 
 
+def test_status_format_choices():
+    assert specs("site")["status"]["options"]["onebox_status_format"]["choices"] == list(R.STATUS_FORMATS)
+
+
 def test_every_choice_in_the_site_specs_is_checked_in_python():
     """No other option has choices that the code does not know about."""
     checked = {("onebox_sites", "service_type"), ("onebox_sites", "strategy"), ("onebox_sites", "state"),
                ("onebox_sites", "data_writers"), ("onebox_service_type",),
-               ("onebox_strategy",), ("onebox_rollback_scope",)}
+               ("onebox_strategy",), ("onebox_rollback_scope",), ("onebox_status_format",)}
     found = set()
     for spec in specs("site").values():
         for name, option in (spec.get("options") or {}).items():

@@ -426,3 +426,68 @@ def test_the_report_shows_the_snapshot_and_in_check_mode_what_would_be_taken():
         "web1: notes 2.0.0 (data snapshot before it: 105.0 MB in 0.41 s)",
         "web2: notes 1.0.0 (check mode: would roll to 2.0.0 after a snapshot of shared/notes.db (at most 105.0 MB))",
         "web3: notes 1.0.0 (data shared/notes.db not created yet, nothing to snapshot)"]
+
+
+# --------------------------------------------------------------------------
+# status_report
+# --------------------------------------------------------------------------
+
+STATUS = dict(site="blog", release="1.0.2", current="1.0.1",
+              units=[dict(unit="blog.socket", active="active", sub="running"),
+                     dict(unit="blog.service", active="activating", sub="start")],
+              since="Mon 2026-12-07 06:41:12 UTC", restarts=3, memory_bytes=15 * 1048576,
+              last_deploy=dict(time="2026-12-07T06:41:13Z", action="deploy", from_version="1.0.0",
+                               to_version="1.0.1", outcome="success", by="alice@laptop"),
+              readyz={"blog.service": dict(result=503, ms=1.5)})
+
+
+def test_status_report_table_has_a_header_and_one_line_per_site():
+    stopped = dict(site="shop", release="2", current=None, units=[], since=None, restarts=None, memory_bytes=None,
+                   last_deploy=None, readyz={})
+    lines = D.FilterModule().filters()["status_report"]([STATUS, stopped], "web1")
+    assert lines[0] == "web1: 2 site(s)"
+    assert lines[1].split() == ["site", "release", "current", "units", "since", "restarts", "memory", "last",
+                                "deploy", "readyz"]
+    assert lines[1].index("release") == lines[2].index("1.0.2")
+    row = lines[2]
+    for cell in ("1.0.1 (inventory: 1.0.2)", "blog.socket running, blog.service activating/start",
+                 "Mon 2026-12-07 06:41:12 UTC", " 3 ", "15.0 MiB",
+                 "2026-12-07T06:41:13Z deploy 1.0.0 -> 1.0.1 success by alice@laptop", "503 in 1.5 ms"):
+        assert cell in row, (cell, row)
+    assert lines[3].split()[:3] == ["shop", "2", "-"] and lines[3].endswith("not asked (no process runs)")
+
+
+def test_status_report_json_is_every_site_as_read():
+    report = D.FilterModule().filters()["status_report"]
+    assert report([STATUS], "web1", "json") == {"host": "web1", "sites": [STATUS]}
+    with pytest.raises(ValueError, match="onebox_status_format must be one of table, json, got 'yaml'"):
+        D.FilterModule().filters()["status_report"]([STATUS], "web1", "yaml")
+
+
+# --------------------------------------------------------------------------
+# run_record, run_report, audit_line of a run
+# --------------------------------------------------------------------------
+
+RUN = dict(changed=True, exit_status=0, stdout="migrated 3\n", stderr="warn\n", seconds=0.4, release="1.0.1",
+           command="bin/blog migrate --key ********", unit="onebox-run-blog-1.service")
+
+
+def test_run_record_holds_the_masked_command_and_never_the_output():
+    filters = D.FilterModule().filters()
+    record = filters["run_record"](RUN, "blog", "alice@laptop", "r1")
+    assert record == dict(action="run", site="blog", by="alice@laptop", run_id="r1", release="1.0.1",
+                          command="bin/blog migrate --key ********", exit_status=0, seconds=0.4, outcome="success")
+    assert filters["run_record"](dict(RUN, exit_status=2), "blog")["outcome"] == "failed"
+    refused = filters["run_record"](dict(failed=True, msg="no release", command="x"), "blog")
+    assert refused["outcome"] == "failed" and refused["error"] == "no release"
+    line = filters["audit_line"](dict(record, time="2026-12-07T06:00:00Z"))
+    assert line == ("2026-12-07T06:00:00Z run blog 1.0.1: bin/blog migrate --key ******** exited with status 0 "
+                    "after 0.4 s: success, by alice@laptop (run r1)")
+
+
+def test_run_report_prints_the_exit_status_then_the_output():
+    report = D.FilterModule().filters()["run_report"]
+    assert report(RUN, "blog") == ["blog 1.0.1: bin/blog migrate --key ******** exited with status 0 after 0.4 s",
+                                   "stdout:", "  migrated 3", "stderr:", "  warn"]
+    assert report(dict(RUN, exit_status=None, stdout="", stderr=""), "blog") == [
+        "blog 1.0.1: bin/blog migrate --key ******** would run (check mode)"]

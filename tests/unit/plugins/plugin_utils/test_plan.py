@@ -19,7 +19,7 @@ import pytest
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _artifacts as A
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _plan as P
 from ansible_collections.onebox.deploy.plugins.plugin_utils import _sites as S
-from conftest import REPO_ROOT, normalized_site, role_settings, sample_preflight
+from conftest import REPO_ROOT, normalized_site, role_settings, sample_preflight, user_site
 
 APP = "files/reference-app"   # a directory artifact of this repository, relative to REPO_ROOT
 
@@ -687,3 +687,55 @@ def test_rollback_plan_with_data_but_no_snapshot_is_an_error_naming_the_field():
 def test_rollback_plan_with_data_leaves_sites_without_data_as_they_were():
     plan = P.rollback_plan([BLOG], PREFLIGHT, None, None, True)
     assert plan["errors"] == [] and "data" not in plan["units"][0] and plan["data"] == {}
+
+
+# --------------------------------------------------------------------------
+# onebox.deploy.run: one site and its command, checked with the sites
+# --------------------------------------------------------------------------
+
+def run_settings(site="blog", command="bin/app migrate --all", **kw):
+    return role_settings(select=site, select_field="onebox_run_site", check_artifacts=False, run=True,
+                         run_command=command, **kw)
+
+
+def test_run_plans_the_command_inside_current():
+    sites = [user_site(), user_site(name="shop", listen="127.0.0.1:8002", health_listen="127.0.0.1:19002")]
+    plan = P.plan_sites(sites, run_settings("shop"))
+    assert plan["errors"] == []
+    assert [s["name"] for s in plan["selected_sites"]] == ["shop"]
+    assert plan["run"] == dict(site="shop", argv=["/srv/onebox/shop/current/bin/app", "migrate", "--all"],
+                               command="bin/app migrate --all")
+    absolute = P.plan_sites(sites, run_settings(command="/usr/bin/env 'A B'"))["run"]
+    assert absolute["argv"] == ["/usr/bin/env", "A B"]
+    assert "run" not in P.plan_sites(sites, role_settings(check_artifacts=False))
+
+
+@pytest.mark.parametrize("site,command,error", [
+    ("nope", "bin/app", "onebox_run_site names unknown sites: nope (known: blog, gone)"),
+    ("", "bin/app", "onebox_run_site is required: the site to run the command for"),
+    ("blog,gone", "bin/app", "onebox_run_site names 2 sites (blog, gone); give one"),
+    ("gone", "bin/app", "onebox_run_site names gone, which has state: absent"),
+    ("blog", "", "onebox_run_command is required"),
+    ("blog", "   ", "onebox_run_command is required"),
+    ("blog", "bin/../../../usr/bin/id", "onebox_run_command: the argument 'bin/../../../usr/bin/id' has a '..' path"),
+    ("blog", "bin/app --db ../shared/x", "onebox_run_command: the argument '../shared/x' has a '..' path part"),
+    ("blog", "bin/app 'unclosed", "onebox_run_command cannot be parsed: No closing quotation"),
+    ("blog", "bin/app\nrm -rf /", "onebox_run_command must be one line without NUL"),
+])
+def test_run_refuses_bad_input_naming_the_field(site, command, error):
+    sites = [user_site(), dict(name="gone", state="absent")]
+    plan = P.plan_sites(sites, run_settings(site, command))
+    assert len(plan["errors"]) == 1 and plan["errors"][0].startswith(error), plan["errors"]
+    assert "run" not in plan and plan["sites"] == []
+
+
+def test_run_refuses_what_key_value_extra_vars_left_over():
+    plan = P.plan_sites([user_site()], run_settings(command="bin/app", run_leftover="migrate --all"))
+    assert plan["errors"] == ["onebox_run_command: -e key=value ends a value at a space, and 'migrate --all' was left "
+                              "over; quote the command: -e 'onebox_run_command=\"bin/app migrate --all\"'"]
+
+
+def test_run_errors_come_with_the_site_errors():
+    plan = P.plan_sites([user_site(listen="nowhere")], run_settings(command="../x"))
+    assert any("field 'listen'" in e for e in plan["errors"])
+    assert any(e.startswith("onebox_run_command:") for e in plan["errors"])
