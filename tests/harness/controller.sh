@@ -75,7 +75,8 @@ in_container() {
   [[ $PWD == "$top" || $PWD == "$top"/* || $PWD == "$cache"/* ]] && workdir=$PWD
   local tty=()
   [[ -t 0 && -t 1 ]] && tty=(-t)
-  podman run --rm -i "${tty[@]}" --name "onebox-controller-${version//./-}-$$-$RANDOM" \
+  # NET_ADMIN: root on a host has it, and the unit tests of the Traefik gate attach a socket filter with it.
+  podman run --rm -i "${tty[@]}" --cap-add NET_ADMIN --name "onebox-controller-${version//./-}-$$-$RANDOM" \
     "${mounts[@]}" -v "$pipconf:/etc/pip.conf:ro" -w "$workdir" \
     -e HOME="$dir/home" -e VIRTUAL_ENV="$venv" \
     -e PATH="$venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
