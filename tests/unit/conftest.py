@@ -27,6 +27,11 @@ import tempfile
 
 import pytest
 
+# The tests import files that ship (the reference app, the Traefik gate) from
+# the working tree: no bytecode next to them, where a __pycache__ would change
+# the content of an artifact that a Molecule scenario deploys meanwhile.
+sys.dont_write_bytecode = True
+
 _UNIT_DIR = os.path.dirname(os.path.abspath(__file__))
 _REPO_ROOT = os.path.dirname(os.path.dirname(_UNIT_DIR))
 
