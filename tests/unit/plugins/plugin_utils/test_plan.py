@@ -592,12 +592,15 @@ def test_roll_and_rollback_units_carry_the_grace_and_the_stop_timeout():
 
 
 def test_a_run_without_onebox_sites_fails_naming_it_and_a_misspelling():
-    plan = plan_of(None, variables=["onebox_site", "onebox_root", "onebox_deploy_sites", "_onebox_marker"])
+    plan = plan_of(None, variables=["onebox_site", "onebox_root", "onebox_deploy_sites", "onebox_run_site",
+                                    "onebox_rollback_sites", "onebox_history_site", "_onebox_marker"])
     assert plan["sites"] == [] and plan["selected"] == []
     assert plan["errors"] == [
         "onebox_sites is not defined: set it to the list of sites of these hosts (onebox_sites: [] for none), "
         "in the inventory or with -e; did you mean it where you set onebox_site?"]
     assert P.undefined_sites([]).endswith("in the inventory or with -e")
+    for typo in ("onebox_stes", "oneboxsites", "onebox_sties", "onebox-sites", "onebox_sitess"):
+        assert P.undefined_sites([typo, "onebox_run_site"]).endswith("did you mean it where you set %s?" % typo)
     # an explicit empty list is a run without sites, not an error
     assert plan_of([])["errors"] == [] and plan_of([])["sites"] == []
 
