@@ -228,6 +228,32 @@ def read_json_object(path):
     return data if isinstance(data, dict) else None
 
 
+def tail_json_records(path, tail):
+    """The JSON objects, one a line, in the last *tail* bytes of the file *path* (an
+    append-only log), oldest first; a line cut by the tail or not a JSON object is
+    skipped; none when the file cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - tail))
+            data = handle.read()
+    except (IOError, OSError):
+        return []
+    lines = data.decode("utf-8", "replace").splitlines()
+    if size > tail:
+        lines = lines[1:]  # the first line may be cut
+    records = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
 def subdirectories(base):
     """(name, path) of each directory in *base* that is neither hidden nor a symlink, in no order;
     none when *base* cannot be read."""

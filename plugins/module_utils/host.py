@@ -14,10 +14,10 @@ __metaclass__ = type
 
 import glob
 import grp
-import json
 import os
 import pwd
 
+from ansible_collections.onebox.deploy.plugins.module_utils.files import tail_json_records
 from ansible_collections.onebox.deploy.plugins.module_utils.releases import (
     list_releases,
     previous_version,
@@ -117,23 +117,8 @@ def ready_history(path, names, keep=HISTORY_LENGTH, tail=HISTORY_BYTES):
     first: the latest *keep* deploys and rollbacks of each site that came
     ready, from the audit log at *path* (its last *tail* bytes)."""
     out = dict((name, []) for name in names)
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - tail))
-            data = handle.read()
-    except (IOError, OSError):
-        return out
-    lines = data.decode("utf-8", "replace").splitlines()
-    if size > tail:
-        lines = lines[1:]  # the first line may be cut
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(record, dict) or record.get("site") not in out:
+    for record in tail_json_records(path, tail):
+        if record.get("site") not in out:
             continue
         if record.get("action") not in ("deploy", "rollback") or record.get("outcome") != "success":
             continue

@@ -14,9 +14,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 
+from ansible_collections.onebox.deploy.plugins.module_utils.files import tail_json_records
 from ansible_collections.onebox.deploy.plugins.module_utils.readiness import http_get, substitute_instance
 from ansible_collections.onebox.deploy.plugins.module_utils.systemd import RUNNING_STATES
 from ansible_collections.onebox.deploy.plugins.module_utils.workers import procs_path, read_pids
@@ -36,23 +36,8 @@ def last_records(path, names, tail=AUDIT_TAIL_BYTES):
     """``{site: record or None}``: the newest deploy, rollback or removal
     record of each site in the last *tail* bytes of the audit log at *path*."""
     out = dict((name, None) for name in names)
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - tail))
-            data = handle.read()
-    except (IOError, OSError):
-        return out
-    lines = data.decode("utf-8", "replace").splitlines()
-    if size > tail:
-        lines = lines[1:]  # the first line may be cut
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and record.get("site") in out and record.get("action") in DEPLOY_ACTIONS:
+    for record in tail_json_records(path, tail):
+        if record.get("site") in out and record.get("action") in DEPLOY_ACTIONS:
             out[record["site"]] = record
     return out
 

@@ -313,3 +313,14 @@ def test_point_symlink_never_replaces_a_directory(tmp_path):
     assert current.is_dir() and not current.is_symlink() and (current / "keep").read_text() == "data"
     assert os.listdir(str(tmp_path)) == ["current"]
     assert F.link_target(str(current)) is None
+
+
+def test_tail_json_records_reads_whole_object_lines_of_the_tail_only(tmp_path):
+    log = tmp_path / "deploy.jsonl"
+    lines = [json.dumps({"n": n, "pad": "x" * 20}) for n in range(10)]
+    log.write_text("\n".join(lines[:5]) + "\nnot json\n[1, 2]\n" + "\n".join(lines[5:]) + "\n")
+    assert [r["n"] for r in F.tail_json_records(str(log), 1 << 20)] == list(range(10))
+    # a tail that starts inside a line drops that line, never parses half of one
+    tail = len(lines[9]) + 1 + len(lines[8]) + 1 + 5
+    assert [r["n"] for r in F.tail_json_records(str(log), tail)] == [8, 9]
+    assert F.tail_json_records(str(tmp_path / "missing.jsonl"), 100) == []
