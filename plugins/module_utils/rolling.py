@@ -195,7 +195,10 @@ class UnitWatch(object):
         else:
             result = http_get(self.readiness_url, timeout=req_timeout)[0]
             self.answered = self.answered or isinstance(result, int)
-        self.readiness_last = result
+        # A request cut short by the wait's own deadline says nothing of the
+        # endpoint: the last answer it gave stays the one reported.
+        if isinstance(result, int) or req_timeout >= limit or self.readiness_last is None:
+            self.readiness_last = result
         ok = result == 200 and active in ('active', 'reloading')
         self.ready_seen = self.ready_seen or ok
         return ok, None

@@ -491,6 +491,23 @@ def test_timeout_when_readiness_stays_503_while_alive(servers, fake):
     assert res['results'][0]['readiness'] == 503 and res['results'][0]['liveness'] == 200
 
 
+def test_a_request_cut_short_by_the_deadline_does_not_replace_the_last_answer(fake, monkeypatch):
+    """The last poll before the ready timeout gets what is left of it; a request that
+    then times out says nothing of the endpoint: the report keeps its last answer (503)."""
+    def http_get(url, timeout=2.0, headers=None, clock=None):
+        return (503 if timeout >= 0.1 else 'timeout'), 0.0
+    monkeypatch.setattr(rolling, 'http_get', http_get)
+    fake.unit('blog.service', ActiveState='active', SubState='running')
+    fake.on('restart', 'blog.service', lambda f, u: u.set(ActiveState='active', SubState='running'))
+
+    failed, res, _took = run_module(module_args([dict(
+        name='blog.service', readiness_url='http://127.0.0.1:9/readyz', timeout=0.5)], timeout=30), fake)
+
+    assert failed and res['results'][0]['status'] == 'timeout'
+    assert res['results'][0]['readiness'] == 503, res['results'][0]
+    assert 'readiness last=status_503' in res['msg']
+
+
 def test_flapping_readiness_needs_consecutive_passes(servers, fake):
     app = HealthApp()
     srv = servers(app)
