@@ -8,6 +8,9 @@
 # step logs to LOGDIR/VERSION-STEP.log. Prints the logs of failed steps, then
 # one table: version x controller Python x result and wall time of each step.
 # Exits non-zero when a step failed.
+# ONEBOX_MATRIX_STEPS (default "sanity unit") names the steps to run after
+# prepare: `make test` runs the unit tests of every version first, on a quiet
+# machine, and sanity later beside Molecule.
 # Usage: matrix.sh LOGDIR VERSION...
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,6 +19,7 @@ cache=${ONEBOX_CACHE_DIR:-$top/.cache}
 logdir=$1
 shift
 jobs=${ONEBOX_MATRIX_JOBS:-2}
+steps=" ${ONEBOX_MATRIX_STEPS:-sanity unit} "
 
 # The collection declares exactly what is tested: every minor that
 # meta/runtime.yml's requires_ansible admits is in the matrix and the other way
@@ -61,15 +65,23 @@ step() {
 # and the unit tests run side by side: the unit tests mostly wait (for the
 # processes, sockets and timeouts they test), about a quarter of one core.
 # Their timing checks must not starve, though: sanity (pylint & co., all CPU)
-# runs at a lower priority, and one version's unit tests run at a time.
+# runs at a lower priority, the unit tests at the highest (nice -20: beside
+# three Molecule scenarios converging, 0.6 s, 2 s and 5 s bounds of the unit
+# tests were missed at nice 0 and -5; they mostly sleep, so the scenarios
+# lose little), and one version's unit tests run at a time.
 one() {
   local v=$1 ctl=$here/controller.sh
   step "$v" prepare bash "$ctl" "$v" --prepare || return 1
-  step "$v" sanity nice -n 10 bash "$ctl" "$v" -- bash tests/harness/sanity.sh &
-  (
-    flock 7
-    step "$v" unit bash "$ctl" "$v" -- python -m pytest -q -p no:cacheprovider tests/unit
-  ) 7>"$logdir/unit.lock" &
+  if [[ $steps == *" sanity "* ]]; then
+    step "$v" sanity nice -n 10 bash "$ctl" "$v" -- bash tests/harness/sanity.sh &
+  fi
+  if [[ $steps == *" unit "* ]]; then
+    (
+      # beside sanity, one version's unit tests at a time
+      [[ $steps == " unit " ]] || flock 7
+      step "$v" unit nice -n -20 bash "$ctl" "$v" -- python -m pytest -q -p no:cacheprovider tests/unit
+    ) 7>"$logdir/unit.lock" &
+  fi
   wait
 }
 
@@ -108,5 +120,5 @@ for v in "$@"; do
   printf '%-13s %-8s %-20s %-12s %-12s %-12s\n' "$v" "${py:-?}" "$where" \
     "$(field "$v" prepare)" "$(field "$v" sanity)" "$(field "$v" unit)"
 done
-echo "matrix: ${#} versions, $jobs at a time, ${took}s wall time"
+echo "matrix:${steps% } of ${#} versions, $jobs at a time, ${took}s wall time"
 exit $rc

@@ -199,8 +199,11 @@ def main():
     auto_before = {site["name"]: n_restarts(site["unit"]) for site in sites}
     wrks = {}
     for site in sites:
+        # The load generator yields the CPU (nice 10) to the sites it loads and to the host: unpaced,
+        # three wrk processes want three cores, and on a 2-core host that starved the restarts they
+        # measure (a warm-up of 0.7 s took over 10 s: 8 timeouts) and every other process with them.
         wrks[site["name"]] = subprocess.Popen(
-            ["wrk", "-t1", "-c%d" % args.connections, "-d600s", "--timeout", "10s", "--latency",
+            ["nice", "-n", "10", "wrk", "-t1", "-c%d" % args.connections, "-d600s", "--timeout", "10s", "--latency",
              site["url"]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(args.settle)
 
