@@ -6,6 +6,7 @@ site units (and Traefik's journal and API where it runs) so a red run explains
 itself.
 """
 
+import difflib
 import json
 import os
 import re
@@ -156,6 +157,18 @@ def failures_by_host(out):
     return entries
 
 
+def assert_each_alias_failed(out, cases, prefix):
+    """A run over one inventory alias per case (PREFIX-00, PREFIX-01, ...) failed on every alias and on
+    no other host, each naming every text its case expects; *cases* are (name, ..., expected texts)."""
+    failed = failures_by_host(out)
+    for n, case in enumerate(cases):
+        entry = failed.get("%s-%02d" % (prefix, n))
+        assert entry, (case[0], out[-3000:])
+        for text in case[-1]:
+            assert text in entry, (case[0], text, entry)
+    assert sorted(failed) == ["%s-%02d" % (prefix, n) for n in range(len(cases))], out[-3000:]
+
+
 @pytest.fixture(scope="session")
 def playbook():
     return run_playbook
@@ -171,6 +184,16 @@ def host_snapshot(host_):
 @pytest.fixture(scope="session")
 def snapshot():
     return host_snapshot
+
+
+def pytest_assertrepr_compare(op, left, right):
+    """Two long texts that differ, such as host snapshots (`assert snapshot(host) == before`): the lines
+    that differ, all of them, where pytest's own diff shows the first lines and hides the rest without -vv."""
+    if op != "==" or not isinstance(left, str) or not isinstance(right, str) or left.count("\n") < 20:
+        return None
+    diff = list(difflib.unified_diff(right.splitlines(), left.splitlines(), "right", "left", lineterm="", n=0))
+    return ["two texts of %d and %d lines differ in these lines (- right, + left):" % (
+        left.count("\n") + 1, right.count("\n") + 1)] + diff[2:400]
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -26,5 +26,6 @@ class ActionModule(ActionBase):
         if args.get("verify_units", True) and args.get("sites"):
             renderer = SiteRenderer.for_action(self, task_vars or {}, args.get("marker"))
             args["units"] = [dict(name=site["name"], socket=renderer.render("socket", site),
-                                  service=renderer.render("service", site)) for site in args["sites"]]
+                                  service=renderer.render("service", site), jobs=renderer.render_jobs(site))
+                             for site in args["sites"]]
         return self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)

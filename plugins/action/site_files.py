@@ -2,7 +2,8 @@
 # Copyright: onebox.deploy contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action plugin of ``onebox.deploy.site_files``: renders every selected
-site's socket unit, service unit and environment file from the role's
+site's socket unit, service unit, environment file and the units of its
+scheduled jobs from the role's
 templates on the controller, then runs the module once for all sites.
 
 The environment files travel in the module's ``no_log`` option ``env_files``
@@ -43,6 +44,7 @@ class ActionModule(ActionBase):
             entry["secret_keys"] = sorted(secrets.get(site["name"]) or {})
             entry["socket"] = renderer.render("socket", site)
             entry["service"] = renderer.render("service", site)
+            entry["jobs"] = renderer.render_jobs(site)
             env = renderer.render("env", site, secrets.get(site["name"]))
             env_files[site["name"]] = base64.b64encode(env.encode("utf-8")).decode("ascii")
             files.append(entry)

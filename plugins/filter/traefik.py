@@ -11,10 +11,14 @@ __metaclass__ = type
 from ansible_collections.onebox.deploy.plugins.plugin_utils._traefik import (
     backends,
     gate_config,
+    maintenance_ends,
+    maintenance_left_out,
+    maintenance_socket,
     readiness_services,
     rejoin_urls,
     routers_match,
     servers_match,
+    tag_runs,
     static_entrypoints,
     traefik_dynamic,
     traefik_errors,
@@ -39,4 +43,8 @@ class FilterModule(object):
             "traefik_gate": gate_config,
             "traefik_unit_changes": unit_changes,
             "traefik_rejoin_urls": rejoin_urls,
+            "traefik_maintenance_ends": maintenance_ends,
+            "traefik_maintenance_socket": maintenance_socket,
+            "traefik_maintenance_left_out": maintenance_left_out,
+            "traefik_tag_runs": tag_runs,
         }

@@ -35,6 +35,16 @@ HOST_PATHS_SPEC = dict(
     env_dir=dict(type="path", default="/etc/onebox"),
     marker=dict(type="str", default=MARKER),
 )
+#: Argument spec of a site's ``jobs`` in the modules that take the units of
+#: its scheduled jobs (``onebox.deploy.preflight`` verifies them,
+#: ``onebox.deploy.site_files`` installs them).
+JOB_UNITS_SPEC = dict(type="list", elements="dict", default=[], options=dict(
+    name=dict(type="str", required=True),
+    service_unit=dict(type="str", required=True),
+    timer_unit=dict(type="str", required=True),
+    service=dict(type="str", required=True),
+    timer=dict(type="str", required=True),
+))
 #: The GECOS field of every account this collection creates.
 ACCOUNT_MARKER = "onebox.deploy site account"
 
@@ -210,6 +220,25 @@ class HostState(object):
                     ports.add(int(instance))
         return ports
 
+    def job_unit_errors(self, site):
+        """A unit file at the path of one of the site's job units that this
+        collection did not write is never overwritten: an error naming the job."""
+        errors = []
+        for job in site.get("jobs") or []:
+            for unit in (job["service_unit"], job["timer_unit"]):
+                path = os.path.join(self.unit_dir, unit)
+                if os.path.lexists(path):
+                    content, exc = read_unit(path)
+                    if exc is not None or self.marker not in content:
+                        errors.append("site %s: field 'timers[%s].name': %s exists and was not written by "
+                                      "onebox.deploy; rename the job or remove that unit" % (site["name"], job["name"],
+                                                                                             path))
+                for vendor in VENDOR_UNIT_DIRS:
+                    if os.path.lexists(os.path.join(vendor, unit)):
+                        errors.append("site %s: field 'timers[%s].name': unit %s already exists in %s (a system "
+                                      "unit); rename the job" % (site["name"], job["name"], unit, vendor))
+        return errors
+
     def read(self, sites, force_release=False, check_ports=True, check_accounts=True, releasing=(), audit_log=None):
         """``(state by site name, errors)``; *releasing* names sites removed in
         this run; with *audit_log*, each site's ``ready_history`` from it."""
@@ -242,6 +271,7 @@ class HostState(object):
                         errors.append("site %s: field 'name': unit %s already exists at %s (a system unit); "
                                       "choose another site name" % (name, unit, vpath))
                         break
+            errors.extend(self.job_unit_errors(site))
             state[name] = info
         present = [s for s in sites if ours[s["name"]] and state[s["name"]]["units_present"]]
         instances = self.instances([s["name"] for s in present])

@@ -112,6 +112,13 @@ def choose_instance(instances, states):
     return None, running
 
 
+def job_runs(props):
+    """Whether a scheduled job's oneshot service runs its command: active in
+    some way, and past its ``ExecStartPre=``, where a run waits while the
+    deploy lock is held (a roll that waited for it would wait for itself)."""
+    return props.get('ActiveState') in RUNNING_STATES and props.get('SubState') != 'start-pre'
+
+
 def new_result(spec):
     return dict(name=spec['name'], strategy=spec['strategy'], status='pending',
                 time_to_stop=None, time_to_ready=None, passes=0, polls=0)
@@ -187,9 +194,13 @@ class UnitWatch(object):
         if self.liveness_url:
             live = http_get(self.liveness_url, timeout=req_timeout)[0]
             self.answered = self.answered or isinstance(live, int)
-            dead = self.liveness.update(live, elapsed=roller.clock() - self.origin)
-            if dead:
-                return False, dead
+            # A request cut short by the wait's own deadline says nothing of the
+            # endpoint (below, the same for readiness): it neither counts as a
+            # failure nor replaces the last answer reported.
+            if isinstance(live, int) or req_timeout >= limit or self.liveness.last is None:
+                dead = self.liveness.update(live, elapsed=roller.clock() - self.origin)
+                if dead:
+                    return False, dead
         if self.one_address and live is not None and not isinstance(live, int):
             result = live
         else:
@@ -597,12 +608,49 @@ class Roller(object):
         else:
             strategy.apply(result)
 
+    def wait_jobs(self, spec, result):
+        """Wait until no scheduled job of the site runs (``spec['jobs']``),
+        before its release switches: a run ends on the release it started
+        with and is never stopped. Each job gets its timeout plus the site's
+        stop timeout and :data:`STOP_MARGIN` (systemd has killed it by then);
+        one that still runs fails the roll before anything of the site
+        changed. The timer starts no run of a job that runs already, so a job
+        never overlaps itself; a run the timer starts during the deploy waits
+        in its ``ExecStartPre=`` until the deploy lock is released
+        (:func:`job_runs` leaves it out), then runs the release it finds."""
+        jobs = spec.get('jobs') or []
+        if not jobs:
+            return
+        began = self.clock()
+        stop = (spec.get('stop_timeout') or DEFAULT_STOP_TIMEOUT) + STOP_MARGIN
+        deadline = dict((job['unit'], began + job['timeout'] + stop) for job in jobs)
+        waited = {}
+        while True:
+            running = [u for u in sorted(deadline) if job_runs(self.show(u, ('ActiveState', 'SubState')))]
+            now = self.clock()
+            for unit in running:
+                waited[unit] = None
+            for unit in waited:
+                if unit not in running and waited[unit] is None:
+                    waited[unit] = round(now - began, 3)  # seen ended: the time this roll waited for it
+            if not running:
+                break
+            late = [u for u in running if now >= deadline[u]]
+            if late:
+                result['jobs_waited'] = dict((u, round(now - began, 3) if w is None else w) for u, w in waited.items())
+                raise RollFailed('%s: job %s still runs after %gs; the site was not switched to its new release' % (
+                    spec['name'], ', '.join(late), round(now - began, 1)), unit=late[0])
+            time.sleep(max(self.interval, 0.2))
+        if waited:
+            result['jobs_waited'] = waited
+
     def roll(self, spec):
         result = new_result(spec)
         self.results.append(result)
         strategy = self.strategy(spec)
         link = None
         try:
+            self.wait_jobs(spec, result)
             link = self.link_plan(spec)
             if link is not None:
                 result['link'] = link

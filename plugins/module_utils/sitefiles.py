@@ -6,9 +6,12 @@
 Per site: its account (created, never taken over), its directories, its
 socket unit, service unit and environment file (rendered on the controller;
 ``onebox.deploy.preflight`` verified the units before anything changed),
-installed atomically with the replaced file kept for a rollback. Then one
-``daemon-reload``, and the sockets enabled and started, the services enabled.
-With ``state: absent`` a site is stopped, disabled and removed instead.
+installed atomically with the replaced file kept for a rollback; the units
+of its scheduled jobs (:class:`JobUnits`), and the stale ones of jobs it no
+longer has removed. Then one ``daemon-reload``, and the sockets enabled and
+started, the services enabled, the job timers enabled and started. With
+``state: absent`` a site is stopped, disabled and removed instead, its jobs
+with it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -47,6 +50,31 @@ def mask_secrets(text, keys):
         key = line.split("=", 1)[0] if "=" in line and not line.startswith("#") else None
         out.append('%s="********"\n' % key if key in keys else line)
     return "".join(out)
+
+
+JOB_SUFFIXES = (".timer", ".service")
+
+
+def job_units_of(unit_dir, name, marker):
+    """``{file name: path}`` of the job units of site *name* in *unit_dir* that
+    this collection wrote: ``<name>_<job>.timer`` or ``.service`` whose text
+    carries *marker* and names the site. Site names never contain ``_``, so
+    no other site's unit matches; a file without the marker is never ours."""
+    out = {}
+    try:
+        entries = sorted(os.listdir(unit_dir))
+    except OSError:
+        return out
+    for entry in entries:
+        if not (entry.startswith(name + "_") and entry.endswith(JOB_SUFFIXES)):
+            continue
+        path = os.path.join(unit_dir, entry)
+        if os.path.islink(path) or not os.path.isfile(path):
+            continue
+        text = (read_bytes(path) or b"").decode("utf-8", "replace")
+        if "%s: job " % marker in text and " of site %s." % name in text:
+            out[entry] = path
+    return out
 
 
 class SiteFilesError(Exception):
@@ -214,15 +242,102 @@ class SiteFiles(object):
             result["installed"] = self.install(site, files)
             result["socket_changed"] = any(f[0] == result["socket_path"] for f in files)
             result["retired"] = None if self.env_only else self.retire(site)
+            if not self.env_only:
+                result["jobs"] = self.install_jobs(site)
+            jobs_changed = bool(result.get("jobs") and (result["jobs"]["installed"] or result["jobs"]["removed"]))
             result["changed"] = bool(result["installed"] or result["account_created"] or dirs_changed
-                                     or result["retired"])
+                                     or result["retired"] or jobs_changed)
             self.changed = self.changed or result["changed"]
         if self.reload_needed and not self.check_mode:
             self.systemd.daemon_reload()
             self.reload_needed = False
         if not self.env_only:
             self.enable(sites, results)
+            self.start_timers(sites, results)
         return results
+
+    # --- scheduled jobs ----------------------------------------------------------
+    def install_jobs(self, site):
+        """Install the units of the site's jobs that differ, and take away the
+        stale ones (timer stopped and disabled, a run still waiting for the
+        deploy lock stopped, files removed; a run under way finishes). Returns ``dict(installed, stale, removed, started)``; the
+        timers are started by :meth:`start_timers` after the daemon-reload."""
+        out = dict(installed=[], stale=[], removed=[], started=[])
+        wanted = set()
+        for job in site.get("jobs") or []:
+            for unit, content in ((job["service_unit"], job["service"]), (job["timer_unit"], job["timer"])):
+                wanted.add(unit)
+                path = self.unit_path(unit)
+                if file_matches(path, content, mode=0o644, owner=0, group=0):
+                    continue
+                if os.path.lexists(path) and not os.path.isfile(path):
+                    raise SiteFilesError("site %s: field 'timers[%s]': %s is not a regular file" % (
+                        site["name"], job["name"], path))
+                out["installed"].append(path)
+                if self.module._diff:
+                    before = (read_bytes(path) or b"").decode("utf-8", "replace") if os.path.isfile(path) else ""
+                    self.diffs.append(dict(before_header=path if before else "(absent)", after_header=path,
+                                           before=before, after=content))
+                if self.check_mode:
+                    continue
+                try:
+                    write_file(path, content, mode=0o644)
+                except WriteError as exc:
+                    raise SiteFilesError("site %s: cannot install %s: %s" % (site["name"], path, exc))
+                self.reload_needed = True
+        stale = dict((unit, path) for unit, path in job_units_of(self.unit_dir, site["name"], self.marker).items()
+                     if unit not in wanted)
+        out["stale"] = sorted(u for u in stale if u.endswith(".timer"))
+        out["removed"] = sorted(stale.values())
+        if stale and not self.check_mode:
+            services = sorted(u for u in stale if u.endswith(".service"))
+            try:
+                for verb in ("stop", "disable"):
+                    for unit in out["stale"]:
+                        self.systemd.mutate(verb, unit)
+                # A run still waiting for the deploy lock (start-pre) has not begun its command: it is
+                # stopped, as is a failed state of a job that is going away. A run under way finishes.
+                states = self.systemd.show_many(services, ("ActiveState", "SubState"))
+                waiting = [u for u in services if (states.get(u) or {}).get("SubState") == "start-pre"]
+                for unit in waiting:
+                    self.systemd.mutate("stop", unit)
+                self.reset_failed(services)
+            except SystemdError as exc:
+                raise SiteFilesError("site %s: field 'timers': %s" % (site["name"], exc.msg))
+            for path in out["removed"]:
+                remove_file(path)
+            self.reload_needed = True
+        return out
+
+    def reset_failed(self, units):
+        """Forget the failed state of *units* (job services going away), so none lingers after their files."""
+        states = self.systemd.show_many(units, ("ActiveState",))
+        failed = [u for u in units if (states.get(u) or {}).get("ActiveState") == "failed"]
+        for unit in failed:
+            self.systemd.mutate("reset-failed", unit)
+
+    def start_timers(self, sites, results):
+        """Every job timer enabled and started (after the daemon-reload that loaded them)."""
+        timers = [job["timer_unit"] for site in sites for job in site.get("jobs") or []]
+        if not timers:
+            return
+        try:
+            props = self.systemd.show_many(timers, ("UnitFileState", "ActiveState"))
+        except SystemdError as exc:
+            raise SiteFilesError(exc.msg)
+        start = [u for u in timers if (props.get(u) or {}).get("UnitFileState") != "enabled"
+                 or (props.get(u) or {}).get("ActiveState") != "active"]
+        for site in sites:
+            jobs = results[site["name"]].setdefault("jobs", dict(installed=[], stale=[], removed=[], started=[]))
+            jobs["started"] = [job["timer_unit"] for job in site.get("jobs") or [] if job["timer_unit"] in start]
+            if jobs["started"]:
+                results[site["name"]]["changed"] = True
+                self.changed = True
+        if start and not self.check_mode:
+            try:
+                self.systemd.mutate("enable", *start, now=True)
+            except SystemdError as exc:
+                raise SiteFilesError(exc.msg)
 
     def enable(self, sites, results):
         """Sockets enabled and started, the unit a socket starts enabled at boot."""
@@ -268,7 +383,11 @@ class SiteFiles(object):
                                           "--full", "%s@*.service" % name])
         instances = sorted(set(line.split()[0] for line in (out if rc == 0 else "").splitlines()
                                if line.split() and line.split()[0].startswith(name + "@")))
-        candidates = ["%s.socket" % name, "%s.service" % name] + instances
+        jobs = job_units_of(self.unit_dir, name, self.marker)
+        ours.extend(sorted(jobs.values()))
+        # Timers first (no job starts meanwhile), then the socket, the service, the jobs' services.
+        candidates = (sorted(u for u in jobs if u.endswith(".timer")) + ["%s.socket" % name, "%s.service" % name]
+                      + instances + sorted(u for u in jobs if u.endswith(".service")))
         try:
             loaded = self.systemd.show_many(candidates, ("LoadState", "ActiveState", "UnitFileState"))
         except SystemdError as exc:
@@ -295,6 +414,7 @@ class SiteFiles(object):
             for verb in ("stop", "disable"):
                 for unit in result["stopped"]:
                     self.systemd.mutate(verb, unit)
+            self.reset_failed([u for u in result["stopped"] if u in jobs and u.endswith(".service")])
         except SystemdError as exc:
             raise SiteFilesError("site %s: %s" % (name, exc.msg))
         for path in removable:

@@ -2,8 +2,8 @@
 # Copyright (c) onebox.deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What each site of a host is doing right now, read-only: its ``current``
-release, the states of its units, since when, how often systemd restarted
-it, its memory, its last deploy or rollback from the audit log, and one
+release, the states of its units (its job timers and their services too),
+since when, how often systemd restarted it, its memory, its last deploy or rollback from the audit log, and one
 ``/readyz`` request. Used by ``onebox.deploy.site_status``.
 
 Nothing here changes the host. A site whose service runs no process is not
@@ -111,10 +111,13 @@ def read_status(systemd, sites, audit_log=None, http=http_get, timeout=2.0):
     """``{site: status}`` of the normalised *sites* (strategy overlap: both
     instances of the template unit)."""
     units = {}
+    jobs = {}
     for site in sites:
         name = site["name"]
         units[name] = ["%s.socket" % name] + list(site.get("service_units") or ["%s.service" % name])
-    props = systemd.show_many(sorted(set(u for names in units.values() for u in names)), STATUS_PROPS)
+        jobs[name] = [u for job in site.get("jobs") or [] for u in (job["timer_unit"], job["service_unit"])]
+    props = systemd.show_many(sorted(set(u for names in list(units.values()) + list(jobs.values()) for u in names)),
+                              STATUS_PROPS)
     records = last_records(audit_log, [s["name"] for s in sites]) if audit_log else {}
     out = {}
     for site in sites:
@@ -135,6 +138,8 @@ def read_status(systemd, sites, audit_log=None, http=http_get, timeout=2.0):
                           if any(u["memory_bytes"] is not None for u in running) else None),
             last_deploy=records.get(name),
             readyz=readyz(site, services, http=http, timeout=timeout),
+            # Its scheduled jobs: each timer, then the service it starts.
+            jobs=[unit_state(unit, props.get(unit)) for unit in jobs[name]],
         )
     return out
 

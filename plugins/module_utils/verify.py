@@ -54,12 +54,16 @@ def as_loaded(site, content):
     return EXEC_START_RE.sub("ExecStart=/bin/true", content), False
 
 
-def verify_units(module, site, socket, service):
-    """Verify a site's socket and service unit texts; raise :class:`VerifyError`."""
+def verify_units(module, site, socket, service, jobs=None):
+    """Verify a site's socket and service unit texts, and its jobs' units
+    (*jobs*: ``[{service_unit, service, timer_unit, timer}]``); raise :class:`VerifyError`."""
     tmp = tempfile.mkdtemp(prefix="onebox-verify-")
+    units = [("%s.socket" % site["name"], socket), (site["trigger_unit"], service)]
+    for job in jobs or []:
+        units.extend([(job["service_unit"], job["service"]), (job["timer_unit"], job["timer"])])
     try:
         paths = []
-        for name, content in (("%s.socket" % site["name"], socket), (site["trigger_unit"], service)):
+        for name, content in units:
             path = os.path.join(tmp, name)
             write_file(path, as_loaded(site, content)[0], mode=0o644)
             paths.append(path)
@@ -78,3 +82,35 @@ def verify_units(module, site, socket, service):
     if rc != 0:
         raise VerifyError("site %s: field 'command': systemd-analyze verify failed (rc=%d): %s" % (
             site["name"], rc, text.strip()))
+
+
+#: What ``systemd-analyze calendar`` prints for an expression it rejects.
+CALENDAR_FAILED_RE = re.compile(r"Failed to parse calendar specification '(.*)': (.*)$", re.M)
+
+
+def calendar_errors(module, sites):
+    """The ``on_calendar`` of every job of *sites* that the host's systemd
+    rejects, each naming the site and the field: one ``systemd-analyze
+    calendar`` call for all of them (one per expression only to tell which
+    failed when the output does not say)."""
+    calendars = []
+    for site in sites:
+        for job in site.get("jobs") or []:
+            calendars.append((site["name"], job["name"], job["on_calendar"]))
+    if not calendars:
+        return []
+    analyze = module.get_bin_path("systemd-analyze", required=True)
+    expressions = sorted(set(c[2] for c in calendars))
+    rc, out, err = module.run_command([analyze, "calendar", "--"] + expressions)
+    if rc == 0:
+        return []
+    text = "\n".join(x for x in (out, err) if x)
+    rejected = dict(CALENDAR_FAILED_RE.findall(text))
+    if not rejected:
+        for expression in expressions:
+            rc1, out1, err1 = module.run_command([analyze, "calendar", "--", expression])
+            if rc1 != 0:
+                rejected[expression] = ((err1 or out1).strip() or "rc=%d" % rc1).splitlines()[-1]
+    return ["site %s: field 'timers[%s].on_calendar' %r is not a calendar systemd accepts "
+            "(systemd-analyze calendar: %s)" % (name, job, expression, rejected[expression].strip())
+            for name, job, expression in calendars if expression in rejected]

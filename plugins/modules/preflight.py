@@ -37,13 +37,16 @@ options:
   sites:
     description:
       - Normalised sites, as in the C(sites) of the P(onebox.deploy.site_plan#filter) filter's result.
-      - Read are C(name), C(version), C(listen), C(listen_port), C(health_port), C(instances), C(service_units),
+      - Read are C(name), C(version), C(listen), C(listen_port), C(health_port), C(instances), C(service_units), C(jobs),
         C(site_dir), C(user), C(group), C(command_argv0), C(sha256) and C(data).
       - Each file of a site's C(data) (relative to its C(site_dir)) that is a symbolic link, lies under one, or is
         not a regular file is an error naming the site and the field C(data); so is one that does not exist while a
         release of the site serves (before a first release it is reported as not created yet).
       - An absolute C(command_argv0) (the site's C(command) names a program of the host) that is missing or not
         executable on the host is an error naming the site and the field C(command).
+      - The C(on_calendar) of each of a site's C(jobs) is checked with C(systemd-analyze calendar), one call for all
+        sites; an expression the host's systemd rejects is an error naming the site and the field
+        C(timers[<job>].on_calendar).
     type: list
     elements: dict
     required: true
@@ -107,6 +110,32 @@ options:
         description: Text of the service unit.
         type: str
         required: true
+      jobs:
+        description: The units of the site's scheduled jobs, verified with the site's own.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          name:
+            description: Job name.
+            type: str
+            required: true
+          service_unit:
+            description: File name of the job's service unit.
+            type: str
+            required: true
+          timer_unit:
+            description: File name of the job's timer unit.
+            type: str
+            required: true
+          service:
+            description: Text of the job's service unit.
+            type: str
+            required: true
+          timer:
+            description: Text of the job's timer unit.
+            type: str
+            required: true
   releasing:
     description: Names of sites removed in this run (C(state=absent)); the ports their sockets hold count as free.
     type: list
@@ -159,10 +188,10 @@ errors:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.onebox.deploy.plugins.module_utils.host import HOST_PATHS_SPEC, HostState
+from ansible_collections.onebox.deploy.plugins.module_utils.host import HOST_PATHS_SPEC, JOB_UNITS_SPEC, HostState
 from ansible_collections.onebox.deploy.plugins.module_utils.files import file_matches
 from ansible_collections.onebox.deploy.plugins.module_utils.systemd import SystemdError, Systemctl
-from ansible_collections.onebox.deploy.plugins.module_utils.verify import VerifyError, verify_units
+from ansible_collections.onebox.deploy.plugins.module_utils.verify import VerifyError, calendar_errors, verify_units
 
 
 def verify_changed_units(module, sites, units, unit_dir):
@@ -175,13 +204,16 @@ def verify_changed_units(module, sites, units, unit_dir):
         site = by_name.get(unit["name"])
         if site is None:
             continue
+        jobs = unit.get("jobs") or []
         same = (file_matches(os.path.join(unit_dir, "%s.socket" % site["name"]), unit["socket"])
-                and file_matches(os.path.join(unit_dir, site["service_file"]), unit["service"]))
+                and file_matches(os.path.join(unit_dir, site["service_file"]), unit["service"])
+                and all(file_matches(os.path.join(unit_dir, job["service_unit"]), job["service"])
+                        and file_matches(os.path.join(unit_dir, job["timer_unit"]), job["timer"]) for job in jobs))
         if same:
             verified[site["name"]] = None
             continue
         try:
-            verify_units(module, site, unit["socket"], unit["service"])
+            verify_units(module, site, unit["socket"], unit["service"], jobs)
             verified[site["name"]] = "ok"
         except VerifyError as exc:
             errors.append(str(exc))
@@ -204,6 +236,7 @@ def main():
                 name=dict(type="str", required=True),
                 socket=dict(type="str", required=True),
                 service=dict(type="str", required=True),
+                jobs=JOB_UNITS_SPEC,
             )),
             **HOST_PATHS_SPEC
         ),
@@ -219,6 +252,7 @@ def main():
                                   audit_log=params["audit_log"])
     except SystemdError as exc:
         module.fail_json(msg=exc.msg, errors=[exc.msg], sites={})
+    errors.extend(calendar_errors(module, sites))
     if params["verify_units"] and not errors:
         verified, unit_errors = verify_changed_units(module, sites, params["units"], params["unit_dir"])
         errors.extend(unit_errors)

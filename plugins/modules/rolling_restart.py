@@ -157,6 +157,27 @@ options:
         type: list
         elements: str
         default: []
+      jobs:
+        description:
+          - The site's scheduled jobs (the oneshot services its timers start). Before the unit's release switches,
+            the module waits until none of them runs, so a run ends on the release it started with and is never
+            stopped; each gets its O(units[].jobs[].timeout) plus the unit's O(units[].stop_timeout) and 5 s, after
+            which the roll fails before this unit changed.
+          - A job whose service is in C(start-pre) (waiting in its C(ExecStartPre=) for the deploy lock) does not
+            run yet and is not waited for.
+          - The time waited per job is returned in the unit's result as C(jobs_waited).
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          unit:
+            description: The job's service unit.
+            type: str
+            required: true
+          timeout:
+            description: The job's timeout in seconds (its C(TimeoutStartSec=)).
+            type: float
+            required: true
       restart_socket:
         description:
           - V(true) when the socket's settings changed (its address, backlog, ...). Right before this unit is
@@ -613,6 +634,10 @@ def main():
         liveness_grace=dict(type='float'),
         stop_timeout=dict(type='float'),
         stop_units=dict(type='list', elements='str', default=[]),
+        jobs=dict(type='list', elements='dict', default=[], options=dict(
+            unit=dict(type='str', required=True),
+            timeout=dict(type='float', required=True),
+        )),
         restart_socket=dict(type='bool', default=False),
         data=dict(type='dict', options=dict(
             site=dict(type='str', required=True),

@@ -26,7 +26,10 @@ description:
     environment file is mode 0600 from its first byte.
   - removes the service unit file of the strategy a site left, reloads systemd once, and enables and starts every
     site's socket and enables the unit the socket starts.
-  - With O(absent), stops and disables a site's units, removes its unit files and environment file, and with
+  - installs the units of each site's scheduled jobs (O(files[].jobs)), enables and starts their timers, and stops,
+    disables and removes the timer units of jobs a site no longer has.
+  - With O(absent), stops and disables a site's units (its jobs' timers and services too), removes its unit files and
+    environment file, and with
     C(purge) its directory; its account is deleted only when this collection created it.
 author: onebox.deploy contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -133,6 +136,39 @@ options:
         description: Content of the service unit.
         type: str
         required: true
+      jobs:
+        description:
+          - The site's scheduled jobs (its C(timers)), each a oneshot service unit and the timer that starts it.
+          - Installed when they differ (not kept for a rollback, and a change to them alone restarts nothing), then
+            each timer is enabled and started. A job's service that runs is never restarted or stopped here.
+          - Timer and service units of the site that this collection wrote (C(<site>_<job>.timer) and
+            C(.service), carrying the marker and naming the site) and that are no longer among them are stale; each
+            such timer is stopped and disabled, a run of it still waiting for the deploy lock (C(start-pre)) is
+            stopped, and both files are removed. A run of such a job that is under way finishes.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          name:
+            description: Job name.
+            type: str
+            required: true
+          service_unit:
+            description: File name of the job's service unit, C(<site>_<job>.service).
+            type: str
+            required: true
+          timer_unit:
+            description: File name of the job's timer unit, C(<site>_<job>.timer).
+            type: str
+            required: true
+          service:
+            description: Content of the job's service unit.
+            type: str
+            required: true
+          timer:
+            description: Content of the job's timer unit.
+            type: str
+            required: true
   env_files:
     description:
       - Set by the action plugin; not for direct use. Each site's environment file (site name to its content,
@@ -177,6 +213,9 @@ sites:
       socket_path: /etc/systemd/system/blog.socket
       account_created: true
       retired: null
+      jobs: {installed: [/etc/systemd/system/blog_nightly.service, /etc/systemd/system/blog_nightly.timer],
+             started: [blog_nightly.timer], stale: [blog_weekly.timer], removed: [/etc/systemd/system/blog_weekly.timer,
+             /etc/systemd/system/blog_weekly.service]}
 removed:
   description: Per site removed with O(absent), what was (or would be) stopped and removed.
   returned: always
@@ -189,7 +228,7 @@ removed:
 import base64
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.onebox.deploy.plugins.module_utils.host import HOST_PATHS_SPEC
+from ansible_collections.onebox.deploy.plugins.module_utils.host import HOST_PATHS_SPEC, JOB_UNITS_SPEC
 from ansible_collections.onebox.deploy.plugins.module_utils.sitefiles import SiteFiles, SiteFilesError
 from ansible_collections.onebox.deploy.plugins.module_utils.systemd import SystemdError, Systemctl
 
@@ -208,6 +247,7 @@ def main():
         secret_keys=dict(type="list", elements="str", default=[], no_log=False),
         socket=dict(type="str", required=True),
         service=dict(type="str", required=True),
+        jobs=JOB_UNITS_SPEC,
     )
     module = AnsibleModule(
         argument_spec=dict(

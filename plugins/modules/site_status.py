@@ -13,8 +13,8 @@ module: site_status
 short_description: Read what each site of a host runs now, changing nothing
 version_added: 0.1.0
 description:
-  - For each site, the release its C(current) link points at, the state of its socket and service units (one
-    C(systemctl show) call for all), since when the service is active, how often systemd restarted it, its memory,
+  - For each site, the release its C(current) link points at, the state of its socket and service units and of its
+    scheduled jobs' timer and service units (one C(systemctl show) call for all), since when the service is active, how often systemd restarted it, its memory,
     its newest deploy, rollback or removal in the audit log, and the answer to one C(/readyz) request.
   - Used by the playbook C(onebox.deploy.status). Nothing on the host changes. A site whose service runs no process
     is not asked for C(/readyz), because a request to its socket would start it.
@@ -30,7 +30,7 @@ options:
   sites:
     description:
       - Normalised sites (C(onebox_site_plan.sites) of the site role's C(validate)); read are C(name), C(version),
-        C(site_dir), C(service_units), C(strategy) and C(readiness_url).
+        C(site_dir), C(service_units), C(strategy), C(readiness_url) and C(jobs).
     type: list
     elements: dict
     required: true
@@ -72,6 +72,11 @@ sites:
       last_deploy: {time: "2026-12-07T06:41:13Z", action: deploy, site: blog, from_version: 1.0.0, to_version: 1.0.1,
                     outcome: success, by: alice@laptop}
       readyz: {blog.service: {url: "http://127.0.0.1:19001/readyz", result: 200, ms: 1.2}}
+      jobs:
+        - {unit: blog_nightly.timer, active: active, sub: waiting, since: "Mon 2026-12-07 06:41:12 UTC", restarts: null,
+           memory_bytes: null, main_pid: null}
+        - {unit: blog_nightly.service, active: inactive, sub: dead, since: "Mon 2026-12-07 03:00:01 UTC", restarts: 0,
+           memory_bytes: null, main_pid: 0}
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -66,6 +66,17 @@ def select_sites(names, selection, field="onebox_deploy_sites"):
     return [name for name in names if name in wanted], []
 
 
+def maintenance_sites(names, value):
+    """``(names in input order, errors)`` of ``onebox_maintenance_sites``: the
+    sites Traefik answers 503 for in this run, besides those with
+    ``maintenance: true``. A list of names, or a string as ``-e
+    onebox_maintenance_sites=blog,shop`` gives it; empty names none. Every
+    name must be a present site of *names*."""
+    if value is None or value == "" or value == []:
+        return [], []
+    return select_sites(names, value, "onebox_maintenance_sites")
+
+
 def _number(value, integer=False):
     if isinstance(value, bool):
         return None
@@ -237,6 +248,8 @@ def plan_sites(sites, settings):
     field = settings.get("select_field") or "onebox_deploy_sites"
     chosen, select_errors = select_sites([s["name"] for s in entries], settings.get("select"), field)
     errors.extend(select_errors)
+    maintenance, maintenance_errors = maintenance_sites(names, settings.get("maintenance_sites"))
+    errors.extend(maintenance_errors)
     selected = [name for name in chosen if name in names]
     # A site with state: absent is removed by every run that selects it; a site
     # missing from onebox_sites is never touched.
@@ -269,13 +282,15 @@ def plan_sites(sites, settings):
         if site.get("state") == "absent":
             continue
         norm = normalize_site(site, defaults, base, parsed[index])
+        norm["maintenance"] = norm["maintenance"] or norm["name"] in maintenance
         if norm["name"] in selected and check_artifacts:
             norm["sha256"] = sums.get(norm["name"])
             norm["artifact_strip"] = (parsed[index]["artifact"] or {}).get("strip") or ""
         out.append(norm)
     plan = dict(errors=errors, sites=out, selected=selected, names=names,
                 selected_sites=[site for site in out if site["name"] in selected],
-                absent=[normalize_absent(site, defaults) for site in absent])
+                absent=[normalize_absent(site, defaults) for site in absent],
+                maintenance=[site["name"] for site in out if site["maintenance"]])
     if running:
         plan["run"] = run_plan(plan["selected_sites"][0], settings["run_command"])
     return plan
@@ -531,6 +546,11 @@ def roll_unit(site, switch_current=False, version=None, restore=None, fresh=Fals
     }
     if fresh:
         unit["fresh"] = True
+    # The site's scheduled jobs: the roll waits for a run under way before it
+    # switches current, so a run ends on the release it started with.
+    jobs = [dict(unit=job["service_unit"], timeout=float(job["timeout"])) for job in site.get("jobs") or []]
+    if jobs:
+        unit["jobs"] = jobs
     if strategy == "overlap":
         unit["instances"] = list(site["instances"])
     if switch_current:

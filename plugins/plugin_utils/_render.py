@@ -2,7 +2,8 @@
 # Copyright: onebox.deploy contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Rendering a site's files on the controller from the collection's
-top-level ``templates/`` (socket unit, service unit, environment file), found
+top-level ``templates/`` (socket unit, service unit, environment file, and
+per scheduled job a service and a timer unit), found
 by path from this file, never through a role's search path. Used by the
 action plugins of ``onebox.deploy.preflight`` (the units, to verify them
 before anything changes) and ``onebox.deploy.site_files`` (units and
@@ -21,10 +22,11 @@ from ansible_collections.onebox.deploy.plugins.module_utils.shared import MARKER
 
 #: The collection's templates/ directory.
 TEMPLATE_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "templates"))
-TEMPLATES = (("socket", "socket.j2"), ("service", "service.j2"), ("env", "env.j2"))
+TEMPLATES = (("socket", "socket.j2"), ("service", "service.j2"), ("env", "env.j2"),
+             ("job_service", "job-service.j2"), ("job_timer", "job-timer.j2"))
 #: The only variables the templates use besides ``site``: copying every
 #: variable per template would cost more than the rendering itself.
-VARIABLES = ("ansible_managed", "inventory_hostname")
+VARIABLES = ("ansible_managed", "inventory_hostname", "onebox_lock_file", "onebox_lock_ttl")
 
 
 class SiteRenderer(object):
@@ -42,9 +44,10 @@ class SiteRenderer(object):
         """The renderer of an action plugin's run."""
         return cls(action._loader, action._templar, task_vars, marker)
 
-    def render(self, key, site, secret_env=None):
-        """The text of template *key* (socket, service or env) for *site*."""
-        extra = dict(site=site, _onebox_marker=self.marker)
+    def render(self, key, site, secret_env=None, job=None):
+        """The text of template *key* (socket, service, env, or with *job*, one
+        of ``site['jobs']``, job_service or job_timer) for *site*."""
+        extra = dict(site=site, job=job, _onebox_marker=self.marker)
         if key == "env":
             extra["secret_env"] = secret_env or {}
         path = os.path.join(TEMPLATE_DIR, dict(TEMPLATES)[key])
@@ -54,6 +57,12 @@ class SiteRenderer(object):
             raise AnsibleActionFail("site %s: rendering %s failed: %s" % (site["name"], dict(TEMPLATES)[key],
                                                                           exc.message))
         return out if out.endswith("\n") else out + "\n"
+
+    def render_jobs(self, site):
+        """``[{name, service_unit, timer_unit, service, timer}]``: the units of the site's scheduled jobs."""
+        return [dict(name=job["name"], service_unit=job["service_unit"], timer_unit=job["timer_unit"],
+                     service=self.render("job_service", site, job=job), timer=self.render("job_timer", site, job=job))
+                for job in site.get("jobs") or []]
 
 
 __all__ = ["TEMPLATE_DIR", "TEMPLATES", "SiteRenderer"]

@@ -369,7 +369,7 @@ def status_row(status):
     """One site's status (M(onebox.deploy.site_status)) as the table's cells."""
     units = ", ".join("%s %s" % (u.get("unit"), u.get("sub") if u.get("active") in ("active", "inactive")
                                  else "%s/%s" % (u.get("active"), u.get("sub")))
-                      for u in status.get("units") or [])
+                      for u in list(status.get("units") or []) + list(status.get("jobs") or []))
     answers = status.get("readyz") or {}
     readyz = ", ".join("%s in %s ms" % (a.get("result"), a.get("ms")) for _unit, a in sorted(answers.items()))
     record = status.get("last_deploy")

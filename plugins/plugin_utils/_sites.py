@@ -49,8 +49,17 @@ SITE_FIELDS = frozenset([
     "drain_timeout", "start_timeout", "ready_timeout", "restart_sec",
     "service_type", "strategy", "unit_directives", "service_directives",
     "socket_directives", "domain", "domains", "rule", "checksum", "state", "purge",
-    "data", "data_writers",
+    "data", "data_writers", "timers", "maintenance",
 ])
+#: A scheduled job of a site (``timers``): ``<site>_<job>.timer`` starts the
+#: oneshot ``<site>_<job>.service``. Site names never contain ``_``, so a job
+#: unit never takes the name of another site's unit.
+JOB_FIELDS = frozenset(["name", "on_calendar", "command", "timeout"])
+JOB_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+#: Seconds a job may run when it sets no ``timeout`` (its TimeoutStartSec=):
+#: a roll of its site waits for a running job at most that long, well inside
+#: the deploy lock's default TTL of 900 s.
+JOB_TIMEOUT_DEFAULT = 600
 STATES = ("present", "absent")
 SERVICE_TYPES = ("exec", "notify", "simple")
 # restart: one <name>.service, stopped then started (one process at a time).
@@ -426,6 +435,54 @@ class SiteCheck(object):
                        "would write %s; a SQLite file allows one writer process at a time. Use strategy restart, "
                        "or set data_writers: many if the app allows two writers" % ", ".join(paths))
 
+    def check_timers(self):
+        """``timers``: a list of scheduled jobs, each with a unique ``name`` (a
+        unit-name fragment), an ``on_calendar`` (systemd's calendar syntax; the
+        host's ``systemd-analyze calendar`` checks it in preflight), a
+        ``command`` (as the site's, no ``..`` path part) and an optional
+        ``timeout`` in seconds. Errors name the field as ``timers[JOB].KEY``."""
+        timers = self.site.get("timers")
+        if timers in (None, []):
+            return
+        if not isinstance(timers, list):
+            self.error("timers", "must be a list of jobs, each with name, on_calendar and command, got %s"
+                       % kind_of(timers))
+            return
+        seen = {}
+        for index, job in enumerate(timers):
+            if not isinstance(job, dict):
+                self.error("timers[%d]" % index, "must be a mapping with name, on_calendar and command, got %s"
+                           % kind_of(job))
+                continue
+            name = job.get("name")
+            label = "timers[%s]" % name if isinstance(name, str) and JOB_NAME_RE.match(name) else "timers[%d]" % index
+            if name is None:
+                self.error(label + ".name", "is required (^[a-z0-9][a-z0-9-]{0,31}$, part of the unit names)")
+            elif not isinstance(name, str) or not JOB_NAME_RE.match(name):
+                self.error(label + ".name", "must match ^[a-z0-9][a-z0-9-]{0,31}$ (part of the unit names "
+                           "<site>_<name>.timer and .service), got %r" % (name,))
+            elif name in seen:
+                self.error(label + ".name", "is already used by timers[%d]" % seen[name])
+            else:
+                seen[name] = index
+            for field in sorted(set(job) - JOB_FIELDS):
+                self.error("%s.%s" % (label, field), "is not a known field of a job (name, on_calendar, command, "
+                           "timeout)")
+            calendar = job.get("on_calendar")
+            if not isinstance(calendar, str) or not calendar.strip():
+                self.error(label + ".on_calendar", "is required: a calendar in systemd's syntax, such as daily or "
+                           "*-*-* 03:00:00, got %r" % (calendar,))
+            elif any(ord(c) < 32 for c in calendar):
+                self.error(label + ".on_calendar", "must be one line without control characters")
+            problem = job_argv(job.get("command"))[1]
+            if problem:
+                self.error(label + ".command", problem)
+            timeout = job.get("timeout")
+            if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                        or not timeout > 0 or timeout > 86400):
+                self.error(label + ".timeout", "must be a number of seconds greater than 0 and at most 86400, "
+                           "got %r" % (timeout,))
+
     def check_settings(self):
         """The fields that override a role setting: paths, numbers, choices, directives."""
         site = self.site
@@ -440,6 +497,8 @@ class SiteCheck(object):
                 self.error(field, "must be one of %s, got %r" % (", ".join(choices), site.get(field)))
         for field in ("unit_directives", "service_directives", "socket_directives"):
             self._directives(field)
+        if site.get("maintenance") is not None and not isinstance(site.get("maintenance"), bool):
+            self.error("maintenance", "must be true or false, got %r" % (site.get("maintenance"),))
 
     def _positive_number(self, field, integer=False):
         value = self.site.get(field)
@@ -466,6 +525,40 @@ class SiteCheck(object):
                     self.error(field, "directive %s must be a string, a number, a boolean or a list of those" % key)
                 elif "\n" in str(item):
                     self.error(field, "directive %s must not contain a newline" % key)
+
+
+def job_argv(command):
+    """``(argv, problem)`` of a job's ``command``: split as a shell splits it,
+    one line, no argument with a ``..`` path part (as ``onebox.deploy.run``)."""
+    if not isinstance(command, str) or not command.strip():
+        return [], "is required: the command to run, such as 'bin/blog cleanup' (relative to the release)"
+    if "\n" in command or "\x00" in command:
+        return [], "must be one line without NUL"
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        return [], "cannot be parsed: %s" % exc
+    for arg in argv:
+        if ".." in arg.split("/"):
+            return [], ("has the argument %r with a '..' path part; give paths inside the release (relative to "
+                        "current) or absolute ones" % arg)
+    return argv, None
+
+
+def normalize_jobs(site):
+    """The scheduled jobs of a normalised site: per job its units, calendar,
+    ExecStart= line (a relative executable resolves inside ``current``, as the
+    site's command) and timeout."""
+    jobs = []
+    for job in site.get("timers") or []:
+        argv = job_argv(job["command"])[0]
+        exe = argv[0] if os.path.isabs(argv[0]) else os.path.join(site["site_dir"], "current", argv[0])
+        unit = "%s_%s" % (site["name"], job["name"])
+        jobs.append(dict(name=job["name"], on_calendar=job["on_calendar"].strip(), command=job["command"],
+                         exec_start=" ".join(systemd_quote(arg) for arg in [exe] + argv[1:]),
+                         timeout=float(job.get("timeout") or JOB_TIMEOUT_DEFAULT),
+                         service_unit=unit + ".service", timer_unit=unit + ".timer"))
+    return jobs
 
 
 def parse_sites(sites, artifact_base=None, check_artifacts=True, default_strategy="restart", sums=None):
@@ -506,6 +599,7 @@ def parse_sites(sites, artifact_base=None, check_artifacts=True, default_strateg
         check.check_account()
         check.check_settings()
         check.check_data(default_strategy)
+        check.check_timers()
         parsed[index] = dict(addresses=addresses, argv=argv, artifact=artifact)
     return errors, parsed
 
@@ -565,6 +659,8 @@ def normalize_site(site, defaults, artifact_base=None, parsed=None):
     out["secret_env_keys"] = sorted(str(k) for k in (out.pop("secret_env", None) or {}))
     out["data"] = list(out.get("data") or [])
     out["data_writers"] = out.get("data_writers") or "one"
+    # Traefik answers 503 with a page for it (onebox_maintenance_sites adds sites for one run).
+    out["maintenance"] = bool(out.get("maintenance"))
     artifact = parsed.get("artifact") or {}
     path = artifact.get("path") or resolve_artifact(out["artifact"], artifact_base)
     kind = artifact.get("kind") or artifact_kind(path)
@@ -600,10 +696,13 @@ def normalize_site(site, defaults, artifact_base=None, parsed=None):
     out["trigger_unit"] = out["service_units"][0]
     # Sandboxing defaults with the site's own service_directives applied by name.
     out["service_directives"] = merge_directives(sandbox_directives(out), out.get("service_directives"))
+    # Scheduled jobs run with that same sandbox and environment file.
+    out["jobs"] = normalize_jobs(out)
+    out.pop("timers", None)
     return out
 
 
-__all__ = ["DATA_WRITERS", "PATH_SETTINGS", "SERVICE_TYPES", "SITE_FIELDS", "SITE_SETTINGS", "STATES", "STRATEGIES",
-           "WILDCARD_HOSTS", "SiteCheck", "addresses_overlap", "artifact_kind", "env_value", "format_listen",
-           "ip_literal", "kind_of", "normalize_absent", "normalize_site", "parse_listen", "parse_sites",
-           "resolve_artifact", "url_host", "validate_sites"]
+__all__ = ["DATA_WRITERS", "JOB_FIELDS", "JOB_TIMEOUT_DEFAULT", "PATH_SETTINGS", "SERVICE_TYPES", "SITE_FIELDS",
+           "SITE_SETTINGS", "STATES", "STRATEGIES", "WILDCARD_HOSTS", "SiteCheck", "addresses_overlap", "artifact_kind",
+           "env_value", "format_listen", "ip_literal", "job_argv", "kind_of", "normalize_absent", "normalize_jobs",
+           "normalize_site", "parse_listen", "parse_sites", "resolve_artifact", "url_host", "validate_sites"]

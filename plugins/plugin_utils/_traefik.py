@@ -24,6 +24,7 @@ __metaclass__ = type
 
 import base64
 import ipaddress
+import json
 import os
 import re
 
@@ -32,6 +33,13 @@ from ansible_collections.onebox.deploy.plugins.plugin_utils._units import SANDBO
 
 PREFIX = "onebox-"
 RETRY_MIDDLEWARE = PREFIX + "retry"
+# The service of the sites in maintenance: the responder the role installs
+# (onebox-maintenance.socket), which answers every request with 503, a page
+# and Retry-After. Site names never end in "-" plus a reserved word, but a
+# site could be named "maintenance": its service would be onebox-maintenance
+# too, so that name is refused for routed sites (traefik_errors).
+MAINTENANCE_SERVICE = PREFIX + "maintenance"
+MAINTENANCE_SOCKET = MAINTENANCE_SERVICE + ".socket"
 # A lower-case DNS name with at least two labels; Traefik's Host() has no wildcards.
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # Go's time.ParseDuration subset we accept: "500ms", "1s", "1.5s", "2m".
@@ -92,6 +100,10 @@ DEFAULT_OPTIONS = {
     # Entry points of the redirect routers of sites with redirect_https.
     "redirect_entrypoints": ["web"],
     "state_dir": "/var/lib/onebox-traefik",
+    # Loopback address of the maintenance responder (onebox-maintenance.socket).
+    "maintenance_listen": "127.0.0.1:8099",
+    # Seconds of the responder's Retry-After header.
+    "maintenance_retry_after": 300,
 }
 LOOPBACK_API_RE = re.compile(r"^(127\.[0-9]+\.[0-9]+\.[0-9]+|\[::1\]|localhost):[0-9]+$")
 DYNAMIC_FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(yml|yaml)$")
@@ -139,6 +151,17 @@ def _options(options):
         match = re.search(r"Version:\s+(v?[0-9]+\.[0-9]+[0-9.]*)", str(out.get("version_output") or ""))
         out["version"] = match.group(1) if match else DEFAULT_OPTIONS["version"]
     return out
+
+
+def _whole(value):
+    """A whole number, also as ``-e`` gives it (a string of digits); else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.match(r"^[0-9]+$", value.strip()):
+        return int(value)
+    return None
 
 
 def site_domains(site):
@@ -248,6 +271,22 @@ def option_errors(options):
     if not LOOPBACK_API_RE.match(str(opts["api_listen"])):
         errors.append("onebox_traefik_api_listen must be a loopback address (127.0.0.1:8080, [::1]:8080), got %r: "
                       "the API has no authentication" % (opts["api_listen"],))
+    if not LOOPBACK_API_RE.match(str(opts["maintenance_listen"])):
+        errors.append("onebox_traefik_maintenance_listen must be a loopback address (127.0.0.1:8099), got %r: "
+                      "only Traefik on this host talks to the maintenance responder" % (opts["maintenance_listen"],))
+    else:
+        try:
+            socket_listen(opts["maintenance_listen"])
+        except ValueError as exc:
+            errors.append("onebox_traefik_maintenance_listen: %r cannot be a systemd socket: %s" % (
+                opts["maintenance_listen"], exc))
+        if str(opts["maintenance_listen"]) == str(opts["api_listen"]):
+            errors.append("onebox_traefik_maintenance_listen: %s is also onebox_traefik_api_listen" % (
+                opts["maintenance_listen"],))
+    retry_after = _whole(opts["maintenance_retry_after"])
+    if retry_after is None or not 0 <= retry_after <= 86400:
+        errors.append("onebox_maintenance_retry_after must be a whole number of seconds from 0 to 86400, got %r"
+                      % (opts["maintenance_retry_after"],))
     if not DYNAMIC_FILE_RE.match(str(opts["dynamic_file"])):
         errors.append("onebox_traefik_dynamic_file must be a plain file name ending in .yml or .yaml, got %r"
                       % (opts["dynamic_file"],))
@@ -342,6 +381,9 @@ def traefik_errors(sites, options=None):
             errors.append(_err(label, "rule", "must be a one-line Traefik rule, e.g. Host(`x.org`) && PathPrefix(`/a`)"))
         if not is_routed(raw):
             continue
+        if PREFIX + str(raw.get("name")) == MAINTENANCE_SERVICE:
+            errors.append(_err(label, "name", "a routed site cannot be named maintenance: its Traefik service "
+                                              "would be %s, the maintenance responder's" % MAINTENANCE_SERVICE))
         for domain in site_domains(raw):
             field = "domain" if raw.get("domain") and domain == str(raw["domain"]).strip().lower().rstrip(".") \
                 else "domains"
@@ -486,6 +528,131 @@ def service_for(site, opts):
     }
 
 
+def maintenance_service(opts):
+    """The service of the sites in maintenance: one server, the responder on
+    loopback, without a health check (it answers 503 by design, which a
+    check would count as down)."""
+    return {"loadBalancer": {"servers": [{"url": "http://%s" % opts["maintenance_listen"]}],
+                             "passHostHeader": True}}
+
+
+def readiness_urls(site, options=None):
+    """Where Traefik reaches *site*'s readiness path: one URL per backend that
+    runs it (``onebox_traefik_backends``), else one at the site's own server
+    address; the port is the health port Traefik's check uses (the public
+    port for ``overlap``, whose instances share it)."""
+    opts = _options(options)
+    addresses = [address for _host, address in site_backends(site, opts)]
+    if not addresses:
+        # Traefik dials the server's host (listen) and changes only the port;
+        # a health_listen elsewhere is refused by traefik_errors.
+        addresses = [site["listen_ip"]]
+    return [readiness_url(site, address) for address in addresses]
+
+
+def readiness_url(site, address):
+    """*site*'s readiness URL at *address*, on the port Traefik's health check
+    uses: the health port, or the public port for ``overlap`` (its instances
+    share it and their health ports move)."""
+    port = site["listen_port"] if site["strategy"] == "overlap" else site["health_port"]
+    return "http://%s:%d%s" % (url_host(address), port, site["readiness_path"])
+
+
+def maintenance_socket(options=None):
+    """The socket unit of the maintenance responder: ``{unit, listen}``
+    (``listen`` as ``ListenStream=`` takes it, see :func:`socket_listen`)."""
+    opts = _options(options)
+    return {"unit": MAINTENANCE_SOCKET, "listen": socket_listen(opts["maintenance_listen"])}
+
+
+def live_routers(text):
+    """``{router name: service}`` of the live dynamic file *text* (comment
+    lines, ``---``, then one JSON document, as the role writes it); empty when
+    there is no file or it cannot be read."""
+    body = "\n".join(line for line in str(text or "").splitlines()
+                     if not line.lstrip().startswith("#") and line.strip() != "---")
+    try:
+        doc = json.loads(body) if body.strip() else {}
+    except ValueError:
+        return {}
+    routers = ((doc.get("http") or {}).get("routers") or {}) if isinstance(doc, dict) else {}
+    return dict((name, router.get("service")) for name, router in routers.items() if isinstance(router, dict))
+
+
+def maintenance_ends(live, sites, options=None):
+    """The sites whose maintenance ends with this file: routed now to the
+    maintenance responder by *live* (the live dynamic file's text, or its
+    base64 as ``ansible.builtin.slurp`` gives it in ``content``), and to
+    their own service by the file this run writes. ``[{site, urls}]``, with
+    the readiness URLs (:func:`readiness_urls`) that must answer 200 before
+    the file is written."""
+    opts = _options(options)
+    routed = live_routers(_live_text(live))
+    out = []
+    for site in sites or []:
+        if not is_routed(site) or site.get("maintenance"):
+            continue
+        if routed.get(PREFIX + site["name"]) == MAINTENANCE_SERVICE:
+            out.append({"site": site["name"], "urls": readiness_urls(site, opts)})
+    return out
+
+
+def _live_text(live):
+    if isinstance(live, dict):
+        return base64.b64decode(live.get("content") or "").decode("utf-8", "replace")
+    return live
+
+
+def maintenance_left_out(live_files, sites):
+    """Errors for a run that writes no dynamic file on Traefik's hosts (the
+    Traefik play left out by ``--limit`` or ``--tags``) but would change a
+    site's maintenance mode there: one per site and host whose router in the
+    live file (*live_files*: the ``results`` of a looped
+    ``ansible.builtin.slurp``, each with the host as ``item``) points at the
+    maintenance responder while the site's ``maintenance`` is false, or at
+    its own service while it is true. A host without the file, or a site
+    without a router in it, routes nothing to compare."""
+    errors = []
+    for result in live_files or []:
+        if not isinstance(result, dict) or not result.get("content"):
+            continue
+        routed = live_routers(_live_text(result))
+        where = result.get("item") or "this host"
+        for site in sites or []:
+            service = routed.get(PREFIX + site["name"]) if is_routed(site) else None
+            if service is None or (service == MAINTENANCE_SERVICE) == bool(site.get("maintenance")):
+                continue
+            if site.get("maintenance"):
+                change, now = "puts it in maintenance", "to its own service"
+            else:
+                change, now = "ends its maintenance", "to the maintenance page"
+            errors.append(
+                "site %s: field 'maintenance': this run %s, but writes no Traefik dynamic file on %s, where Traefik "
+                "routes %s %s now: --limit or --tags left out the part of the run that switches it (the hosts of "
+                "onebox_traefik_group, the tag onebox_traefik). Nothing was changed; run it with them." % (
+                    site["name"], change, where, site["name"], now))
+    return errors
+
+
+def tag_runs(run_tags, skip_tags, tags=("onebox_traefik",)):
+    """Whether a task tagged *tags* runs under ``--tags`` *run_tags* and
+    ``--skip-tags`` *skip_tags* (``ansible_run_tags``, ``ansible_skip_tags``),
+    by Ansible's rules for the special tags ``all``, ``tagged`` and
+    ``always``. The playbooks tag every task that writes Traefik's dynamic
+    file ``onebox_traefik``."""
+    tags = set(tags)
+    run_tags = set(run_tags or ["all"])
+    skip_tags = set(skip_tags or [])
+    runs = bool("always" in tags or ("all" in run_tags and "never" not in tags) or tags & run_tags
+                or ("tagged" in run_tags and "never" not in tags))
+    if runs and skip_tags:
+        if "all" in skip_tags:
+            runs = "always" in tags and "always" not in skip_tags
+        elif tags & skip_tags or "tagged" in skip_tags:
+            runs = False
+    return runs
+
+
 def retry_middleware(opts):
     retry = {"attempts": int(opts["retry_attempts"]), "initialInterval": str(opts["retry_initial_interval"])}
     version = parse_version(opts["version"])
@@ -525,7 +692,15 @@ def traefik_dynamic(sites, options=None):
         if not is_routed(site):
             continue
         router = router_for(site, opts)
+        if site.get("maintenance"):
+            # Every request gets the responder's 503 page: no retry (the
+            # responder answers at once), the site's own chain stays.
+            router["service"] = MAINTENANCE_SERVICE
+            router["middlewares"] = [m for m in router["middlewares"] if m != RETRY_MIDDLEWARE]
+            services[MAINTENANCE_SERVICE] = maintenance_service(opts)
         routers[PREFIX + site["name"]] = router
+        # The site's own service stays (its health check with it): when
+        # maintenance ends only the router changes.
         services[PREFIX + site["name"]] = service_for(site, opts)
         if (opts["site_options"].get(site["name"]) or {}).get("redirect_https"):
             name, middleware = redirect_middleware(site, opts)
@@ -684,10 +859,16 @@ def resolver_errors(resolvers, entrypoints):
 
 def routers_match(api_routers, dynamic):
     """True when Traefik's API (``/api/http/routers``) serves exactly the
-    onebox routers of *dynamic* from the file provider, by name and rule."""
-    expected = set("%s@file %s" % (name, router.get("rule"))
+    onebox routers of *dynamic* from the file provider, by name, rule and
+    service (a site entering or leaving maintenance changes only its
+    router's service)."""
+    def service(router):
+        return str(router.get("service") or "").partition("@")[0]
+
+    expected = set("%s@file %s -> %s" % (name, router.get("rule"), service(router))
                    for name, router in ((dynamic or {}).get("http", {}).get("routers") or {}).items())
-    served = set("%s %s" % (router.get("name"), router.get("rule")) for router in api_routers or []
+    served = set("%s %s -> %s" % (router.get("name"), router.get("rule"), service(router))
+                 for router in api_routers or []
                  if str(router.get("name", "")).startswith(PREFIX) and str(router.get("name", "")).endswith("@file"))
     return expected == served
 
@@ -718,8 +899,7 @@ def rejoin_urls(sites, options, host):
             continue
         for name, address in site_backends(site, opts):
             if name == host:
-                port = site["listen_port"] if site["strategy"] == "overlap" else site["health_port"]
-                urls.append("http://%s:%d%s" % (url_host(address), port, site["readiness_path"]))
+                urls.append(readiness_url(site, address))
     return urls
 
 

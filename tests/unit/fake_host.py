@@ -30,6 +30,8 @@ class FakeHost(object):
         self.verify_result = (0, "", "")
         self.verified = []               # [{file name: content}] per systemd-analyze verify call
         self.verify_paths = []           # [[path, ...]] per systemd-analyze verify call
+        self.calendars = []              # [[expression, ...]] per systemd-analyze calendar call
+        self.bad_calendars = ()          # the expressions systemd-analyze calendar rejects
         self.users = {}
         self.groups = {}
         self.next_id = 4242
@@ -68,6 +70,11 @@ class FakeHost(object):
             return self.fail[prog]
         if prog == "systemctl":
             return self.systemctl(argv)
+        if prog == "systemd-analyze" and argv[0] == "calendar":
+            self.calendars.append(argv[2:])
+            bad = [e for e in argv[2:] if e in self.bad_calendars]
+            return (1, "", "".join("Failed to parse calendar specification '%s': Invalid argument\n" % e
+                                   for e in bad)) if bad else (0, "", "")
         if prog == "systemd-analyze":
             contents = {}
             for path in argv[1:]:
@@ -136,6 +143,11 @@ class FakeHost(object):
                     self.units[unit]["UnitFileState"] = "disabled"
             return 0, "", ""
         if verb == "daemon-reload":
+            return 0, "", ""
+        if verb == "reset-failed":
+            for unit in units:
+                if self.units.get(unit, {}).get("ActiveState") == "failed":
+                    self.units[unit]["ActiveState"] = "inactive"
             return 0, "", ""
         raise AssertionError("unexpected systemctl %r" % (argv,))
 

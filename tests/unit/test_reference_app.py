@@ -72,8 +72,8 @@ def get(port, path, timeout=5.0):
         conn.close()
 
 
-def status(port, path):
-    r = get(port, path, timeout=2.0)
+def status(port, path, timeout=2.0):
+    r = get(port, path, timeout=timeout)
     return r[0] if r else None
 
 
@@ -335,7 +335,9 @@ def test_notify_ready_and_stopping(start_app, tmp_path, abstract):
         app = start_app("--warmup", "0.3", env={"NOTIFY_SOCKET": name})
         msg = ns.recv(4096).decode()
         assert "READY=1" in msg.split("\n")
-        assert status(app.port, "/readyz") == 200  # ready before READY=1
+        # ready before READY=1; the request may wait for a loaded machine (make test runs the unit tests
+        # beside the Molecule scenarios: 2 s once timed out), the answer may not
+        assert status(app.port, "/readyz", timeout=15.0) == 200
         app.signal()
         assert "STOPPING=1" in ns.recv(4096).decode().split("\n")
         assert app.wait_exit() == 0
@@ -438,7 +440,7 @@ def test_drain_timeout_cuts_connections(start_app):
         t0 = time.monotonic()
         app.signal()
         assert app.wait_exit() == 0
-        assert time.monotonic() - t0 < 2
+        assert time.monotonic() - t0 < 4  # cut at the 0.3 s drain timeout, not after the 5 s request
     assert "cutting 1 connections" in app.log()
 
 

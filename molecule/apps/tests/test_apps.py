@@ -22,7 +22,13 @@ SERVERS = ["gunicorn", "uvicorn", "go", "node"]
 # gunicorn and uvicorn --backlog (default 2048), Node 511; Go calls no listen(), the
 # socket keeps its Backlog= (the site's backlog, default 4096).
 BACKLOG = {"gunicorn": 2048, "uvicorn": 2048, "go": 4096, "node": 511}
-RESTARTS, RESTART_APART = 10, 1.5
+# 10 restarts in pairs: the second of a pair RESTART_APART seconds after the first,
+# while the first is still starting (before gunicorn forks a worker); each pair waits
+# for /readyz before the next. So the burst is past systemd's default start limit
+# (5 starts in 10 s) whatever an app's start-up takes (gunicorn's was 2.0-2.4 s on a
+# loaded host: a /readyz wait after every restart left 5 starts in 10 s), and the
+# site serves between pairs.
+RESTARTS, RESTART_APART = 10, 0.2
 OVERLAP_WARMUP = "3"  # seconds: the new instance of an overlap deploy warms up this long
 RESULTS = []  # rows of the summary table
 
@@ -167,8 +173,8 @@ def test_each_family_runs_sandboxed_with_exposure_at_most_2(host, sites):
     assert all(r["exposure"] <= MAX_EXPOSURE and r["user"] == r["unit"][:-len(".service")] for r in rows), rows
 
 
-# Runs on the host: systemctl restart of the unit every RESTART_APART seconds (each
-# one once the previous restart answers /readyz), as a user's restarts would be.
+# Runs on the host: systemctl restart of the unit in pairs (above); reports when each
+# restart began and, for the second of each pair, how long until /readyz answered 200.
 RESTARTS_PY = r"""
 import json, subprocess, sys, time, urllib.request
 unit, readiness, count, apart = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
@@ -194,18 +200,22 @@ def show(prop, name):
 report = {"began_s": [], "took_s": [], "errors": [], "socket_states": set()}
 socket = unit.split(".")[0] + ".socket"
 t0 = time.monotonic()
+last = t0
 for i in range(count):
-    time.sleep(max(0.0, t0 + i * apart - time.monotonic()))
-    start = time.monotonic()
+    if i % 2:  # the second of a pair: while the first is still warming up
+        time.sleep(max(0.0, last + apart - time.monotonic()))
+    start = last = time.monotonic()
     proc = subprocess.run(["systemctl", "restart", unit], capture_output=True, text=True)
     if proc.returncode:
         report["errors"].append("restart %d: rc=%d %s" % (i + 1, proc.returncode, proc.stderr.strip()))
         break
     report["socket_states"].add(show("ActiveState", socket))
+    report["began_s"].append(round(start - t0, 2))
+    if i % 2 == 0 and i < count - 1:
+        continue
     if not ready(start + 30):
         report["errors"].append("restart %d: not ready within 30 s" % (i + 1))
         break
-    report["began_s"].append(round(start - t0, 2))
     report["took_s"].append(round(time.monotonic() - start, 2))
 report["socket_states"] = sorted(report["socket_states"])
 report["nrestarts"] = int(show("NRestarts", unit))
@@ -215,7 +225,8 @@ json.dump(report, sys.stdout)
 
 @pytest.mark.parametrize("server", SERVERS)
 def test_ten_restarts_under_load_drop_nothing(host, by_server, state, server):
-    """10 restarts 1.5 s apart (past systemd's default start limit of 5 in 10 s) while wrk loads the site."""
+    """10 restarts in pairs, the second 0.2 s into the first's start-up (past systemd's
+    default start limit of 5 in 10 s), while wrk loads the site."""
     site = state[by_server[server]["name"]]
     unit = service_unit(host, site)
     host.check_output("cat > /usr/local/bin/onebox-restarts.py <<'ONEBOX_EOF'\n%s\nONEBOX_EOF" % RESTARTS_PY)
@@ -224,9 +235,9 @@ def test_ten_restarts_under_load_drop_nothing(host, by_server, state, server):
     start_paced_load(host, [site])
     report = json.loads(host.check_output("python3 /usr/local/bin/onebox-restarts.py %s http://%s/readyz %d %s" % (
         unit, site["health_listen"], RESTARTS, RESTART_APART)))
-    rows = stop_paced_load(host, [site], "%d restarts of %s, %.1f s apart (wrk, 8 paced connections)"
+    rows = stop_paced_load(host, [site], "%d restarts of %s in pairs %.1f s apart (wrk, 8 paced connections)"
                            % (RESTARTS, unit, RESTART_APART))
-    print("restarts began at %s s, each ready after %s s" % (report["began_s"], report["took_s"]))
+    print("restarts began at %s s, each pair ready %s s after its second" % (report["began_s"], report["took_s"]))
     RESULTS.append(dict(rows[0], server=server, strategy="restart", test="%d restarts" % RESTARTS))
     assert report["errors"] == [] and len(report["began_s"]) == RESTARTS, report
     assert_past_default_start_limit(host, report["began_s"], unit)

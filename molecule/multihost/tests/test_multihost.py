@@ -26,6 +26,12 @@ API = "http://127.0.0.1:8080"
 RESULTS = []
 
 
+# How the scenario reaches each host (molecule.yml's host vars), with its address from address().
+SSH = {"ansible_connection": "ssh", "ansible_user": "deploy", "ansible_python_interpreter": "/usr/bin/python3",
+       "ansible_ssh_private_key_file": os.path.join(PROJECT, ".cache", "ssh", "id_ed25519"),
+       "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"}
+
+
 def address(name):
     data = json.loads(subprocess.run(["podman", "inspect", name], capture_output=True, text=True,
                                      check=True).stdout)
@@ -48,15 +54,15 @@ def sites():
 
 
 def run(playbook, extra=None, host_vars=None, args=()):
-    """Run a playbook of the collection against the three containers; (rc, output, seconds)."""
+    """Run a playbook of the collection against the three containers, over SSH
+    as the sudo user `deploy` like the scenario's own steps; (rc, output, seconds)."""
     shared = dict(scenario_vars(), **(extra or {}))
-    shared.pop("onebox_traefik_backend_address", None)
-    shared["ansible_connection"] = "containers.podman.podman"
-    shared["ansible_python_interpreter"] = "/usr/bin/python3"
+    shared.pop("onebox_traefik_backend_address")
+    shared.update(SSH)
     inventory = {"all": {"vars": shared, "children": {
-        "onebox": {"hosts": dict((h, dict({"onebox_traefik_backend_address": address(h)},
+        "onebox": {"hosts": dict((h, dict({"ansible_host": address(h), "onebox_traefik_backend_address": address(h)},
                                           **((host_vars or {}).get(h) or {}))) for h in SITE_HOSTS)},
-        "onebox_traefik": {"hosts": {LB: {}}}}}}
+        "onebox_traefik": {"hosts": {LB: {"ansible_host": address(LB)}}}}}}
     with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as handle:
         yaml.safe_dump(inventory, handle)
         path = handle.name
@@ -64,7 +70,7 @@ def run(playbook, extra=None, host_vars=None, args=()):
     try:
         proc = subprocess.run(["ansible-playbook", "-i", path, os.path.join(PROJECT, "playbooks", playbook)]
                               + list(args), cwd=PROJECT, capture_output=True, text=True, check=False,
-                              env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+                              env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_PIPELINING="true"))
     finally:
         os.unlink(path)
     return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - began
@@ -274,6 +280,7 @@ ROTATE = """\
 - name: Take onebox-mh2 out of Traefik's rotation or put it back (onebox_roll_phase)
   hosts: onebox-mh2
   gather_facts: false
+  become: true
   tasks:
     - name: Validate the sites
       ansible.builtin.import_role:
@@ -328,6 +335,60 @@ def test_a_host_rejoins_the_rotation_only_once_its_sites_answer_readiness(lb, ho
     assert sorted(x["url"] for x in json.loads(lb.check_output(
         "curl -fsS --max-time 5 %s/api/http/services/onebox-blog@file" % API))["loadBalancer"]["servers"]) == \
         list(urls(SITE_HOSTS, 8001))
+
+
+def status_through_traefik(lb, domain):
+    """(status, Retry-After) of GET / for *domain* through Traefik's port 80."""
+    out = lb.check_output("curl -sS -i --max-time 5 -H 'Host: %s' http://127.0.0.1/" % domain)
+    head = out.replace("\r\n", "\n").partition("\n\n")[0].splitlines()
+    headers = dict((k.strip().lower(), v.strip()) for k, _s, v in (line.partition(":") for line in head[1:]))
+    return int(head[0].split()[1]), headers.get("retry-after")
+
+
+def test_maintenance_on_several_hosts_ends_once_every_host_is_ready_and_needs_traefik_in_the_run(lb, hosts, sites):
+    """blog into maintenance for one run: Traefik answers 503 with Retry-After for it, while shop is served by
+    both hosts and blog's units run on. A run limited to mh1 leaves Traefik's host out, so it cannot end it:
+    refused before mh1 changes, naming blog and the field. Ending it waits for blog's readiness on each host:
+    with mh2's blog stopped, the run fails naming mh2's URL and the page stays; then blog is served again."""
+    current = {"onebox_sites": [dict(s, version="5.0.0") for s in sites]}
+    blog = next(s for s in sites if s["name"] == "blog")
+    shop = next(s for s in sites if s["name"] == "shop")
+    rc, out, took = run("site.yml", current, args=["-e", "onebox_maintenance_sites=blog"])
+    assert rc == 0, out[-3000:]
+    assert status_through_traefik(lb, blog["domain"]) == (503, "300")
+    assert set(b["host"] for b in served(lb, shop["domain"])) == set(SITE_HOSTS)
+    for host in hosts.values():
+        assert host.service("blog.service").is_running
+    print("\nmaintenance on over two hosts: %.1f s" % took)
+
+    # Traefik's host left out by --limit: the run would end blog's maintenance and cannot.
+    rc, out, took = run("site.yml", current, args=["--limit", "onebox-mh1"])
+    assert rc != 0
+    assert "site blog: field 'maintenance': this run ends its maintenance, but writes no Traefik dynamic file on " \
+           "onebox-mhlb, where Traefik routes blog to the maintenance page now" in " ".join(out.split()), out[-3000:]
+    assert "TASK [onebox.deploy.traefik : Fail when this run would change maintenance mode where it writes no " \
+           "dynamic file]" in out
+    assert re.search(r"onebox-mh1 +: ok=\d+ +changed=0 ", out), out[-2000:]
+    assert status_through_traefik(lb, blog["domain"])[0] == 503
+    print("refused with Traefik's host left out: %.1f s" % took)
+
+    # mh2's blog not ready: the run fails naming mh2's readiness URL, and Traefik keeps the page.
+    hosts["onebox-mh2"].check_output("systemctl stop blog.socket blog.service")
+    try:
+        rc, out, took = run("site.yml", dict(current, onebox_traefik_rejoin_timeout=2), args=["--tags", "onebox_traefik"])
+        assert rc != 0
+        assert "site blog: field 'maintenance': its maintenance ends in this run, but http://%s:19001/readyz did not " \
+               "answer 200 within 2 s" % address("onebox-mh2") in " ".join(out.split()), out[-3000:]
+        assert status_through_traefik(lb, blog["domain"])[0] == 503
+    finally:
+        hosts["onebox-mh2"].check_output("systemctl start blog.socket blog.service")
+    print("refused while mh2's blog was not ready: %.1f s" % took)
+
+    rc, out, took = run("site.yml", current)
+    assert rc == 0, out[-3000:]
+    assert status_through_traefik(lb, blog["domain"])[0] == 200
+    assert set(b["host"] for b in served(lb, blog["domain"])) == set(SITE_HOSTS)
+    print("maintenance off over two hosts: %.1f s" % took)
 
 
 def test_zz_summary():

@@ -17,15 +17,26 @@
 9. while a command runs, it holds the deploy lock: a deploy fails at once
    naming the holder;
 10. bad input (an unknown site, '..', no command, an unquoted -e value) is
-    rejected before the host changes, naming the field.
+    rejected before the host changes, naming the field;
+11. timers: a job fired by its timer (every 20 s) runs as blog, in its
+    sandbox, with its environment and secret (a hash of it in shared/), in
+    current; a deploy during a run waits for it (the job ends with status 0 on
+    its release, no second copy starts, blog restarts after it); bad timers
+    are rejected before the host changes; a job dropped from the list and the
+    jobs of a removed site are stopped, disabled and deleted, and a unit we did
+    not write is left alone; a run the timer starts while the deploy lock is
+    held waits for its release.
 """
 
+import copy
+import hashlib
 import json
+import re
 import threading
 import time
 
 import pytest
-from conftest import print_table, run_playbook
+from conftest import print_table, run_playbook, scenario_vars
 
 AUDIT_LOG = "/var/log/onebox/deploy.jsonl"
 SECRETS = ("onebox-ops-secret-7b1e", "onebox-ops-secret-c40a")
@@ -260,3 +271,282 @@ def test_run_rejects_bad_input_before_the_host_changes(host, snapshot, site, com
     assert error in out, out[-2000:]
     assert "Take the deploy lock" not in out
     assert snapshot(host) == before
+
+
+# --------------------------------------------------------------------------
+# timers: scheduled jobs per site
+# --------------------------------------------------------------------------
+
+SHARED = "/srv/onebox/blog/shared"
+# The job the tests schedule every 20 s. Fired by its timer only (the tests
+# never start it): it notes a second copy of itself (a pid file whose process
+# still runs), logs what it sees, writes the SHA-256 of blog's secret (never
+# the secret), and runs on while the test holds it (shared/hold), 1200 polls of 0.1 s at most
+# (2 to 3 minutes on a busy machine, inside its 300 s timeout).
+JOB = ("/bin/sh -c 'S=%s; if [ -e $S/job.pid ] && kill -0 $(cat $S/job.pid) 2>/dev/null; then echo overlap >> "
+       "$S/job.overlap; fi; echo $$ > $S/job.pid; echo start $$ $(date +%%s.%%N) user=$(id -un) cwd=$(pwd -P) "
+       "version=$ONEBOX_VERSION level=$LOG_LEVEL job=$ONEBOX_JOB nnp=$(grep ^NoNewPrivs: /proc/self/status | tr -d "
+       "\"\\t\") >> $S/job.log; printf %%s \"$BLOG_KEY\" | sha256sum | cut -d\" \" -f1 > $S/job-secret.sha256; n=0; "
+       "while [ -e $S/hold ] && [ $n -lt 1200 ]; do sleep 0.1; n=$((n+1)); done; echo end $$ $(date +%%s.%%N) >> "
+       "$S/job.log; rm -f $S/job.pid'" % SHARED)
+TICK = {"name": "tick", "on_calendar": "*:*:0/20", "command": JOB, "timeout": 300}
+
+
+def with_blog(**fields):
+    """The scenario's sites with blog's fields replaced."""
+    out = []
+    for site in copy.deepcopy(scenario_vars()["onebox_sites"]):
+        if site["name"] == "blog":
+            site.update(fields)
+        out.append(site)
+    return out
+
+
+def job_log(host):
+    text = host.run("cat %s/job.log" % SHARED).stdout
+    return [line.split() for line in text.splitlines() if line.strip()]
+
+
+def unit_props(host, unit, *props):
+    out = host.check_output("systemctl show %s %s" % (" ".join("-p " + p for p in props), unit))
+    return dict(line.split("=", 1) for line in out.splitlines())
+
+
+def monotonic_s(text):
+    """A monotonic time as `systemctl show` prints it ("2d 10h 55min 36.717914s") in seconds."""
+    scale = {"us": 1e-6, "ms": 1e-3, "s": 1, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+    parts = re.findall(r"([\d.]+)(us|ms|s|min|h|d|w)\b", text)
+    assert parts and "".join(n + u for n, u in parts) == text.replace(" ", ""), text
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def wait_for(check, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail("timed out after %ss waiting for %s" % (timeout, what))
+
+
+def test_a_job_fired_by_its_timer_runs_in_the_sites_environment_and_writes_shared(host):
+    since = host.check_output("date +%s")
+    host.run("rm -f %s/job.log %s/job-secret.sha256" % (SHARED, SHARED))
+    rc, out = run_playbook({"onebox_sites": with_blog(timers=[TICK])}, playbook="deploy.yml")
+    assert rc == 0, out[-3000:]
+    deployed = float(host.check_output("date +%s.%N"))
+    assert host.file("/etc/systemd/system/blog_tick.timer").contains("Managed by onebox.deploy")
+    assert host.check_output("systemctl is-enabled blog_tick.timer") == "enabled"
+    # The next elapse of */20 s is at most 20 s away, and AccuracySec=1s; 60 s for a busy machine.
+    starts = wait_for(lambda: [line for line in job_log(host) if line[0] == "start"] and
+                      [line for line in job_log(host) if line[0] == "end"], 60, "a run of blog_tick")
+    run = unit_props(host, "blog_tick.service", "Result", "ExecMainStatus", "ExecMainStartTimestampMonotonic",
+                     "ExecMainExitTimestampMonotonic", "InactiveExitTimestampMonotonic", "NRestarts")
+    timer = unit_props(host, "blog_tick.timer", "LastTriggerUSecMonotonic", "ActiveState")
+    line = dict(item.split("=", 1) for item in job_log(host)[0][3:])
+    print("first run %.1f s after the deploy ended, took %.3f s: %s" % (
+        float(job_log(host)[0][2]) - deployed,
+        (int(run["ExecMainExitTimestampMonotonic"]) - int(run["ExecMainStartTimestampMonotonic"])) / 1e6, line))
+    assert starts
+    assert run["Result"] == "success" and run["ExecMainStatus"] == "0", run
+    # Started by the timer: its last trigger is when the run's unit started (it may then have waited for the
+    # deploy's lock before its command started).
+    assert abs(monotonic_s(timer["LastTriggerUSecMonotonic"]) - int(run["InactiveExitTimestampMonotonic"]) / 1e6) < 1, (
+        timer, run)
+    assert line == {"user": "blog", "cwd": "/srv/onebox/blog/releases/1.0.0", "version": "1.0.0", "level": "info",
+                    "job": "tick", "nnp": "NoNewPrivs:1"}, line
+    secret_hash = host.check_output("cat %s/job-secret.sha256" % SHARED)
+    assert secret_hash == hashlib.sha256(SECRETS[0].encode()).hexdigest(), "the job did not see BLOG_KEY"
+    assert host.file("%s/job.log" % SHARED).user == "blog"
+    assert host.file("%s/job.log" % SHARED).mode == 0o640
+    journal = host.check_output("journalctl --no-pager --since @%s" % since)
+    for secret in SECRETS:
+        assert secret not in out and secret not in journal
+    for path in ("/etc/systemd/system/blog_tick.service", "/etc/systemd/system/blog_tick.timer"):
+        assert host.file(path).mode == 0o644 and SECRETS[0] not in host.file(path).content_string
+    # The status (of the same inventory) lists the job's units after the site's own.
+    rc, out = run_playbook({"onebox_sites": with_blog(timers=[TICK])}, playbook="status.yml")
+    assert rc == 0, out[-3000:]
+    table = task_result(out, "onebox.deploy.site : Show the status of the sites")["msg"]
+    blog = [row for row in table if row.startswith("blog ")][0]
+    print("\n".join(table))
+    assert "blog.socket running, blog.service running, blog_tick.timer waiting, blog_tick.service " in blog, blog
+
+
+def test_a_deploy_during_a_run_waits_for_it_and_starts_no_second_copy(host):
+    """The roll waits for the running job before it switches blog: the job ends
+    on its release (1.0.0) with status 0, no second copy starts, and blog
+    restarts on 1.0.1 only after the job ended."""
+    host.check_output("touch %s/hold && rm -f %s/job.log %s/job.overlap" % (SHARED, SHARED, SHARED))
+    try:
+        wait_for(lambda: host.run("systemctl is-active blog_tick.service").stdout.strip() == "activating", 60,
+                 "a run of blog_tick that the test holds")
+        pid = host.check_output("systemctl show -p MainPID --value blog_tick.service")
+        result = {}
+
+        def deploy():
+            result["began"] = time.monotonic()
+            result["rc"], result["out"] = run_playbook(
+                {"onebox_sites": with_blog(version="1.0.1", timers=[TICK])}, playbook="deploy.yml", args=("-v",))
+            result["ended"] = time.monotonic()
+
+        thread = threading.Thread(target=deploy)
+        thread.start()
+        # The deploy renews its lock right before the roll, after blog's new files: wait for that, then give
+        # the roll 8 s to begin (about 1-2 s measured; generous, as other scenarios may load the machine).
+        wait_for(lambda: host.file("/etc/onebox/blog.env").contains("ONEBOX_VERSION=1.0.1") or not thread.is_alive(),
+                 120, "the deploy to install blog's files")
+        renewed = ("test $(stat -c %.9Y /run/lock/onebox-deploy.lock | tr -d .) -gt "
+                   "$(stat -c %.9Y /etc/onebox/blog.env | tr -d .)")
+        wait_for(lambda: host.run(renewed).rc == 0 or not thread.is_alive(), 120,
+                 "the deploy to renew its lock before the roll")
+        time.sleep(8)
+        assert thread.is_alive(), result.get("out", "")[-3000:]
+        assert host.check_output("readlink /srv/onebox/blog/current").endswith("1.0.0")
+        assert host.check_output("systemctl show -p MainPID --value blog_tick.service") == pid
+        held_for = time.monotonic() - result["began"]
+    finally:
+        host.check_output("rm -f %s/hold" % SHARED)
+    thread.join(300)
+    assert result["rc"] == 0, result["out"][-3000:]
+    lines = job_log(host)
+    ended = [float(line[2]) for line in lines if line[0] == "end" and line[1] == pid]
+    assert ended, lines
+    run = unit_props(host, "blog_tick.service", "Result", "ExecMainStatus", "NRestarts")
+    assert run["Result"] == "success" and run["ExecMainStatus"] == "0", run
+    started = [line for line in lines if line[0] == "start"]
+    assert started[0][1] == pid and "cwd=/srv/onebox/blog/releases/1.0.0" in started[0], started
+    assert not host.file("%s/job.overlap" % SHARED).exists, "a second copy of the job ran"
+    # systemd's own account of the held run: one start, a clean finish, never stopped or killed.
+    journal = host.check_output("journalctl --no-pager -o cat -u blog_tick.service --since @%d"
+                                % (int(float(started[0][2])) - 1))
+    lines = journal.splitlines()
+    held = lines[:[i for i, line in enumerate(lines) if line.startswith("Finished blog_tick.service")][0] + 1]
+    print("\n".join(held))
+    assert len([line for line in held if line.startswith("Starting blog_tick.service")]) == 1, journal
+    for word in ("Stopping", "Failed", "Killing", "timed out"):
+        assert word not in "\n".join(held), journal
+    # blog stopped (the roll) only after the job ended.
+    stopping = host.check_output(
+        "journalctl --no-pager -o short-unix -u blog.service --since @%d | awk '/Stopping/ {print $1}' | tail -1"
+        % int(ended[0] - 60))
+    assert stopping and float(stopping) > ended[0], (stopping, ended)
+    assert host.check_output("readlink /srv/onebox/blog/current").endswith("1.0.1")
+    roll = task_result(result["out"], "onebox.deploy.site : Restart changed sites one at a time")
+    waited = [r.get("jobs_waited") for r in roll["results"] if r["name"] == "blog.service"][0]
+    print("deploy during a run: held the job %.1f s into the deploy; the roll waited %s s for it; job ended %.2f s "
+          "before blog stopped; deploy took %.1f s" % (held_for, waited["blog_tick.service"],
+                                                        float(stopping) - ended[0], result["ended"] - result["began"]))
+    assert waited["blog_tick.service"] > 0, waited  # the job ran when the roll reached blog
+    # The next run, fired by the timer, runs the new release.
+    wait_for(lambda: any("cwd=/srv/onebox/blog/releases/1.0.1" in line for line in job_log(host)), 60,
+             "a run on 1.0.1")
+    starts = [line for line in job_log(host) if line[0] == "start"]
+    ends = [line for line in job_log(host) if line[0] == "end"]
+    assert len(starts) - len(ends) in (0, 1), (starts, ends)
+    assert not host.file("%s/job.overlap" % SHARED).exists
+
+
+def test_a_run_the_timer_starts_while_the_deploy_lock_is_held_waits_for_it(host):
+    """onebox.deploy.run holds the deploy lock (as a deploy does) for 30 s: the
+    run the timer starts meanwhile waits before its command, then runs."""
+    host.check_output("rm -f %s/job.log" % SHARED)
+    # The timer fires at every 20-second mark. The run takes the lock a few seconds after
+    # the start below, well before the next mark: the run of the last mark has begun its
+    # command before the lock, and every later one must wait for it.
+    wait_for(lambda: 0.5 <= float(host.check_output("date +%s.%N")) % 20 <= 3, 25, "a moment just after a mark")
+    result = {}
+
+    def hold():
+        result["rc"], result["out"] = run("/bin/sleep 30", site="shop")
+        result["released"] = float(host.check_output("date +%s.%N"))
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        holder = wait_for(lambda: json.loads(host.run("cat /run/lock/onebox-deploy.lock").stdout or "null"), 30,
+                          "the run to take the lock")
+        locked_at = float(holder["heartbeat"])
+        # At least 1 s from either mark, or a run of the last mark could pass its check just before.
+        assert 1 <= locked_at % 20 <= 19, "the lock was taken %.1f s after a mark, too close to tell" % (locked_at % 20)
+        # The next 20-second mark starts the job; it waits in ExecStartPre= while the lock is held.
+        wait_for(lambda: host.check_output("systemctl show -p SubState --value blog_tick.service") == "start-pre"
+                 or not thread.is_alive(), 40, "a run of blog_tick waiting for the lock")
+        assert thread.is_alive(), "the lock was released before the timer fired"
+        waiting_since = float(host.check_output("date +%s.%N"))
+        during = [line for line in job_log(host) if line[0] == "start" and float(line[2]) >= locked_at]
+        assert not during, "the job's command ran while the lock was held: %s" % during
+    finally:
+        thread.join(120)
+    assert result["rc"] == 0, result["out"][-2000:]
+    started = wait_for(lambda: [line for line in job_log(host) if line[0] == "start" and float(line[2]) >= locked_at],
+                       30, "the run after the lock")
+    delay = float(started[0][2]) - result["released"]
+    print("a run waited for the deploy lock from at least %.1f s before its release; its command started %.1f s "
+          "after the release" % (result["released"] - waiting_since, delay))
+    assert not host.file("/run/lock/onebox-deploy.lock").exists
+    assert -1 < delay < 10, delay  # it polls the lock every second; 10 s for a busy machine
+    assert "cwd=/srv/onebox/blog/releases/1.0.1" in started[0]
+    wait_for(lambda: unit_props(host, "blog_tick.service", "ActiveState")["ActiveState"] == "inactive", 30,
+             "the run to end")
+    assert unit_props(host, "blog_tick.service", "Result")["Result"] == "success"
+
+
+@pytest.mark.parametrize("job,error", [
+    (dict(TICK, on_calendar="*-*-* 25:00:00"),
+     "site blog: field 'timers[tick].on_calendar' '*-*-* 25:00:00' is not a calendar systemd accepts"),
+    (dict(TICK, command="bin/../../../usr/bin/id"),
+     "field 'timers[tick].command' has the argument 'bin/../../../usr/bin/id' with a '..' path part"),
+    (dict(TICK, timeout=-1), "field 'timers[tick].timeout' must be a number of seconds greater than 0"),
+    (dict(TICK, name="Tick_1"), "field 'timers[0].name' must match ^[a-z0-9][a-z0-9-]{0,31}$"),
+    (dict(TICK, name=None), "field 'timers[0].name' is required"),
+])
+def test_bad_timers_are_rejected_before_the_host_changes(host, snapshot, job, error):
+    # The job's own runs write to shared/ every 20 s: its timer rests while the host is compared.
+    host.check_output("systemctl stop blog_tick.timer")
+    try:
+        wait_for(lambda: unit_props(host, "blog_tick.service", "ActiveState")["ActiveState"] != "activating", 30,
+                 "a run of blog_tick to end")
+        before = snapshot(host)
+        rc, out = run_playbook({"onebox_sites": with_blog(version="1.0.1", timers=[job])}, playbook="deploy.yml")
+        assert rc != 0
+        assert error in out, out[-2000:]
+        assert "Unpack the new releases" not in out
+        assert snapshot(host) == before
+    finally:
+        host.check_output("systemctl start blog_tick.timer")
+
+
+def test_duplicate_job_names_are_rejected(host):
+    rc, out = run_playbook({"onebox_sites": with_blog(version="1.0.1", timers=[TICK, TICK])}, playbook="deploy.yml")
+    assert rc != 0 and "field 'timers[tick].name' is already used by timers[0]" in out, out[-2000:]
+
+
+def test_a_job_dropped_from_the_list_is_stopped_disabled_and_removed(host):
+    foreign = "/etc/systemd/system/blog_foreign.timer"
+    host.check_output("printf '[Timer]\\nOnCalendar=daily\\n' > %s" % foreign)
+    try:
+        rc, out = run_playbook({"onebox_sites": with_blog(version="1.0.1", timers=[])}, playbook="deploy.yml")
+        assert rc == 0, out[-3000:]
+        for unit in ("blog_tick.timer", "blog_tick.service"):
+            assert not host.file("/etc/systemd/system/%s" % unit).exists, unit
+            props = unit_props(host, unit, "LoadState", "ActiveState")
+            assert props["ActiveState"] == "inactive", (unit, props)
+        assert not host.file("/etc/systemd/system/timers.target.wants/blog_tick.timer").exists
+        assert host.file(foreign).exists, "a unit onebox.deploy did not write was touched"
+        assert host.check_output("systemctl is-active blog.service") == "active"
+    finally:
+        host.check_output("rm -f %s" % foreign)
+
+
+def test_a_removed_site_takes_its_jobs_with_it(host):
+    rc, out = run_playbook({"onebox_sites": with_blog(version="1.0.1", timers=[TICK])}, playbook="deploy.yml")
+    assert rc == 0, out[-3000:]
+    assert host.check_output("systemctl is-active blog_tick.timer") == "active"
+    rc, out = run_playbook({"onebox_sites": with_blog(state="absent")}, playbook="deploy.yml")
+    assert rc == 0, out[-3000:]
+    for unit in ("blog_tick.timer", "blog_tick.service", "blog.socket", "blog.service"):
+        assert not host.file("/etc/systemd/system/%s" % unit).exists, unit
+        assert unit_props(host, unit, "ActiveState")["ActiveState"] == "inactive", unit
+    assert not host.file("/etc/systemd/system/timers.target.wants/blog_tick.timer").exists

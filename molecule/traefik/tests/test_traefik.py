@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import time
 
 import pytest
@@ -296,3 +297,106 @@ def test_bad_input_fails_before_the_host_changes(host, sites, playbook, snapshot
     for text in expected:
         assert text in out, (text, out[-2000:])
     assert before == after
+
+
+def http_answer(host, hostname):
+    """(status, headers as a dict of lower-case names, body) of GET / through Traefik's port 80."""
+    out = host.check_output("curl -sS -i --max-time 5 -H 'Host: %s' %s" % (hostname, ENTRY))
+    head, _sep, body = out.replace("\r\n", "\n").partition("\n\n")
+    lines = head.splitlines()
+    headers = dict((k.strip().lower(), v.strip()) for k, _s, v in (line.partition(":") for line in lines[1:]))
+    return int(lines[0].split()[1]), headers, body, out
+
+
+def wait_status(host, hostname, status, timeout=15):
+    """The answer for `hostname` once its status is `status` (the file provider reloads after a throttle)."""
+    deadline = time.monotonic() + timeout
+    answer = http_answer(host, hostname)
+    while answer[0] != status and time.monotonic() < deadline:
+        time.sleep(0.3)
+        answer = http_answer(host, hostname)
+    return answer
+
+
+def test_maintenance_mode_answers_503_with_a_page_and_ends_once_the_site_is_ready(host, sites, playbook, snapshot):
+    """blog into maintenance for one run (-e onebox_maintenance_sites=blog): Traefik answers 503 with the page
+    and Retry-After for it while shop serves and blog's unit runs on; an unknown name fails before the host
+    changes; --check ends nothing; ending it while blog is not ready fails naming blog and keeps the page;
+    once blog is ready it is routed again."""
+    current = [dict(s, version="2.0.0") for s in sites]
+    began = time.monotonic()
+    rc, out = playbook({"onebox_sites": current}, args=["-e", "onebox_maintenance_sites=blog"])
+    assert rc == 0, out[-3000:]
+    status, headers, body, raw = wait_status(host, "blog.test", 503)
+    print("\nmaintenance answer through Traefik:\n" + raw)
+    assert status == 503, raw
+    assert headers["retry-after"] == "300" and headers["cache-control"] == "no-store", headers
+    assert headers["content-type"] == "text/html; charset=utf-8" and "<h1>Down for maintenance</h1>" in body
+    for name in ("shop.test", "wiki.test"):
+        assert json.loads(host.check_output("curl -fsS --max-time 5 -H 'Host: %s' %s" % (name, ENTRY)))["site"] \
+            == name.split(".")[0]
+    # The site itself runs on, ready (a migration can run meanwhile).
+    assert host.service("blog.service").is_running
+    assert host.run("curl -fsS -o /dev/null --max-time 5 %s" % readiness_url(sites[0])).rc == 0
+    # The responder: socket-activated, on loopback, as a dynamic user without capabilities.
+    assert host.service("onebox-maintenance.socket").is_running
+    assert host.check_output("systemctl show -p DynamicUser --value onebox-maintenance.service") == "yes"
+    assert host.check_output("systemctl show -p Listen --value onebox-maintenance.socket") == "127.0.0.1:8099 (Stream)"
+    user = host.check_output("ps -o user= -p $(systemctl show -p MainPID --value onebox-maintenance.service)")
+    assert user != "root"
+    print("maintenance on: %.1f s" % (time.monotonic() - began))
+
+    def state():
+        return snapshot(host) + host.check_output("cat %s; systemctl is-active onebox-maintenance.socket" % DYNAMIC)
+
+    # An unknown site fails before anything changes, naming the field and the name.
+    before = state()
+    rc, out = playbook({"onebox_sites": current}, args=["-e", "onebox_maintenance_sites=blog,nope"])
+    assert rc != 0
+    assert "onebox_maintenance_sites names unknown sites: nope (known: blog, shop, wiki)" in out, out[-2000:]
+    assert state() == before
+
+    # --check of the run that ends it: nothing changes, and it says which site would leave maintenance.
+    rc, out = playbook({"onebox_sites": current}, args=["--check", "--tags", "onebox_traefik"])
+    assert rc == 0, out[-3000:]
+    assert "check mode: blog would leave maintenance" in out, out[-3000:]
+    assert re.search(r"TASK \[onebox\.deploy\.traefik : Write and check the dynamic file on [^\]]+\] \**\n"
+                     r"changed: ", out), out[-3000:]
+    assert state() == before
+
+    # A run that leaves out the tasks that write the dynamic file (--skip-tags) cannot end it: refused before
+    # anything changes, naming blog and the field, instead of ending green with blog still in maintenance.
+    rc, out = playbook({"onebox_sites": current}, args=["--skip-tags", "onebox_traefik"])
+    assert rc != 0
+    assert "site blog: field 'maintenance': this run ends its maintenance, but writes no Traefik dynamic file on " \
+           "onebox-traefik, where Traefik routes blog to the maintenance page now" in " ".join(out.split()), out[-3000:]
+    assert state() == before
+    # The same run with blog in maintenance, as Traefik routes it, goes ahead.
+    rc, out = playbook({"onebox_sites": current}, args=["--skip-tags", "onebox_traefik", "-e",
+                                                        "onebox_maintenance_sites=blog"])
+    assert rc == 0, out[-3000:]
+    assert http_answer(host, "blog.test")[0] == 503
+
+    # Not ready (its service stopped): the run fails naming blog, and Traefik keeps the page for it.
+    began = time.monotonic()
+    host.check_output("systemctl stop blog.service")
+    try:
+        rc, out = playbook({"onebox_sites": current, "onebox_traefik_rejoin_timeout": 2},
+                           args=["--tags", "onebox_traefik"])
+        assert rc != 0
+        assert "site blog: field 'maintenance': its maintenance ends in this run, but http://127.0.0.1:19001/readyz " \
+               "did not answer 200 within 2 s" in out.replace("\n", " "), out[-3000:]
+        assert host.check_output("cat %s" % DYNAMIC) in before
+        assert http_answer(host, "blog.test")[0] == 503
+    finally:
+        host.check_output("systemctl start blog.service")
+    print("not ready: %.1f s" % (time.monotonic() - began))
+
+    # Ready: routed to blog again, and the run ends only once Traefik does.
+    began = time.monotonic()
+    rc, out = playbook({"onebox_sites": current})
+    assert rc == 0, out[-3000:]
+    assert http_answer(host, "blog.test")[0] == 200
+    assert json.loads(host.check_output("curl -fsS --max-time 5 -H 'Host: blog.test' %s" % ENTRY))["site"] == "blog"
+    assert host.service("onebox-maintenance.socket").is_running
+    print("maintenance off: %.1f s" % (time.monotonic() - began))

@@ -377,29 +377,32 @@ UNITS = {
 }
 
 
+def assert_units_verify(paths):
+    """systemd-analyze verify passes *paths* without a warning: a directive systemd does not
+    know, or a value it ignores, is only a warning there, so fail on it here."""
+    proc = subprocess.run([SYSTEMD_ANALYZE, "verify"] + list(paths), capture_output=True, text=True, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    for needle in ("Unknown key", "Failed to parse", "ignoring", "Unknown section"):
+        assert needle not in out, out
+
+
+def write_units(tmp_path, units):
+    """Write {file name: text} into tmp_path; the paths written."""
+    for name, text in units.items():
+        (tmp_path / name).write_text(text)
+    return [str(tmp_path / name) for name in units]
+
+
 @needs_systemd
 @pytest.mark.parametrize("case", sorted(UNITS))
 def test_rendered_site_units_pass_systemd_analyze_verify(tmp_path, case):
-    proc = subprocess.run([SYSTEMD_ANALYZE, "verify"] + write_site_units(tmp_path, UNITS[case]),
-                          capture_output=True, text=True, check=False)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out
-    # A directive systemd does not know, or a value it ignores, is only a warning: fail on it here.
-    for needle in ("Unknown key", "Failed to parse", "ignoring", "Unknown section"):
-        assert needle not in out, out
+    assert_units_verify(write_site_units(tmp_path, UNITS[case]))
 
 
 @needs_systemd
 def test_rendered_traefik_unit_passes_systemd_analyze_verify(tmp_path):
-    paths = []
-    for name, text in render_traefik_sockets(onebox_traefik_binary="/bin/true").items():
-        (tmp_path / name).write_text(text)
-        paths.append(str(tmp_path / name))
-    proc = subprocess.run([SYSTEMD_ANALYZE, "verify"] + paths, capture_output=True, text=True, check=False)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out
-    for needle in ("Unknown key", "Failed to parse", "ignoring", "Unknown section"):
-        assert needle not in out, out
+    assert_units_verify(write_units(tmp_path, render_traefik_sockets(onebox_traefik_binary="/bin/true")))
 
 
 def offline_exposure(path):
@@ -429,3 +432,107 @@ def test_offline_exposure_is_at_most_2(tmp_path):
     print("\n".join("%-18s %-22s %.1f" % row for row in rows))
     for case, unit, exposure in rows:
         assert exposure <= MAX_EXPOSURE, (case, unit, exposure)
+
+
+# ---------------------------------------------------------------------------
+# scheduled jobs (timers)
+
+JOB_SITE = site(timers=[{"name": "nightly", "on_calendar": "*-*-* 03:00:00", "command": "bin/onebox-app --help"},
+                        {"name": "tick", "on_calendar": "*:*:0/20", "command": "/bin/sh -c 'echo $ONEBOX_JOB'",
+                         "timeout": 30}])
+
+
+def render_jobs(raw):
+    renderer = SiteRenderer(LOADER, Templar(loader=LOADER), {"ansible_managed": "Ansible managed"})
+    return renderer.render_jobs(normalize(raw, service_type="notify"))
+
+
+def test_job_units_run_the_release_as_the_site_with_its_sandbox_and_env_file():
+    normal = normalize(JOB_SITE, service_type="notify")
+    jobs = render_jobs(JOB_SITE)
+    assert [(j["service_unit"], j["timer_unit"]) for j in jobs] == [("blog_nightly.service", "blog_nightly.timer"),
+                                                                    ("blog_tick.service", "blog_tick.timer")]
+    service = directives(jobs[0]["service"])
+    assert service["Type"] == ["oneshot"] and service["User"] == ["blog"] and service["Group"] == ["blog"]
+    assert service["WorkingDirectory"] == ["/srv/onebox/blog/current"]
+    assert service["EnvironmentFile"] == ["/etc/onebox/blog.env"]
+    assert service["ExecStart"] == ["/srv/onebox/blog/current/bin/onebox-app --help"]
+    assert service["TimeoutStartSec"] == ["600.0"] and directives(jobs[1]["service"])["TimeoutStartSec"] == ["30.0"]
+    assert "Restart" not in service and "Sockets" not in service
+    # While the deploy lock is held (and renewed within its TTL), a run waits before its command.
+    assert service["ExecStartPre"] == [
+        "/bin/sh -c \"trap 'exit 0' TERM; while [ -e '/run/lock/onebox-deploy.lock' ] && [ $$(( $$(date +%%s) - $$(stat -c %%Y "
+        "'/run/lock/onebox-deploy.lock') )) -lt 900 ]; do sleep 1; done\""]
+    for key, values in SITE_SANDBOX.items():
+        assert service.get(key) == values, key
+    assert [k for k in service if k in normal["service_directives"]] == list(normal["service_directives"])
+    assert directives(jobs[1]["service"])["ExecStart"] == ["/bin/sh -c \"echo $$ONEBOX_JOB\""]
+    timer = directives(jobs[1]["timer"], "Timer")
+    assert timer == {"OnCalendar": ["*:*:0/20"], "AccuracySec": ["1s"], "Unit": ["blog_tick.service"]}
+    assert directives(jobs[1]["timer"], "Install") == {"WantedBy": ["timers.target"]}
+    for job in jobs:
+        assert "# Managed by onebox.deploy: job %s of site blog." % job["name"] in job["service"]
+        assert "# Managed by onebox.deploy: job %s of site blog." % job["name"] in job["timer"]
+
+
+def test_job_units_follow_the_sites_service_directives():
+    raw = dict(JOB_SITE, service_directives={"ProcSubset": "", "LimitNOFILE": 4096})
+    service = directives(render_jobs(raw)[0]["service"])
+    assert "ProcSubset" not in service and service["LimitNOFILE"] == ["4096"]
+
+
+@needs_systemd
+def test_rendered_job_units_pass_systemd_analyze_verify_and_exposure(tmp_path):
+    units = {}
+    for job in render_jobs(JOB_SITE):
+        for unit, text in ((job["service_unit"], job["service"]), (job["timer_unit"], job["timer"])):
+            units[unit] = re.sub(r"(?m)^ExecStart=.*$", "ExecStart=/bin/true", text)
+    assert_units_verify(write_units(tmp_path, units))
+    if _systemd_version() >= 250:
+        score = offline_exposure(tmp_path / "blog_nightly.service")
+        print("blog_nightly.service exposure %.1f" % score)
+        assert score <= MAX_EXPOSURE
+
+
+def test_the_job_waits_on_the_roles_own_lock_file_and_ttl():
+    renderer = SiteRenderer(LOADER, Templar(loader=LOADER), {"ansible_managed": "Ansible managed",
+                                                             "onebox_lock_file": "/run/lock/other.lock",
+                                                             "onebox_lock_ttl": 60})
+    (pre,) = directives(renderer.render_jobs(normalize(JOB_SITE))[0]["service"])["ExecStartPre"]
+    assert pre.count("'/run/lock/other.lock'") == 2 and " -lt 60 ]" in pre
+
+
+# ---------------------------------------------------------------------------
+# the maintenance responder (roles/traefik/templates/onebox-maintenance.*.j2)
+
+def render_maintenance_units(**variables):
+    defaults = _yaml("roles/traefik/defaults/main.yml")
+    variables = dict(defaults, **variables)
+    opts = {"maintenance_listen": variables["onebox_traefik_maintenance_listen"]}
+    common = dict(variables, _onebox_traefik_marker="Managed by onebox.deploy",
+                  _onebox_traefik_maintenance="/var/lib/onebox-traefik/onebox-maintenance",
+                  _onebox_traefik_maintenance_socket=T.maintenance_socket(opts)["listen"])
+    return dict((name, render(name + ".j2", **common))
+                for name in ("onebox-maintenance.socket", "onebox-maintenance.service"))
+
+
+def test_maintenance_units_listen_on_loopback_without_limits_as_a_dynamic_user():
+    units = render_maintenance_units(onebox_maintenance_retry_after=60)
+    for name, text in units.items():
+        assert text.startswith("#\n# Ansible managed\n#\n# Managed by onebox.deploy"), name
+        assert directives(text, "Unit")["StartLimitIntervalSec"] == ["0"], name
+    socket = directives(units["onebox-maintenance.socket"], "Socket")
+    assert socket["ListenStream"] == ["127.0.0.1:8099"] and socket["TriggerLimitIntervalSec"] == ["0"]
+    service = directives(units["onebox-maintenance.service"])
+    assert service["ExecStart"] == ["/usr/bin/python3 /var/lib/onebox-traefik/onebox-maintenance --retry-after 60"]
+    assert service["DynamicUser"] == ["yes"] and service["CapabilityBoundingSet"] == [""]
+    assert service["NoNewPrivileges"] == ["yes"] and service["PrivateNetwork"] == ["yes"]
+
+
+@needs_systemd
+def test_rendered_maintenance_units_pass_systemd_analyze_verify_with_exposure_at_most_2(tmp_path):
+    assert_units_verify(write_units(tmp_path, render_maintenance_units()))
+    if _systemd_version() >= 250:
+        exposure = offline_exposure(tmp_path / "onebox-maintenance.service")
+        print("onebox-maintenance.service %.1f" % exposure)
+        assert exposure <= MAX_EXPOSURE

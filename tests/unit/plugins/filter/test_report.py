@@ -491,3 +491,10 @@ def test_run_report_prints_the_exit_status_then_the_output():
                                    "stdout:", "  migrated 3", "stderr:", "  warn"]
     assert report(dict(RUN, exit_status=None, stdout="", stderr=""), "blog") == [
         "blog 1.0.1: bin/blog migrate --key ******** would run (check mode)"]
+
+
+def test_status_report_lists_the_job_units_after_the_sites_own():
+    status = dict(STATUS, jobs=[dict(unit="blog_tick.timer", active="active", sub="waiting"),
+                                dict(unit="blog_tick.service", active="inactive", sub="dead")])
+    row = D.FilterModule().filters()["status_report"]([status], "web1")[2]
+    assert "blog.socket running, blog.service activating/start, blog_tick.timer waiting, blog_tick.service dead" in row

@@ -23,16 +23,21 @@ def test_filter_module_exports():
         "traefik_gate": T.gate_config,
         "traefik_unit_changes": T.unit_changes,
         "traefik_rejoin_urls": T.rejoin_urls,
+        "traefik_maintenance_ends": T.maintenance_ends,
+        "traefik_maintenance_socket": T.maintenance_socket,
+        "traefik_maintenance_left_out": T.maintenance_left_out,
+        "traefik_tag_runs": T.tag_runs,
     }
 
 
-DYNAMIC = {"http": {"routers": {"onebox-blog": {"rule": "Host(`blog.x.org`)"},
-                                "onebox-shop": {"rule": "Host(`shop.x.org`)"}},
+DYNAMIC = {"http": {"routers": {"onebox-blog": {"rule": "Host(`blog.x.org`)", "service": "onebox-blog"},
+                                "onebox-shop": {"rule": "Host(`shop.x.org`)", "service": "onebox-shop"}},
                     "middlewares": {"onebox-retry": {}}}}
 
 
 def api(*routers):
-    return [dict(name=name, rule=rule, status="enabled") for name, rule in routers]
+    """API routers as Traefik lists them: the service of a file router by its name in the file."""
+    return [dict(name=name, rule=rule, status="enabled", service=name.split("@")[0]) for name, rule in routers]
 
 
 def test_routers_match_when_traefik_serves_exactly_the_file():
@@ -49,6 +54,15 @@ def test_routers_do_not_match_while_traefik_still_serves_the_old_file():
                                ("onebox-shop@file", "Host(`shop.x.org`)")), DYNAMIC) is False        # old rule
     assert T.routers_match(api(("onebox-blog@file", "Host(`blog.x.org`)"), ("onebox-shop@file", "Host(`shop.x.org`)"),
                                ("onebox-gone@file", "Host(`gone.x.org`)")), DYNAMIC) is False        # removed site
+
+
+def test_routers_do_not_match_while_traefik_still_routes_to_the_old_service():
+    """A site entering or leaving maintenance changes only its router's service."""
+    leaving = api(("onebox-blog@file", "Host(`blog.x.org`)"), ("onebox-shop@file", "Host(`shop.x.org`)"))
+    leaving[0]["service"] = "onebox-maintenance"
+    assert T.routers_match(leaving, DYNAMIC) is False
+    leaving[0]["service"] = "onebox-blog@file"  # qualified or not, the same service
+    assert T.routers_match(leaving, DYNAMIC) is True
 
 
 def test_no_routed_site_matches_an_api_without_onebox_routers():

@@ -110,3 +110,24 @@ def test_last_records_reads_the_tail_and_skips_a_cut_first_line(tmp_path):
     got = ST.last_records(str(log), ["blog", "shop"], tail=500)
     assert got == {"blog": json.loads(lines[-1]), "shop": None}
     assert ST.last_records(str(tmp_path / "missing"), ["blog"]) == {"blog": None}
+
+
+def test_job_timers_and_their_services_are_read_in_the_same_call_and_never_asked_for_readyz(tmp_path):
+    blog = dict(site(tmp_path), jobs=[dict(name="tick", timer_unit="blog_tick.timer", service_unit="blog_tick.service")])
+    systemd = Systemd({"blog.socket": {"ActiveState": "active", "SubState": "running"}, "blog.service": running(42),
+                       "blog_tick.timer": {"ActiveState": "active", "SubState": "waiting"},
+                       "blog_tick.service": {"ActiveState": "activating", "SubState": "start", "MainPID": "77"}})
+    asked = []
+
+    def http(url, timeout):
+        asked.append(url)
+        return 200, 0.001
+
+    out = ST.read_status(systemd, [blog], http=http)["blog"]
+    assert len(systemd.asked) == 1
+    assert systemd.asked[0][0] == ["blog.service", "blog.socket", "blog_tick.service", "blog_tick.timer"]
+    assert [(u["unit"], u["active"], u["sub"]) for u in out["jobs"]] == [
+        ("blog_tick.timer", "active", "waiting"), ("blog_tick.service", "activating", "start")]
+    # the site's own figures leave its jobs out
+    assert [u["unit"] for u in out["units"]] == ["blog.socket", "blog.service"] and out["restarts"] == 2
+    assert asked == ["http://127.0.0.1:19001/readyz"]

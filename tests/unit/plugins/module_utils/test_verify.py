@@ -163,3 +163,79 @@ def test_the_field_follows_the_section_of_the_ignored_key(tmp_path, line, field)
     with pytest.raises(V.VerifyError) as info:
         V.verify_units(FakeAnalyze((0, "", line + "\n")), site, "[Socket]\n", "[Service]\n")
     assert str(info.value).startswith("site blog: field '%s': systemd would ignore " % field)
+
+
+def test_verify_units_checks_the_jobs_units_with_the_sites(tmp_path):
+    site = site_of(tmp_path)
+    module = FakeAnalyze((0, "", ""))
+    jobs = [dict(service_unit="blog_nightly.service", timer_unit="blog_nightly.timer",
+                 service="[Service]\nType=oneshot\nExecStart=%s/current/bin/app cleanup\n" % site["site_dir"],
+                 timer="[Timer]\nOnCalendar=daily\n")]
+    V.verify_units(module, site, "[Socket]\n", SERVICE.format(d=site["site_dir"]), jobs)
+    (call,) = module.calls
+    names = ["blog.socket", "blog.service", "blog_nightly.service", "blog_nightly.timer"]
+    assert [os.path.basename(p) for p in call[2:]] == names
+    assert "ExecStart=/bin/true\n" in module.files["blog_nightly.service"]
+
+
+class FakeCalendar(object):
+    """``systemd-analyze calendar`` that rejects the expressions in *bad* (systemd 252's message)."""
+
+    def __init__(self, bad, say=True):
+        self.bad = bad
+        self.say = say
+        self.calls = []
+
+    def get_bin_path(self, name, required=False):
+        return "/usr/bin/" + name
+
+    def run_command(self, args):
+        self.calls.append(list(args))
+        rejected = [e for e in args[3:] if e in self.bad]
+        if not rejected:
+            return 0, "Normalized form: ...\n", ""
+        if not self.say:
+            return 1, "", "Invalid argument\n"
+        return 1, "", "".join("Failed to parse calendar specification '%s': Invalid argument\n" % e for e in rejected)
+
+
+def sites_with_calendars(*calendars):
+    return [dict(name="blog", jobs=[dict(name="job%d" % i, on_calendar=c) for i, c in enumerate(calendars)]),
+            dict(name="shop", jobs=[dict(name="nightly", on_calendar="daily")]), dict(name="wiki")]
+
+
+@pytest.mark.parametrize("say", [True, False])
+def test_calendar_errors_name_the_site_and_the_job(say):
+    module = FakeCalendar(["*-*-* 25:00", "bogus"], say=say)
+    errors = V.calendar_errors(module, sites_with_calendars("daily", "*-*-* 25:00", "bogus"))
+    assert errors == [
+        "site blog: field 'timers[job1].on_calendar' '*-*-* 25:00' is not a calendar systemd accepts "
+        "(systemd-analyze calendar: Invalid argument)",
+        "site blog: field 'timers[job2].on_calendar' 'bogus' is not a calendar systemd accepts "
+        "(systemd-analyze calendar: Invalid argument)"]
+    # one call for every site's calendars; one per expression only when the output names none
+    assert module.calls[0] == ["/usr/bin/systemd-analyze", "calendar", "--", "*-*-* 25:00", "bogus", "daily"]
+    assert len(module.calls) == (1 if say else 4)
+
+
+def test_calendars_that_pass_take_one_call_and_no_jobs_none():
+    module = FakeCalendar([])
+    assert V.calendar_errors(module, sites_with_calendars("daily", "Mon *-*-* 04:00")) == []
+    assert len(module.calls) == 1
+    assert V.calendar_errors(module, [dict(name="wiki")]) == [] and len(module.calls) == 1
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/systemd-analyze"), reason="systemd-analyze is not installed")
+def test_calendar_errors_with_the_real_systemd_analyze():
+    class Real(object):
+        def get_bin_path(self, name, required=False):
+            return "/usr/bin/" + name
+
+        def run_command(self, args):
+            import subprocess
+            proc = subprocess.run(args, capture_output=True, text=True, check=False)
+            return proc.returncode, proc.stdout, proc.stderr
+
+    errors = V.calendar_errors(Real(), sites_with_calendars("*:*:0/20", "*-*-* 25:00:00", "daily"))
+    assert errors == ["site blog: field 'timers[job1].on_calendar' '*-*-* 25:00:00' is not a calendar systemd "
+                      "accepts (systemd-analyze calendar: Invalid argument)"]

@@ -554,3 +554,70 @@ def test_an_existing_data_file_is_reported_with_its_size(tmp_path):
     failed, res = run_preflight_with(tmp_path, data=["shared/app.db"])
     assert not failed, res.get("msg")
     assert res["sites"]["blog"]["data"] == {"shared/app.db": {"exists": True, "bytes": 4196}}
+
+
+# --------------------------------------------------------------------------
+# scheduled jobs: calendars, their units verified, units of another origin
+# --------------------------------------------------------------------------
+
+def site_with_jobs(tmp_path, calendars=("daily",), name="blog", port=8001):
+    raw = {"name": name, "listen": "127.0.0.1:%d" % port, "version": "1.0", "artifact": "/opt/artifacts/%s/" % name,
+           "command": "bin/app", "timers": [{"name": "job%d" % i, "on_calendar": c, "command": "bin/app cleanup"}
+                                            for i, c in enumerate(calendars)]}
+    return S.normalize_site(raw, role_settings(root=str(tmp_path / "srv")), "/opt/artifacts")
+
+
+def rendered_jobs(site):
+    unit = rendered(site)
+    unit["jobs"] = [dict(name=job["name"], service_unit=job["service_unit"], timer_unit=job["timer_unit"],
+                         service="# %s: job %s of site %s.\n[Service]\nType=oneshot\nExecStart=%s\n" % (
+                             UNIT_MARKER, job["name"], site["name"], job["exec_start"]),
+                         timer="# %s: job %s of site %s.\n[Timer]\nOnCalendar=%s\n" % (
+                             UNIT_MARKER, job["name"], site["name"], job["on_calendar"]))
+                    for job in site["jobs"]]
+    return unit
+
+
+def test_every_calendar_is_checked_in_one_call_and_the_jobs_units_verified(host, tmp_path):
+    blog = site_with_jobs(tmp_path, ("daily", "*:*:0/20"))
+    shop = site_with_jobs(tmp_path, ("weekly",), name="shop", port=8002)
+    failed, res = run_checks(host, tmp_path, [blog, shop], [rendered_jobs(blog), rendered_jobs(shop)])
+    assert not failed, res.get("msg")
+    assert host.calendars == [["*:*:0/20", "daily", "weekly"]]
+    assert sorted(host.verified[0]) == ["blog.service", "blog.socket", "blog_job0.service", "blog_job0.timer",
+                                        "blog_job1.service", "blog_job1.timer"]
+    assert "ExecStart=/bin/true\n" in host.verified[0]["blog_job0.service"]
+
+
+def test_a_calendar_systemd_rejects_fails_naming_the_site_and_the_field(host, tmp_path):
+    host.bad_calendars = ("*-*-* 25:00:00",)
+    blog = site_with_jobs(tmp_path, ("daily", "*-*-* 25:00:00"))
+    failed, res = run_checks(host, tmp_path, [blog], [rendered_jobs(blog)])
+    assert failed
+    assert res["errors"] == ["site blog: field 'timers[job1].on_calendar' '*-*-* 25:00:00' is not a calendar "
+                             "systemd accepts (systemd-analyze calendar: Invalid argument)"]
+    assert host.mutations == []
+
+
+def test_a_changed_job_unit_alone_is_verified_again(host, tmp_path):
+    blog = site_with_jobs(tmp_path)
+    unit = rendered_jobs(blog)
+    install_units(tmp_path, blog, unit)
+    for job in unit["jobs"]:
+        (tmp_path / "units" / job["service_unit"]).write_text(job["service"])
+        (tmp_path / "units" / job["timer_unit"]).write_text(job["timer"])
+    failed, res = run_checks(host, tmp_path, [blog], [unit])
+    assert not failed and res["sites"]["blog"]["units_verified"] is None and host.verified == []
+    unit["jobs"][0]["timer"] += "AccuracySec=1s\n"
+    failed, res = run_checks(host, tmp_path, [blog], [unit])
+    assert not failed and res["sites"]["blog"]["units_verified"] == "ok" and len(host.verified) == 1
+
+
+def test_a_job_unit_of_another_origin_is_never_overwritten(host, tmp_path):
+    blog = site_with_jobs(tmp_path)
+    (tmp_path / "units").mkdir()
+    (tmp_path / "units" / "blog_job0.timer").write_text("[Timer]\nOnCalendar=hourly\n")
+    failed, res = run_checks(host, tmp_path, [blog], [rendered_jobs(blog)])
+    assert failed
+    assert ("site blog: field 'timers[job0].name': %s exists and was not written by onebox.deploy; rename the job "
+            "or remove that unit" % (tmp_path / "units" / "blog_job0.timer")) in res["errors"]

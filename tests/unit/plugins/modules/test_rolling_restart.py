@@ -431,7 +431,7 @@ def test_fail_fast_when_unit_fails(servers, fake, crash):
         [dict(name=n, readiness_url=srv.url('/%s/readyz' % n)) for n in names], timeout=10), fake)
 
     assert failed
-    assert took < 2, 'fail fast, not after the 10 s timeout'
+    assert took < 5, 'fail fast, not after the 10 s timeout'
     assert fake.mutations == [('restart', 'u1.service'), ('restart', 'u2.service')]
     assert res['rolled'] == ['u1.service']
     assert [r['status'] for r in res['results']] == ['ready', 'failed']
@@ -463,7 +463,7 @@ def test_fail_fast_when_liveness_dies(servers, fake):
     ], timeout=10), fake)
 
     assert failed
-    assert took < 2
+    assert took < 5
     assert live_app.counts['/livez'] >= 1
     assert 'liveness failed' in res['msg'] and 'ConnectionRefusedError' in res['msg']
     assert res['results'][0]['status'] == 'failed'
@@ -485,7 +485,7 @@ def test_timeout_when_readiness_stays_503_while_alive(servers, fake):
         timeout=30), fake)
 
     assert failed
-    assert 0.45 <= took < 2
+    assert 0.45 <= took < 5
     assert res['results'][0]['status'] == 'timeout'
     assert 'not ready within 0.5s' in res['msg']
     assert res['results'][0]['readiness'] == 503 and res['results'][0]['liveness'] == 200
@@ -506,6 +506,26 @@ def test_a_request_cut_short_by_the_deadline_does_not_replace_the_last_answer(fa
     assert failed and res['results'][0]['status'] == 'timeout'
     assert res['results'][0]['readiness'] == 503, res['results'][0]
     assert 'readiness last=status_503' in res['msg']
+
+
+def test_a_liveness_request_cut_short_by_the_deadline_does_not_replace_the_last_answer(fake, monkeypatch):
+    """The same for liveness: the report and the message keep its last answer (200),
+    not the timeout of a request that got only what was left of the ready timeout."""
+    def http_get(url, timeout=2.0, headers=None, clock=None):
+        if url.endswith('/livez'):
+            return (200 if timeout >= 0.1 else 'timeout'), 0.0
+        return 503, 0.0
+    monkeypatch.setattr(rolling, 'http_get', http_get)
+    fake.unit('blog.service', ActiveState='active', SubState='running')
+    fake.on('restart', 'blog.service', lambda f, u: u.set(ActiveState='active', SubState='running'))
+
+    failed, res, _took = run_module(module_args([dict(
+        name='blog.service', readiness_url='http://127.0.0.1:9/readyz', liveness_url='http://127.0.0.1:9/livez',
+        timeout=0.5)], timeout=30), fake)
+
+    assert failed and res['results'][0]['status'] == 'timeout'
+    assert res['results'][0]['liveness'] == 200, res['results'][0]
+    assert 'liveness last=%s' % rolling.describe(200) in res['msg'], res['msg']
 
 
 def test_flapping_readiness_needs_consecutive_passes(servers, fake):
@@ -671,7 +691,7 @@ def test_overlap_new_instance_fails_keeps_old(servers, fake):
         dict(name='shop.service', readiness_url=srv.url('/a/readyz')),
     ], timeout=10), fake)
 
-    assert failed and took < 2
+    assert failed and took < 5
     assert fake.mutations == [('start', 'blog@b.service'), ('stop', 'blog@b.service')]
     assert fake.units['blog@a.service'].current()['ActiveState'] == 'active'
     assert 'blog@b.service' in res['msg'] and 'left blog@a.service running' in res['msg']
@@ -1040,7 +1060,7 @@ def test_liveness_failures_count_after_the_grace(servers, fake):
         name='blog.service', readiness_url=srv.url('/readyz'), liveness_url=live.url('/livez'))],
         timeout=10, liveness_grace=0.3), fake)
 
-    assert failed and 0.3 <= took < 2
+    assert failed and 0.3 <= took < 5
     assert res['results'][0]['status'] == 'failed'
     assert 'never answered 200 within the 0.3s start grace' in res['msg']
 
@@ -1062,7 +1082,7 @@ def test_auto_restart_fails_at_once_without_any_liveness_answer(servers, fake):
         name='blog.service', readiness_url=srv.url('/readyz'), liveness_url=live.url('/livez'))],
         timeout=10), fake)
 
-    assert failed and took < 1.5
+    assert failed and took < 5
     assert 'crash-looping (SubState=auto-restart' in res['msg'] and 'liveness failed' not in res['msg']
     assert res['results'][0]['liveness'] == 'ConnectionRefusedError'
 
@@ -1082,7 +1102,7 @@ def test_unit_that_stops_after_starting_fails_fast(servers, fake, active, sub):
     failed, res, took = run_module(module_args([dict(name='blog.service', readiness_url=srv.url('/readyz'))],
                                                timeout=10), fake)
 
-    assert failed and took < 1.5
+    assert failed and took < 5
     assert 'unit stopped (ActiveState=%s, SubState=%s) before it became ready' % (active, sub) in res['msg']
 
 
@@ -1387,9 +1407,9 @@ def test_an_old_process_that_outlives_its_stop_timeout_fails_naming_it(servers, 
     fake.on('restart', 'blog.service', lambda f, u: u.set(ActiveState='deactivating', SubState='stop-sigterm'))
 
     failed, res, took = run_module(module_args([dict(
-        name='blog.service', readiness_url=srv.url('/readyz'), timeout=5, stop_timeout=0.3)]), fake)
+        name='blog.service', readiness_url=srv.url('/readyz'), timeout=30, stop_timeout=0.3)]), fake)
 
-    assert failed and 0.45 <= took < 2
+    assert failed and 0.45 <= took < 5
     assert 'old main process %d still runs 0.5s after the restart' % pid in res['msg']
     assert res['results'][0]['status'] == 'timeout' and res['results'][0]['elapsed'] >= 0.45
 
@@ -1397,7 +1417,9 @@ def test_an_old_process_that_outlives_its_stop_timeout_fails_naming_it(servers, 
 def test_rollback_waits_for_the_failed_release_to_stop_then_for_its_own_ready_timeout(servers, fake, tmp_path):
     """The failed release stops slowly (longer than the ready timeout): the
     previous release still gets its whole ready timeout, and the rollback
-    reports it serving."""
+    reports it serving. (Ready timeout 1.5 s, stop 2 s: with 0.6 s and 1 s the
+    previous release's readiness missed 0.6 s beside three Molecule scenarios.)"""
+    ready_timeout, stop_after = 1.5, 2.0
     app = HealthApp()
     srv = servers(app)
     link, target = _releases(tmp_path, 'blog')
@@ -1414,21 +1436,21 @@ def test_rollback_waits_for_the_failed_release_to_stop_then_for_its_own_ready_ti
             unit.proc = new
             unit.at(0.06, MainPID=new.pid)
         else:                     # the rollback: v2 takes 1 s to stop, v1 is ready soon after
-            _slow_stopping_restart(f, 'blog.service', stop_after=1.0)
+            _slow_stopping_restart(f, 'blog.service', stop_after=stop_after)
             f.hooks[('restart', 'blog.service')](f, unit)
     fake.on('restart', 'blog.service', restart)
 
     failed, res, _took = run_module(module_args([dict(
-        name='blog.service', readiness_url=srv.url('/readyz'), timeout=0.6, stop_timeout=5,
+        name='blog.service', readiness_url=srv.url('/readyz'), timeout=ready_timeout, stop_timeout=5,
         link=link, link_target=target, restore=_site_files(tmp_path, 'blog'))], rollback='site'), fake)
 
     assert failed
     assert len(calls) == 2
     back = res['rollback'][0]
     assert back['status'] == 'ready' and back['version'] == 'v1', back
-    assert back['time_to_stop'] >= 0.95 and back['time_to_ready'] > back['time_to_stop']
+    assert back['time_to_stop'] >= stop_after - 0.05 and back['time_to_ready'] > back['time_to_stop']
     # from the deploy's restart: the failed release's ready timeout, its stop, the previous release's start
-    assert back['time_to_recover'] >= 0.6 + back['time_to_ready']
+    assert back['time_to_recover'] >= ready_timeout + back['time_to_ready']
     assert res['msg'].startswith('rolled back blog.service to v1, which is serving again')
     assert 'ROLLBACK' not in res['msg']
 
@@ -1705,3 +1727,93 @@ def test_a_snapshot_that_cannot_be_restored_fails_the_unit_before_it_is_stopped(
     assert (site / 'shared' / 'notes.db').read_text() == 'v2 data'     # nothing moved
     assert os.readlink(str(site / 'current')).endswith('/v2')
     assert res['rollback'][0]['status'] == 'ready' and 'data' not in res['rollback'][0]
+
+
+# --------------------------------------------------------------------------
+# scheduled jobs: the roll waits for a run under way
+# --------------------------------------------------------------------------
+
+def test_the_roll_waits_for_a_running_job_before_it_switches_the_site(servers, fake, tmp_path):
+    app = HealthApp()
+    app.route('/readyz', const(200))
+    srv = servers(app)
+    fake.with_process('blog.service')
+    job = fake.unit('blog_nightly.service', ActiveState='activating', SubState='start', MainPID=4194100)
+    job.at(0.4, ActiveState='inactive', SubState='dead', MainPID=0)
+    link = tmp_path / 'current'
+    link.symlink_to(str(tmp_path / 'v1'))
+    (tmp_path / 'v1').mkdir()
+    (tmp_path / 'v2').mkdir()
+    seen = {}
+
+    def restart(f, unit):
+        seen['job'] = f.units['blog_nightly.service'].current()['ActiveState']
+        f.default_restart(f, unit)
+    fake.on('restart', 'blog.service', restart)
+    failed, res, _took = run_module(module_args([dict(
+        name='blog.service', readiness_url=srv.url('/readyz'), link=str(link), link_target=str(tmp_path / 'v2'),
+        jobs=[dict(unit='blog_nightly.service', timeout=30)])]), fake)
+    assert not failed, res['msg']
+    assert seen['job'] == 'inactive'
+    (result,) = res['results']
+    assert 0.3 <= result['jobs_waited']['blog_nightly.service'] <= 3, result
+    # the job was never stopped or restarted
+    assert not [c for c in fake.calls if c[-1] == 'blog_nightly.service' and c[0] != 'show']
+    assert os.readlink(str(link)) == str(tmp_path / 'v2')
+
+
+def test_an_idle_job_costs_one_look_and_no_wait(servers, fake):
+    app = HealthApp()
+    app.route('/readyz', const(200))
+    srv = servers(app)
+    fake.with_process('blog.service')
+    fake.unit('blog_nightly.service', ActiveState='inactive')
+    failed, res, took = run_module(module_args([dict(
+        name='blog.service', readiness_url=srv.url('/readyz'), jobs=[dict(unit='blog_nightly.service', timeout=30)])]),
+        fake)
+    assert not failed, res['msg']
+    assert 'jobs_waited' not in res['results'][0]
+    assert [c for c in fake.calls if c[-1] == 'blog_nightly.service'] == [
+        ['show', '-p', 'ActiveState', '-p', 'SubState', 'blog_nightly.service']]
+
+
+def test_a_job_that_outlives_its_bound_fails_the_roll_before_the_site_changes(servers, fake, tmp_path):
+    app = HealthApp()
+    app.route('/readyz', const(200))
+    srv = servers(app)
+    fake.with_process('blog.service')
+    fake.unit('blog_nightly.service', ActiveState='activating', SubState='start')
+    link = tmp_path / 'current'
+    (tmp_path / 'v1').mkdir()
+    (tmp_path / 'v2').mkdir()
+    link.symlink_to(str(tmp_path / 'v1'))
+    # bound: timeout 0.2 + stop_timeout 0.1 + rolling.STOP_MARGIN
+    rolling.STOP_MARGIN, margin = 0.1, rolling.STOP_MARGIN
+    try:
+        failed, res, _took = run_module(module_args([dict(
+            name='blog.service', readiness_url=srv.url('/readyz'), link=str(link), link_target=str(tmp_path / 'v2'),
+            stop_timeout=0.1, jobs=[dict(unit='blog_nightly.service', timeout=0.2)])], rollback='none'), fake)
+    finally:
+        rolling.STOP_MARGIN = margin
+    assert failed
+    assert 'blog.service: job blog_nightly.service still runs after' in res['msg'], res['msg']
+    assert 'the site was not switched to its new release' in res['msg']
+    assert os.readlink(str(link)) == str(tmp_path / 'v1')
+    assert fake.mutations == []
+
+
+def test_a_job_waiting_for_the_deploy_lock_is_not_waited_for(servers, fake):
+    """A run in ExecStartPre= waits for the deploy's lock: waiting for it would deadlock until its timeout."""
+    app = HealthApp()
+    app.route('/readyz', const(200))
+    srv = servers(app)
+    fake.with_process('blog.service')
+    fake.unit('blog_nightly.service', ActiveState='activating', SubState='start-pre')
+    failed, res, took = run_module(module_args([dict(
+        name='blog.service', readiness_url=srv.url('/readyz'), jobs=[dict(unit='blog_nightly.service', timeout=30)])]),
+        fake)
+    assert not failed, res['msg']
+    assert 'jobs_waited' not in res['results'][0] and took < 3
+    assert rolling.job_runs(dict(ActiveState='activating', SubState='start'))
+    assert rolling.job_runs(dict(ActiveState='deactivating', SubState='stop-sigterm'))
+    assert not rolling.job_runs(dict(ActiveState='inactive', SubState='dead'))

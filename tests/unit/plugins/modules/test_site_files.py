@@ -527,3 +527,110 @@ def test_a_failed_removal_installs_nothing(host, dirs):
     failed, res = run(host, dirs, [files_entry(dirs, name="shop")], absent=[absent_entry(dirs, "wiki")])
     assert failed and res["msg"].startswith("site wiki: field 'name'")
     assert not (dirs["unit_dir"] / "shop.socket").exists() and host.mutations == []
+
+
+# --------------------------------------------------------------------------
+# scheduled jobs (files[].jobs)
+# --------------------------------------------------------------------------
+
+def job(name, site="blog", calendar="daily"):
+    """One job's rendered units, as the action plugin sends them."""
+    unit = "%s_%s" % (site, name)
+    head = "# %s: job %s of site %s.\n" % (MARKER, name, site)
+    return dict(name=name, service_unit=unit + ".service", timer_unit=unit + ".timer",
+                service=head + "[Service]\nType=oneshot\nExecStart=/bin/true\n",
+                timer=head + "[Timer]\nOnCalendar=%s\nUnit=%s.service\n" % (calendar, unit))
+
+
+def test_job_units_are_installed_and_their_timers_enabled_and_started(host, dirs):
+    failed, res = run(host, dirs, [files_entry(dirs, jobs=[job("nightly"), job("tick", calendar="*:*:0/20")])])
+    assert not failed, res.get("msg")
+    jobs = res["sites"]["blog"]["jobs"]
+    unit_dir = str(dirs["unit_dir"])
+    assert jobs["installed"] == [os.path.join(unit_dir, u) for u in ("blog_nightly.service", "blog_nightly.timer",
+                                                                     "blog_tick.service", "blog_tick.timer")]
+    assert jobs["started"] == ["blog_nightly.timer", "blog_tick.timer"] and jobs["removed"] == []
+    for unit in ("blog_nightly.service", "blog_nightly.timer"):
+        assert mode_owner(dirs["unit_dir"] / unit) == (0o644, 0, 0)
+    # not kept for a rollback: a change to a job alone restarts nothing
+    assert [e["path"] for e in res["sites"]["blog"]["installed"]] == [
+        os.path.join(unit_dir, "blog.socket"), os.path.join(unit_dir, "blog.service"),
+        str(dirs["env_dir"] / "blog.env")]
+    verbs = host.systemctl_verbs()
+    assert verbs[0] == ["daemon-reload"] and verbs[-1] == ["enable", "blog_nightly.timer", "blog_tick.timer"]
+    assert not any(v[0] in ("start", "restart", "stop") for v in verbs), verbs
+    # again: nothing changes
+    host.calls = []
+    failed, res = run(host, dirs, [files_entry(dirs, jobs=[job("nightly"), job("tick", calendar="*:*:0/20")])])
+    assert not failed and res["changed"] is False, res
+    assert res["sites"]["blog"]["jobs"] == dict(installed=[], stale=[], removed=[], started=[])
+    assert host.mutations == []
+
+
+def test_a_running_job_is_never_restarted_when_its_unit_changes(host, dirs):
+    assert not run(host, dirs, [files_entry(dirs, jobs=[job("nightly")])])[0]
+    host.units["blog_nightly.service"] = dict(LoadState="loaded", ActiveState="activating")
+    host.calls = []
+    failed, res = run(host, dirs, [files_entry(dirs, jobs=[job("nightly", calendar="weekly")])])
+    assert not failed, res.get("msg")
+    assert res["sites"]["blog"]["jobs"]["installed"] == [str(dirs["unit_dir"] / "blog_nightly.timer")]
+    assert host.systemctl_verbs() == [["daemon-reload"]]
+    assert host.units["blog_nightly.service"]["ActiveState"] == "activating"
+
+
+def test_a_dropped_job_has_its_timer_stopped_disabled_and_its_units_removed(host, dirs):
+    assert not run(host, dirs, [files_entry(dirs, jobs=[job("nightly"), job("tick")])])[0]
+    host.units["blog_tick.service"] = dict(LoadState="loaded", ActiveState="activating")
+    foreign = dirs["unit_dir"] / "blog_other.timer"
+    foreign.write_text("[Timer]\nOnCalendar=daily\n")
+    other_site = dirs["unit_dir"] / "shop_tick.timer"
+    other_site.write_text(job("tick", site="shop")["timer"])
+    host.calls = []
+    failed, res = run(host, dirs, [files_entry(dirs, jobs=[job("nightly")])])
+    assert not failed, res.get("msg")
+    jobs = res["sites"]["blog"]["jobs"]
+    assert jobs["stale"] == ["blog_tick.timer"]
+    assert jobs["removed"] == [str(dirs["unit_dir"] / "blog_tick.service"), str(dirs["unit_dir"] / "blog_tick.timer")]
+    assert res["sites"]["blog"]["changed"] is True
+    # the timer stopped and disabled before its files go; a run under way finishes
+    assert host.systemctl_verbs() == [["stop", "blog_tick.timer"], ["disable", "blog_tick.timer"], ["daemon-reload"]]
+    assert host.units["blog_tick.service"]["ActiveState"] == "activating"
+    assert not (dirs["unit_dir"] / "blog_tick.timer").exists() and not (dirs["unit_dir"] / "blog_tick.service").exists()
+    # a unit without our marker, and another site's job, are never touched
+    assert foreign.read_text() == "[Timer]\nOnCalendar=daily\n" and other_site.exists()
+
+
+def test_check_mode_reports_job_changes_and_writes_nothing(host, dirs):
+    failed, res = run(host, dirs, [files_entry(dirs, jobs=[job("nightly")])], check_mode=True)
+    assert not failed and res["changed"] is True
+    assert res["sites"]["blog"]["jobs"]["started"] == ["blog_nightly.timer"]
+    assert not (dirs["unit_dir"] / "blog_nightly.timer").exists() and host.mutations == []
+
+
+def test_removing_a_site_stops_disables_and_removes_its_jobs(host, dirs):
+    installed(host, dirs, jobs=[job("nightly")])
+    host.units["blog_nightly.timer"] = dict(LoadState="loaded", ActiveState="active", UnitFileState="enabled")
+    host.units["blog_nightly.service"] = dict(LoadState="loaded", ActiveState="inactive")
+    failed, res = run(host, dirs, [], absent=[absent_entry(dirs)])
+    assert not failed, res.get("msg")
+    removed = res["removed"]["blog"]
+    assert removed["stopped"] == ["blog_nightly.timer", "blog.socket", "blog.service", "blog_nightly.service"]
+    for unit in ("blog_nightly.timer", "blog_nightly.service"):
+        assert str(dirs["unit_dir"] / unit) in removed["removed"]
+        assert not (dirs["unit_dir"] / unit).exists()
+    assert host.systemctl_verbs()[:2] == [["stop", "blog_nightly.timer"], ["stop", "blog.socket"]]
+
+
+@pytest.mark.parametrize("state,verbs", [
+    (dict(ActiveState="activating", SubState="start-pre"), [["stop", "blog_tick.service"]]),
+    (dict(ActiveState="failed", SubState="failed"), [["reset-failed", "blog_tick.service"]]),
+    (dict(ActiveState="activating", SubState="start"), []),
+])
+def test_a_dropped_jobs_run_waiting_for_the_lock_is_stopped_one_under_way_finishes(host, dirs, state, verbs):
+    assert not run(host, dirs, [files_entry(dirs, jobs=[job("tick")])])[0]
+    host.units["blog_tick.service"] = dict(LoadState="loaded", **state)
+    host.calls = []
+    failed, res = run(host, dirs, [files_entry(dirs, jobs=[])])
+    assert not failed, res.get("msg")
+    assert host.systemctl_verbs() == [["stop", "blog_tick.timer"], ["disable", "blog_tick.timer"]] + verbs + [
+        ["daemon-reload"]]

@@ -461,3 +461,71 @@ def test_overlap_with_data_of_one_writer_is_refused_with_the_reason(base, defaul
         "site 'blog' (onebox_sites[0]): field 'strategy' overlap runs")
     assert S.validate_sites([dict(entry, data_writers="many")], base, default_strategy=default_strategy) == []
     assert S.validate_sites([site(strategy="overlap")], base) == []          # no data, no question
+
+
+# --------------------------------------------------------------------------
+# timers: scheduled jobs
+# --------------------------------------------------------------------------
+
+NIGHTLY = {"name": "nightly", "on_calendar": "*-*-* 03:00:00", "command": "bin/blog cleanup --days 30"}
+
+
+def test_valid_timers_have_no_errors(base):
+    assert errors([site(timers=[NIGHTLY, {"name": "tick-2", "on_calendar": "*:*:0/20", "command": "/bin/true",
+                                          "timeout": 30}])], base) == []
+    assert errors([site(timers=[]), site(name="shop", listen="8002", health_listen="127.0.0.1:19002",
+                                         timers=None)], base) == []
+
+
+PREFIX = "site 'blog' (onebox_sites[0]): field "
+
+
+@pytest.mark.parametrize("timers,message", [
+    ({"nightly": NIGHTLY}, "'timers' must be a list of jobs, each with name, on_calendar and command, got dict"),
+    (["nightly"], "'timers[0]' must be a mapping with name, on_calendar and command, got str"),
+    ([dict(NIGHTLY, name=None)], "'timers[0].name' is required"),
+    ([dict(NIGHTLY, name="Nightly")], "'timers[0].name' must match ^[a-z0-9][a-z0-9-]{0,31}$"),
+    ([dict(NIGHTLY, name="a_b")], "'timers[0].name' must match"),
+    ([dict(NIGHTLY, name="a.timer")], "'timers[0].name' must match"),
+    ([dict(NIGHTLY, name="x" * 33)], "'timers[0].name' must match"),
+    ([NIGHTLY, dict(NIGHTLY)], "'timers[nightly].name' is already used by timers[0]"),
+    ([dict(NIGHTLY, on_calendar="")], "'timers[nightly].on_calendar' is required: a calendar in systemd's syntax"),
+    ([dict(NIGHTLY, on_calendar=None)], "'timers[nightly].on_calendar' is required"),
+    ([dict(NIGHTLY, on_calendar="daily\nhourly")], "'timers[nightly].on_calendar' must be one line"),
+    ([dict(NIGHTLY, command="")], "'timers[nightly].command' is required"),
+    ([dict(NIGHTLY, command="bin/../../x")],
+     "'timers[nightly].command' has the argument 'bin/../../x' with a '..' path part"),
+    ([dict(NIGHTLY, command="bin/blog --out ../x")], "'timers[nightly].command' has the argument '../x'"),
+    ([dict(NIGHTLY, command="bin/blog 'open")], "'timers[nightly].command' cannot be parsed"),
+    ([dict(NIGHTLY, command="a\nb")], "'timers[nightly].command' must be one line"),
+    ([dict(NIGHTLY, timeout=0)], "'timers[nightly].timeout' must be a number of seconds greater than 0"),
+    ([dict(NIGHTLY, timeout=-5)], "'timers[nightly].timeout' must be"),
+    ([dict(NIGHTLY, timeout="10m")], "'timers[nightly].timeout' must be"),
+    ([dict(NIGHTLY, timeout=True)], "'timers[nightly].timeout' must be"),
+    ([dict(NIGHTLY, timeout=86401)], "'timers[nightly].timeout' must be"),
+    ([dict(NIGHTLY, every="day")], "'timers[nightly].every' is not a known field of a job"),
+])
+def test_bad_timers_name_the_site_and_the_field(base, timers, message):
+    errs = errors([site(timers=timers)], base)
+    assert any(e.startswith(PREFIX + message) for e in errs), errs
+
+
+def test_normalized_jobs_carry_their_units_exec_start_and_timeout(base):
+    out = S.normalize_site(site(timers=[NIGHTLY, {"name": "tick", "on_calendar": " *:*:0/20 ",
+                                                  "command": "/bin/sh -c 'echo $HOME 100%'", "timeout": 5}]),
+                           role_settings(root="/srv/onebox"), base)
+    assert "timers" not in out
+    assert out["jobs"] == [
+        dict(name="nightly", on_calendar="*-*-* 03:00:00", command=NIGHTLY["command"],
+             exec_start="/srv/onebox/blog/current/bin/blog cleanup --days 30", timeout=600.0,
+             service_unit="blog_nightly.service", timer_unit="blog_nightly.timer"),
+        dict(name="tick", on_calendar="*:*:0/20", command="/bin/sh -c 'echo $HOME 100%'",
+             exec_start='/bin/sh -c "echo $$HOME 100%%"', timeout=5.0,
+             service_unit="blog_tick.service", timer_unit="blog_tick.timer")]
+    assert S.normalize_site(site(), role_settings(root="/srv/onebox"), base)["jobs"] == []
+
+
+def test_the_roll_unit_of_a_site_names_its_jobs(base):
+    out = S.normalize_site(site(timers=[NIGHTLY]), role_settings(root="/srv/onebox"), base)
+    assert P.roll_unit(out)["jobs"] == [dict(unit="blog_nightly.service", timeout=600.0)]
+    assert "jobs" not in P.roll_unit(S.normalize_site(site(), role_settings(root="/srv/onebox"), base))

@@ -101,6 +101,10 @@ CASES = {
     "traefik-3.6": ([site("blog", 8001, domain="blog.example.org")], {"version": "v3.6.2"}),
     # overlap strategy: the health check goes to the public port (no "port").
     "overlap": ([site("blog", 8001, domain="blog.example.org", strategy="overlap")], {}),
+    # blog in maintenance (its own middleware stays, no retry; its service stays), shop as ever.
+    "maintenance": ([site("blog", 8001, domain="blog.example.org", maintenance=True),
+                     site("shop", 8002, domain="shop.example.org")],
+                    {"site_options": {"blog": {"middlewares": ["blog-auth"]}}}),
     # No routed site at all: an empty but valid file (removes every onebox route).
     "empty": ([site("worker", 8004)], {}),
 }
