@@ -7,6 +7,7 @@ itself.
 """
 
 import difflib
+import fcntl
 import json
 import os
 import re
@@ -196,6 +197,41 @@ def pytest_assertrepr_compare(op, left, right):
         left.count("\n") + 1, right.count("\n") + 1)] + diff[2:400]
 
 
+# Measurements under load take the machine's load lock: one at a time across
+# the scenarios that `make molecule` runs side by side. Two loads at once on
+# 2 cores measure each other (default and trixie run the same tests in the
+# same order, and reach their unpaced restarts together).
+LOAD_LOCK = os.environ.get("ONEBOX_LOAD_LOCK", os.path.join(tempfile.gettempdir(), "onebox-molecule-load.lock"))
+_LOAD = {"handle": None, "since": 0.0}
+
+
+def hold_machine_for_load():
+    """Take the load lock (waiting for another scenario's measurement to end) unless this
+    process holds it; released by release_machine_for_load, or at the end of the test."""
+    if _LOAD["handle"] is not None:
+        return
+    handle = open(LOAD_LOCK, "a")
+    began = time.monotonic()
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    _LOAD.update(handle=handle, since=time.monotonic())
+    if _LOAD["since"] - began > 1:
+        print("load lock: waited %.1f s for another scenario's measurement under load" % (_LOAD["since"] - began))
+
+
+def release_machine_for_load():
+    handle, _LOAD["handle"] = _LOAD["handle"], None
+    if handle is not None:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+@pytest.fixture(autouse=True)
+def _load_lock_ends_with_the_test():
+    """A test that failed between starting and stopping its load frees the machine."""
+    yield
+    release_machine_for_load()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -328,6 +364,7 @@ def start_paced_load(host, sites, target=public_url, timeouts=None):
     failed what its clients did not get within that time; else one wrk whose
     clients wait 10 s.
     """
+    hold_machine_for_load()
     host.check_output("printf 'function delay()\\n  return 5\\nend\\n' > /tmp/pace.lua")
     for s in sites:
         for timeout in timeouts or [None]:
@@ -349,6 +386,7 @@ def paced_load_results(host, sites, timeouts=None):
     deadline = time.monotonic() + 20
     while host.run("pgrep -x wrk").rc == 0 and time.monotonic() < deadline:
         time.sleep(0.2)
+    release_machine_for_load()
     if timeouts is None:
         return dict((s["name"], parse_wrk(host.file(_wrk_log(s)).content_string)) for s in sites)
     return dict((s["name"], dict((t, parse_wrk(host.file(_wrk_log(s, t)).content_string)) for t in timeouts))

@@ -6,8 +6,8 @@ import time
 
 import pytest
 from conftest import (MAX_EXPOSURE, PROJECT, assert_each_alias_failed, assert_past_default_start_limit,
-                      default_start_limit, exposure, journal_events, print_table, process_status, public_url,
-                      site_service_units, start_paced_load, stop_paced_load)
+                      default_start_limit, exposure, hold_machine_for_load, journal_events, print_table,
+                      process_status, public_url, site_service_units, start_paced_load, stop_paced_load)
 
 SECRET = "onebox-molecule-secret-5f2c"
 # Every site's secret (molecule.yml): the checks below cover each of them.
@@ -111,6 +111,7 @@ def test_site_services_are_sandboxed_with_exposure_at_most_2(host, sites):
 def test_restarts_under_load_drop_nothing(host, sites):
     """wrk keeps loading all three sites while each is restarted 10 times, and more until more starts
     fell into one interval than systemd's default start limit allows."""
+    hold_machine_for_load()
     with open(os.path.join(PROJECT, "tests", "harness", "restart_under_load.py")) as handle:
         script = handle.read()
     host.check_output("cat > /usr/local/bin/restart_under_load.py <<'ONEBOX_EOF'\n%s\nONEBOX_EOF" % script)

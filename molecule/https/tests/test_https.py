@@ -18,7 +18,7 @@ import time
 from shlex import quote
 
 import pytest
-from conftest import PROJECT, print_table
+from conftest import PROJECT, hold_machine_for_load, print_table, release_machine_for_load
 
 ROOTS = "/etc/onebox-test/pebble-roots.pem"
 API = "http://127.0.0.1:8080"
@@ -59,6 +59,7 @@ def wait_for(check, timeout, step=0.5):
 
 def start_load(host, sites, connections=4):
     """Paced wrk per site through stunnel (each connection waits 5 ms between requests)."""
+    hold_machine_for_load()
     host.check_output("printf 'function delay()\\n  return 5\\nend\\n' > /tmp/pace.lua")
     for site in sites:
         name, port = CLIENTS[site["name"]]
@@ -76,6 +77,7 @@ def stop_load(host, sites, case, **extra):
     time.sleep(1)
     host.run("pkill -INT -x wrk")
     wait_for(lambda: host.run("pgrep -x wrk").rc != 0, 20, 0.2)
+    release_machine_for_load()
     total = dict(case=case, requests=0, failed=0, connect=0, read=0, timeout=0, non_2xx=0, max_ms=0.0)
     for site in sites:
         res = parse_wrk(host.file("/tmp/wrk-%s.txt" % site["name"]).content_string)

@@ -31,7 +31,8 @@ import os
 import shutil
 
 import pytest
-from conftest import PROJECT, paced_load_results, print_table, public_url, run_playbook, start_paced_load
+from conftest import (PROJECT, hold_machine_for_load, paced_load_results, print_table, public_url, run_playbook,
+                      start_paced_load)
 
 AUDIT_LOG = "/var/log/onebox/deploy.jsonl"
 SITE_DIR = "/srv/onebox/notes"
@@ -140,6 +141,7 @@ def test_deploy_that_migrates_the_schema_under_write_load_snapshots_first_and_fa
     hook.write_text("---\n- name: Migrate the notes database to schema 2 while 1.0.0 serves\n"
                     "  ansible.builtin.command:\n    argv: [runuser, -u, notes, --, python3, -c, %s]\n"
                     "  changed_when: true\n" % json.dumps(migrate))
+    hold_machine_for_load()
     host.check_output("printf 'wrk.method = \"POST\"\\nwrk.body = \"note\"\\n"
                       "function delay()\\n  return 5\\nend\\n' > /tmp/post.lua")
     host.check_output("nohup wrk -t1 -c8 -d900s --timeout 10s --latency -s /tmp/post.lua %s > /tmp/wrk-notes.txt "

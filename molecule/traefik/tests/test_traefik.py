@@ -6,7 +6,8 @@ import re
 import time
 
 import pytest
-from conftest import MAX_EXPOSURE, PROJECT, exposure, print_table, process_status, site_service_units
+from conftest import (MAX_EXPOSURE, PROJECT, exposure, hold_machine_for_load, print_table, process_status,
+                      site_service_units)
 
 API = "http://127.0.0.1:8080"
 ENTRY = "http://127.0.0.1:80/"
@@ -142,6 +143,7 @@ def test_restarts_under_load_through_traefik_drop_nothing(host, sites):
     """Paced wrk through Traefik to all three sites while each is restarted 5 times."""
     install_harness(host)
     args = " ".join("--site %s,%s,%s" % (s["name"], hosts_of(s)[0], readiness_url(s)) for s in sites)
+    hold_machine_for_load()
     pid = host.check_output("systemctl show -p MainPID --value traefik.service")
     report = json.loads(host.check_output(
         "python3 /usr/local/bin/traefik_load.py --restarts 5 --connections 4 %s" % args))
@@ -164,6 +166,7 @@ def _parse_wrk():
 
 def test_deploy_playbook_through_traefik_drops_nothing(host, sites, playbook):
     """onebox.deploy.deploy ships a new release of every site while wrk loads them through Traefik."""
+    hold_machine_for_load()
     parse_wrk = _parse_wrk()
     host.check_output("printf 'function delay()\\n  return 5\\nend\\n' > /tmp/pace.lua")
     for s in sites:
@@ -200,6 +203,7 @@ def test_a_killed_site_is_down_and_fails_fast_others_unaffected(host, sites):
     install_harness(host)
     others = [s for s in sites if s["name"] != "blog"]
     args = " ".join("--site %s,%s,%s" % (s["name"], hosts_of(s)[0], readiness_url(s)) for s in others)
+    hold_machine_for_load()
     host.check_output("rm -f /tmp/others.json; nohup sh -c 'python3 /usr/local/bin/traefik_load.py --restarts 0 "
                       "--settle 6 %s > /tmp/others.json' >/dev/null 2>&1 &" % args)
     dropin = "/run/systemd/system/blog.service.d"
