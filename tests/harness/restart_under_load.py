@@ -187,6 +187,9 @@ def main():
                         help="after --restarts, keep restarting each site until more than BURST of its starts "
                              "fell within SECONDS (at most --max-restarts in all)")
     parser.add_argument("--max-restarts", type=int, default=40)
+    parser.add_argument("--pace-ms", type=float, default=0,
+                        help="each wrk connection waits this long after an answer before its next request "
+                             "(0: as fast as it can)")
     args = parser.parse_args()
 
     sites = []
@@ -198,13 +201,18 @@ def main():
     since = time.time()
     auto_before = {site["name"]: n_restarts(site["unit"]) for site in sites}
     wrks = {}
+    pace = []
+    if args.pace_ms:
+        with open("/tmp/restart-under-load-pace.lua", "w") as handle:
+            handle.write("function delay()\n  return %g\nend\n" % args.pace_ms)
+        pace = ["-s", "/tmp/restart-under-load-pace.lua"]
     for site in sites:
         # The load generator yields the CPU (nice 10) to the sites it loads and to the host: unpaced,
         # three wrk processes want three cores, and on a 2-core host that starved the restarts they
         # measure (a warm-up of 0.7 s took over 10 s: 8 timeouts) and every other process with them.
         wrks[site["name"]] = subprocess.Popen(
-            ["nice", "-n", "10", "wrk", "-t1", "-c%d" % args.connections, "-d600s", "--timeout", "10s", "--latency",
-             site["url"]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            ["nice", "-n", "10", "wrk", "-t1", "-c%d" % args.connections, "-d600s", "--timeout", "10s", "--latency"]
+            + pace + [site["url"]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(args.settle)
 
     reports = {site["name"]: {"errors": []} for site in sites}
