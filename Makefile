@@ -26,13 +26,12 @@ TRAEFIK_PREVIOUS ?= 3.7.13
 # The order the Molecule scenarios start in, three at a time: chosen from their
 # wall times in CI's last `make test` (multihost 1415 s, default 1239, traefik
 # 1152, trixie 1094, rollback 1049, https 862, apps 387, ops 340, rbdata 291,
-# quickstart 96): longest first, so that the last ends soonest (about 2630 s
+# quickstart 96): longest first, so that the last ends soonest (about 2680 s
 # with these times); default and trixie (the same tests on Debian 12 and 13)
-# start apart. Four at a time kept the 2 cores busy all the time and made
-# every scenario slower: about twice as long with the controller's weight at
-# 512 (tests/harness/controller-cgroup.sh), and two failed counts of apps and
-# https with none. Measurements under load share a lock
-# (molecule/shared/conftest.py) in which an unpaced load runs alone.
+# start apart. The machine is busy all the time with three: four made every
+# scenario slower (default took about twice as long). Measurements under load
+# share a lock (molecule/shared/conftest.py) in which the restarts of default
+# and trixie run alone.
 SCENARIOS ?= multihost default traefik trixie rollback https apps ops rbdata quickstart
 
 .PHONY: help venv host host-demo demo-deps collection lint changelog-lint sanity galaxy-check unit matrix e2e-versions controllers checks-then-controllers molecule test demo bench-roll bench-traefik bench bench-scale clean
@@ -163,15 +162,9 @@ molecule: venv host collection
 # controllers' other checks (sanity on each version, one at a time, then
 # e2e-versions); one make, so `host` is prepared once for both; each prints
 # its output when it ends, and a failure in either fails the run.
-#
-# Both steps run with the controller's processes in a CPU cgroup of their own
-# that weighs as much as the test containers' group (tests/harness/controller-cgroup.sh):
-# on cgroup v1 each busy controller process weighed as much as all the
-# containers together, and the hosts under test starved.
 test: venv host collection
-	bash tests/harness/controller-cgroup.sh env $(MATRIX_UNIT_RUN)
-	bash tests/harness/controller-cgroup.sh env ONEBOX_MATRIX_STEPS=sanity ONEBOX_MATRIX_JOBS=1 \
-	  $(MAKE) -j2 --output-sync=target checks-then-controllers molecule
+	$(MATRIX_UNIT_RUN)
+	ONEBOX_MATRIX_STEPS=sanity ONEBOX_MATRIX_JOBS=1 $(MAKE) -j2 --output-sync=target checks-then-controllers molecule
 
 checks-then-controllers: venv host collection
 	$(MAKE) lint changelog-lint galaxy-check
