@@ -198,16 +198,16 @@ def pytest_assertrepr_compare(op, left, right):
 
 
 # Measurements under load share the machine's load lock: `make molecule` runs
-# scenarios side by side, and their paced loads (wrk at a set pace) may
-# overlap, but an unpaced one (wrk as fast as it can, on every site: the
-# restarts in default and trixie) holds it alone. Two such loads at once, or
-# one beside paced ones, on 2 cores measure each other, not the deploy.
+# scenarios side by side, and their loads (wrk, 5 ms between an answer and the
+# next request) may overlap, but the heaviest (the restarts of default and
+# trixie: 2 ms, on every site) holds it alone. Two such loads at once, or one
+# beside others, on 2 cores measure each other, not the deploy.
 LOAD_LOCK = os.environ.get("ONEBOX_LOAD_LOCK", os.path.join(tempfile.gettempdir(), "onebox-molecule-load.lock"))
 _LOAD = {"handle": None}
 
 
 def hold_machine_for_load(alone=False):
-    """Take the load lock, shared (a paced load) or alone (an unpaced one), waiting as long as
+    """Take the load lock, shared (a load at 5 ms) or alone (the heaviest), waiting as long as
     another scenario's measurement needs it, unless this process holds it; released by
     release_machine_for_load, or at the end of the test."""
     if _LOAD["handle"] is not None:
