@@ -366,12 +366,42 @@ class SiteFiles(object):
             raise SiteFilesError(exc.msg)
 
     # --- removal -----------------------------------------------------------------
-    def remove(self, site, purge=False):
-        """``state: absent``: stop and disable the site's units (socket first),
-        remove its unit files and environment file, and with *purge* its
-        directory; delete its account only when this collection created it."""
+    def remove_many(self, sites):
+        """``state: absent`` for each of *sites* (each with ``purge``): stop and
+        disable its units, remove its unit files and environment file, and with
+        ``purge`` its directory; delete its account only when this collection
+        created it. Every site is planned before any changes (a unit of one
+        that this collection did not write fails the run before the others are
+        touched); then their units stop together, the timers and sockets of
+        all first, so no connection starts a service again, then the services
+        (each drains meanwhile, all at once); one ``disable`` without a reload
+        (the files go next, and one reload follows). Returns ``{name: result}``."""
+        plans = [self._plan_removal(site, purge=bool(site.get("purge"))) for site in sites]
+        results = dict((plan["name"], plan["result"]) for plan in plans)
+        acting = [plan for plan in plans if plan["result"]["changed"]]
+        if acting:
+            self.changed = True
+        if self.check_mode or not acting:
+            return results
+        first = [u for plan in acting for u in plan["first"]]
+        then = [u for plan in acting for u in plan["then"]]
+        names = ", ".join(plan["name"] for plan in acting if plan["first"] or plan["then"])
+        try:
+            self.systemd.mutate("stop", *first)
+            self.systemd.mutate("stop", *then)
+            self.systemd.mutate("disable", *(first + then), no_reload=True)
+            self.reset_failed([u for plan in acting for u in plan["job_services"]])
+        except SystemdError as exc:
+            raise SiteFilesError("site %s: %s" % (names, exc.msg))
+        for plan in acting:
+            self._remove_files_and_account(plan)
+        return results
+
+    def _plan_removal(self, site, purge):
+        """What removing *site* stops and removes (nothing changes here)."""
         name = site["name"]
         result = dict(changed=False, stopped=[], removed=[], account_deleted=False, purged=None)
+        plan = dict(name=name, site=site, result=result, first=[], then=[], job_services=[], ours=[], state=None)
         paths = [self.unit_path(u) for u in ("%s.socket" % name, "%s.service" % name, "%s@.service" % name)]
         ours = [p for p in paths if os.path.isfile(p)
                 and self.marker in (read_bytes(p) or b"").decode("utf-8", "replace")]
@@ -400,28 +430,26 @@ class SiteFiles(object):
         delete_user = state["user_exists"] and state["user_ours"] and not site.get("user_shared")
         purge_dir = purge and os.path.isdir(site["site_dir"])
         if not (ours or removable or delete_user or purge_dir):
-            return result
+            return plan
         result["changed"] = True
-        self.changed = True
         # Only units this collection wrote: a unit of that name from elsewhere is not ours to stop.
         result["stopped"] = units if ours else []
         result["removed"] = removable
         result["account_deleted"] = delete_user
         result["purged"] = site["site_dir"] if purge_dir else None
-        if self.check_mode:
-            return result
-        try:
-            for verb in ("stop", "disable"):
-                for unit in result["stopped"]:
-                    self.systemd.mutate(verb, unit)
-            self.reset_failed([u for u in result["stopped"] if u in jobs and u.endswith(".service")])
-        except SystemdError as exc:
-            raise SiteFilesError("site %s: %s" % (name, exc.msg))
-        for path in removable:
+        plan["first"] = [u for u in result["stopped"] if u.endswith((".timer", ".socket"))]
+        plan["then"] = [u for u in result["stopped"] if u not in plan["first"]]
+        plan["job_services"] = [u for u in result["stopped"] if u in jobs and u.endswith(".service")]
+        plan.update(ours=ours, state=state)
+        return plan
+
+    def _remove_files_and_account(self, plan):
+        site, result, state = plan["site"], plan["result"], plan["state"]
+        for path in result["removed"]:
             remove_file(path)
-        if ours:
+        if plan["ours"]:
             self.reload_needed = True
-        if delete_user:
+        if result["account_deleted"]:
             self.run(["userdel", site["user"]], site, "user")
             try:
                 grp.getgrnam(site["group"])
@@ -430,6 +458,5 @@ class SiteFiles(object):
             else:
                 if state["group_ours"]:
                     self.run(["groupdel", site["group"]], site, "group")
-        if purge_dir:
+        if result["purged"]:
             shutil.rmtree(site["site_dir"])
-        return result

@@ -97,7 +97,7 @@ class Systemctl(object):
         return dict((unit, found.get(unit, {})) for unit in units)
 
     def mutate(self, verb, *units, **kwargs):
-        """``systemctl VERB [--no-block] [--signal=SIG] UNIT...``; raises on failure."""
+        """``systemctl VERB [--no-block] [--signal=SIG] [--now] [--no-reload] UNIT...``; raises on failure."""
         units = [u for u in units if u]
         if not units:
             return
@@ -108,6 +108,8 @@ class Systemctl(object):
             args.append('--signal=%s' % kwargs['signal'])
         if kwargs.get('now'):
             args.append('--now')
+        if kwargs.get('no_reload'):
+            args.append('--no-reload')
         args.append('--')
         args.extend(units)
         self.changed = True

@@ -30,7 +30,9 @@ description:
     disables and removes the timer units of jobs a site no longer has.
   - With O(absent), stops and disables a site's units (its jobs' timers and services too), removes its unit files and
     environment file, and with
-    C(purge) its directory; its account is deleted only when this collection created it.
+    C(purge) its directory; its account is deleted only when this collection created it. Every site of O(absent) is
+    checked before any is touched; then the timers and sockets of all stop in one call, so no connection starts a
+    service again, and their services in one more (they drain at once).
 author: onebox.deploy contributors (!UNKNOWN)
 extends_documentation_fragment:
   - onebox.deploy.host_paths
@@ -275,8 +277,7 @@ def main():
     removed = {}
     try:
         # Removals first: a site may take over the port of one removed in the same run.
-        for site in params["absent"]:
-            removed[site["name"]] = installer.remove(site, purge=bool(site.get("purge")))
+        removed = installer.remove_many(params["absent"])
         if installer.reload_needed and not module.check_mode:
             installer.systemd.daemon_reload()
             installer.reload_needed = False

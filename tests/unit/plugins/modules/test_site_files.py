@@ -406,9 +406,12 @@ def test_removing_a_site_stops_and_disables_its_units_and_removes_its_files(host
     assert res["removed"] == {"blog": dict(changed=True, stopped=["blog.socket", "blog.service"],
                                            removed=[socket, service, env, env_previous], account_deleted=True,
                                            purged=None)}
-    # the socket first, so no connection starts the service again; one reload once the files are gone
+    # the socket first, so no connection starts the service again; one disable without a reload, one reload
+    # once the files are gone
     assert host.systemctl_verbs() == [["stop", "blog.socket"], ["stop", "blog.service"],
-                                      ["disable", "blog.socket"], ["disable", "blog.service"], ["daemon-reload"]]
+                                      ["disable", "blog.socket", "blog.service"], ["daemon-reload"]]
+    (disable,) = [c for c in host.commands("systemctl") if c[1] == "disable"]
+    assert "--no-reload" in disable
     assert not any(os.path.lexists(p) for p in (socket, service, env, env_previous))
     # the account it created goes, with its group
     accounts = [c for c in host.mutations if c[0] in ("userdel", "groupdel")]
@@ -432,7 +435,8 @@ def test_removing_an_overlap_site_stops_every_instance_systemd_knows(host, dirs)
     assert removed["removed"][:2] == [str(dirs["unit_dir"] / "blog.socket"), str(dirs["unit_dir"] / "blog@.service")]
     (listing,) = [c for c in host.commands("systemctl") if c[1] == "list-units"]
     assert listing[-1] == "blog@*.service"
-    assert [v for v in host.systemctl_verbs() if v[0] == "stop"] == [["stop", u] for u in removed["stopped"]]
+    assert [v for v in host.systemctl_verbs() if v[0] == "stop"] == [["stop", "blog.socket"],
+                                                                      ["stop"] + removed["stopped"][1:]]
     assert host.units["blogs@1.service"]["ActiveState"] == "active"
 
 
@@ -509,13 +513,39 @@ def test_units_of_that_name_are_stopped_only_when_their_files_are_ours(host, dir
     assert host.systemctl_verbs() == [] and host.units["blog.service"]["ActiveState"] == "active"
 
 
+def test_several_sites_are_planned_first_then_stopped_together(host, dirs):
+    """Removing several sites: every socket stops before any service, the services in one call (they
+    drain at once, not one after another: 50 sites took 26 s), one disable without a reload, one reload."""
+    for name in ("blog", "shop"):
+        installed(host, dirs, name=name)
+    host.calls = []
+    failed, res = run(host, dirs, [], absent=[absent_entry(dirs, "blog"), absent_entry(dirs, "shop")])
+    assert not failed, res.get("msg")
+    assert host.systemctl_verbs() == [["stop", "blog.socket", "shop.socket"], ["stop", "blog.service", "shop.service"],
+                                      ["disable", "blog.socket", "shop.socket", "blog.service", "shop.service"],
+                                      ["daemon-reload"]]
+    assert [c for c in host.mutations if c[0] == "userdel"] == [["userdel", "blog"], ["userdel", "shop"]]
+    assert not (dirs["unit_dir"] / "blog.socket").exists() and not (dirs["unit_dir"] / "shop.socket").exists()
+
+
+def test_a_foreign_unit_of_a_later_site_fails_before_an_earlier_site_is_touched(host, dirs):
+    installed(host, dirs, name="blog")
+    (dirs["unit_dir"] / "shop.service").write_text("[Service]\nExecStart=/bin/true\n")
+    host.calls = []
+    failed, res = run(host, dirs, [], absent=[absent_entry(dirs, "blog"), absent_entry(dirs, "shop")])
+    assert failed
+    assert "site shop: field 'name': %s was not written by onebox.deploy" % (dirs["unit_dir"] / "shop.service") \
+        in res["msg"]
+    assert host.mutations == [] and (dirs["unit_dir"] / "blog.socket").exists()
+
+
 def test_removals_go_before_installs(host, dirs):
     installed(host, dirs, name="wiki")
     failed, res = run(host, dirs, [files_entry(dirs, name="shop")], absent=[absent_entry(dirs, "wiki")])
     assert not failed, res.get("msg")
     assert res["removed"]["wiki"]["changed"] is True and res["sites"]["shop"]["changed"] is True
     steps = [c[0] if c[0] != "systemctl" else " ".join(c[1:2] + c[-1:]) for c in host.mutations]
-    assert steps == ["stop wiki.socket", "stop wiki.service", "disable wiki.socket", "disable wiki.service",
+    assert steps == ["stop wiki.socket", "stop wiki.service", "disable wiki.service",
                      "userdel", "daemon-reload daemon-reload", "groupadd", "useradd", "daemon-reload daemon-reload",
                      "enable shop.socket", "enable shop.service"]
     assert not (dirs["unit_dir"] / "wiki.socket").exists() and (dirs["unit_dir"] / "shop.socket").exists()
@@ -618,7 +648,9 @@ def test_removing_a_site_stops_disables_and_removes_its_jobs(host, dirs):
     for unit in ("blog_nightly.timer", "blog_nightly.service"):
         assert str(dirs["unit_dir"] / unit) in removed["removed"]
         assert not (dirs["unit_dir"] / unit).exists()
-    assert host.systemctl_verbs()[:2] == [["stop", "blog_nightly.timer"], ["stop", "blog.socket"]]
+    # the timer and the socket first (no job and no connection starts anything), then the services
+    assert host.systemctl_verbs()[:2] == [["stop", "blog_nightly.timer", "blog.socket"],
+                                          ["stop", "blog.service", "blog_nightly.service"]]
 
 
 @pytest.mark.parametrize("state,verbs", [
