@@ -215,9 +215,15 @@ def test_a_crashed_plain_gunicorn_master_is_back_within_restart_sec_plus_warmup_
     assert host.check_output("systemctl show -p RestartUSec --value plain.service") == "1s"
     bound = 1.0 + float(PLAIN["env"]["APP_WARMUP"]) + 2
     start_paced_load(host, [PLAIN], timeouts=TIMEOUTS)
+    # Each crash once the master has both its workers: /readyz answers from the first, and on a
+    # loaded machine gunicorn booted the second a second later.
+    both_workers = ("for i in $(seq 300); do curl -fsS -o /dev/null --max-time 2 %sreadyz && [ \"$(pgrep -c -P "
+                    "\"$(systemctl show -p MainPID --value plain.service)\")\" = 2 ] && exit 0; sleep 0.1; done; "
+                    "echo 'plain: not ready with 2 workers within 30 s' >&2; exit 1" % public_url(PLAIN))
     for _ in range(3):
+        host.check_output(both_workers)
         CRASHES.append(crash_main(host, "plain.service", public_url(PLAIN)))
-        host.check_output("until curl -fsS --max-time 2 %sreadyz; do sleep 0.1; done" % public_url(PLAIN))
+    host.check_output(both_workers)
     load = paced_load_results(host, [PLAIN], timeouts=TIMEOUTS)["plain"]
     for r in CRASHES:
         print("kill -9 of the plain gunicorn master: %(workers)d workers gone after %(workers_gone_s)s s; a new "
