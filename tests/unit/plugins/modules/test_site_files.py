@@ -435,8 +435,8 @@ def test_removing_an_overlap_site_stops_every_instance_systemd_knows(host, dirs)
     assert removed["removed"][:2] == [str(dirs["unit_dir"] / "blog.socket"), str(dirs["unit_dir"] / "blog@.service")]
     (listing,) = [c for c in host.commands("systemctl") if c[1] == "list-units"]
     assert listing[-1] == "blog@*.service"
-    assert [v for v in host.systemctl_verbs() if v[0] == "stop"] == [["stop", "blog.socket"],
-                                                                      ["stop"] + removed["stopped"][1:]]
+    stops = [v for v in host.systemctl_verbs() if v[0] == "stop"]
+    assert stops == [["stop", "blog.socket"], ["stop"] + removed["stopped"][1:]]
     assert host.units["blogs@1.service"]["ActiveState"] == "active"
 
 
