@@ -24,11 +24,11 @@ ONEBOX_ACME_IMAGE ?= localhost/onebox-systemd:bookworm-acme
 # https scenario upgrades from it (its binary in .cache/traefik-VERSION/traefik).
 TRAEFIK_PREVIOUS ?= 3.7.13
 # The order the Molecule scenarios start in, three at a time: chosen from their
-# wall times in CI's last `make test` (multihost 1415 s, default 1239, traefik
-# 1152, trixie 1094, rollback 1049, https 862, apps 387, ops 340, rbdata 291,
-# quickstart 96): longest first, so that the last ends soonest (about 2680 s
-# with these times); default and trixie (the same tests on Debian 12 and 13)
-# start apart. The machine is busy all the time with three: four made every
+# wall times in a `make test` on a 2-core machine (multihost 1798 s, traefik
+# 1518, default 1210, trixie 905, https 872, rollback 684, ops 487, apps 426,
+# rbdata 247, quickstart 124): about longest first, so that the last ends
+# soonest (about 2790 s with these times; strictly longest first, 2820);
+# default and trixie (the same tests on Debian 12 and 13) start apart. The machine is busy all the time with three: four made every
 # scenario slower (default took about twice as long). Measurements under load
 # share a lock (molecule/shared/conftest.py) in which the restarts of default
 # and trixie run alone.
