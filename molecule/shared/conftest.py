@@ -69,9 +69,10 @@ def connection_vars():
         host_vars = dict((_expand(k), v) for k, v in data.get("provisioner", {}).get("inventory", {})
                          .get("host_vars", {}).items()).get(CONTAINER, {})
         out.update((k, _expand(v)) for k, v in host_vars.items())
-    if "podman inspect" in str(out.get("ansible_host", "")):
-        # The scenario's address lookup, resolved once here: as a template, Ansible ran
-        # `podman inspect` for every task of a run (40 times in a deploy of 3 sites).
+    if "{{" in str(out.get("ansible_host", "")):
+        # The scenario's address lookup (podman inspect of inventory_hostname), resolved once here:
+        # as a template, Ansible ran it for every task of a run (40 times in a deploy of 3 sites),
+        # and under another inventory name (alias_vars) it would name no container.
         out["ansible_host"] = container_address()
     return out
 
@@ -98,13 +99,10 @@ def container_address():
 
 
 def alias_vars(host_vars):
-    """Inventory variables of another name for the container: its connection,
-    its address resolved here (the scenario's templates it by inventory_hostname),
-    and *host_vars*."""
+    """Inventory variables of another name for the container: its connection and
+    address (connection_vars; over Podman, the container's name), and *host_vars*."""
     conn = connection_vars()
-    if conn["ansible_connection"] == "ssh":
-        conn["ansible_host"] = container_address()
-    else:
+    if conn["ansible_connection"] != "ssh":
         conn["ansible_host"] = CONTAINER
     return dict(conn, **host_vars)
 
