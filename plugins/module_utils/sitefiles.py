@@ -377,7 +377,7 @@ class SiteFiles(object):
         (each drains meanwhile, all at once); one ``disable`` without a reload
         (the files go next, and one reload follows). Returns ``{name: result}``."""
         plans = [self._plan_removal(site, purge=bool(site.get("purge"))) for site in sites]
-        results = dict((plan["name"], plan["result"]) for plan in plans)
+        results = dict((plan["site"]["name"], plan["result"]) for plan in plans)
         acting = [plan for plan in plans if plan["result"]["changed"]]
         if acting:
             self.changed = True
@@ -385,7 +385,7 @@ class SiteFiles(object):
             return results
         first = [u for plan in acting for u in plan["first"]]
         then = [u for plan in acting for u in plan["then"]]
-        names = ", ".join(plan["name"] for plan in acting if plan["first"] or plan["then"])
+        names = ", ".join(plan["site"]["name"] for plan in acting if plan["first"] or plan["then"])
         try:
             self.systemd.mutate("stop", *first)
             self.systemd.mutate("stop", *then)
@@ -401,7 +401,7 @@ class SiteFiles(object):
         """What removing *site* stops and removes (nothing changes here)."""
         name = site["name"]
         result = dict(changed=False, stopped=[], removed=[], account_deleted=False, purged=None)
-        plan = dict(name=name, site=site, result=result, first=[], then=[], job_services=[], ours=[], state=None)
+        plan = dict(site=site, result=result, first=[], then=[], job_services=[], ours=[], state=None)
         paths = [self.unit_path(u) for u in ("%s.socket" % name, "%s.service" % name, "%s@.service" % name)]
         ours = [p for p in paths if os.path.isfile(p)
                 and self.marker in (read_bytes(p) or b"").decode("utf-8", "replace")]
